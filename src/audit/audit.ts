@@ -1,0 +1,28 @@
+// Appends security events to the audit table, inside the caller's unit of work.
+import { AuditEvent, type AuditEventType } from '../db/entities.ts';
+import type { Em } from '../db/orm.ts';
+
+export interface RequestMeta {
+  readonly ipAddress: string | null;
+  readonly userAgent: string | null;
+}
+
+export interface AuditEntry {
+  readonly type: AuditEventType;
+  readonly userId?: string | null;
+  readonly sessionId?: string | null;
+  readonly detail?: Readonly<Record<string, string | number | boolean | null>>;
+}
+
+/** Queues the event on `em`; it is written with the surrounding transaction's flush. */
+export function audit(em: Em, meta: RequestMeta, entry: AuditEntry, at: Date): void {
+  em.create(AuditEvent, {
+    type: entry.type,
+    userId: entry.userId ?? null,
+    sessionId: entry.sessionId ?? null,
+    ipAddress: meta.ipAddress,
+    userAgent: meta.userAgent,
+    detail: entry.detail ? JSON.stringify(entry.detail) : null,
+    createdAt: at,
+  });
+}

@@ -1,0 +1,49 @@
+// login: email and password to a new session. Unknown email and wrong password look and take the same.
+
+import { audit, type RequestMeta } from '../audit/audit.ts';
+import type { Clock } from '../clock.ts';
+import { User } from '../db/entities.ts';
+import type { Em } from '../db/orm.ts';
+import { AuthError } from '../errors.ts';
+import type { IssuedTokens, Sessions } from '../sessions/sessions.ts';
+import type { PasswordHasher } from './passwords.ts';
+import { normalizeEmail, validatePassword } from './validate.ts';
+
+export interface LoginInput {
+  readonly email: string;
+  readonly password: string;
+}
+
+export interface LoginDeps {
+  readonly hasher: PasswordHasher;
+  readonly sessions: Sessions;
+  readonly clock: Clock;
+}
+
+export async function login(deps: LoginDeps, em: Em, input: LoginInput, meta: RequestMeta): Promise<IssuedTokens> {
+  const email = normalizeEmail(input.email);
+  const password = validatePassword(input.password);
+  const user = await em.findOne(User, { email });
+  const valid = await deps.hasher.verify(password, user?.passwordHash);
+  const now = new Date(deps.clock.now());
+  if (!user || !valid) {
+    audit(
+      em,
+      meta,
+      {
+        type: 'LOGIN_FAILED',
+        userId: user?.id ?? null,
+        detail: { reason: user ? (user.passwordHash ? 'WRONG_PASSWORD' : 'NO_PASSWORD') : 'UNKNOWN_EMAIL' },
+      },
+      now,
+    );
+    await em.flush();
+    throw new AuthError('INVALID_CREDENTIALS', 'The email or password is incorrect');
+  }
+  const { row, refreshToken } = await em.transactional(async (tx) => {
+    const opened = deps.sessions.open(tx, user, meta);
+    audit(tx, meta, { type: 'LOGIN_SUCCEEDED', userId: user.id, sessionId: opened.row.id }, now);
+    return opened;
+  });
+  return deps.sessions.issue(user, row, refreshToken);
+}

@@ -1,0 +1,61 @@
+// register: a new password account and its first session.
+import { randomUUID } from 'node:crypto';
+import { UniqueConstraintViolationException } from '@mikro-orm/core';
+import { audit, type RequestMeta } from '../audit/audit.ts';
+import type { Clock } from '../clock.ts';
+import { User } from '../db/entities.ts';
+import type { Em } from '../db/orm.ts';
+import { AuthError } from '../errors.ts';
+import type { IssuedTokens, Sessions } from '../sessions/sessions.ts';
+import type { PasswordHasher } from './passwords.ts';
+import { normalizeDisplayName, normalizeEmail, validatePassword } from './validate.ts';
+
+export interface RegisterInput {
+  readonly email: string;
+  readonly password: string;
+  readonly displayName?: string | null;
+}
+
+export interface RegisterDeps {
+  readonly hasher: PasswordHasher;
+  readonly sessions: Sessions;
+  readonly clock: Clock;
+}
+
+const emailTaken = () => new AuthError('EMAIL_TAKEN', 'An account with this email already exists', { field: 'email' });
+
+export async function register(
+  deps: RegisterDeps,
+  em: Em,
+  input: RegisterInput,
+  meta: RequestMeta,
+): Promise<IssuedTokens> {
+  const email = normalizeEmail(input.email);
+  const password = validatePassword(input.password);
+  const displayName = normalizeDisplayName(input.displayName);
+  if ((await em.count(User, { email })) > 0) throw emailTaken();
+  const passwordHash = await deps.hasher.hash(password);
+  const now = new Date(deps.clock.now());
+  try {
+    const { user, row, refreshToken } = await em.transactional(async (tx) => {
+      const user = tx.create(User, {
+        id: randomUUID(),
+        email,
+        passwordHash,
+        emailVerified: false,
+        displayName,
+        roles: 'USER',
+        createdAt: now,
+        updatedAt: now,
+      });
+      const opened = deps.sessions.open(tx, user, meta);
+      audit(tx, meta, { type: 'USER_REGISTERED', userId: user.id, sessionId: opened.row.id }, now);
+      return { user, ...opened };
+    });
+    return deps.sessions.issue(user, row, refreshToken);
+  } catch (error) {
+    // Two registrations of one email racing past the check above: the unique index decides.
+    if (error instanceof UniqueConstraintViolationException) throw emailTaken();
+    throw error;
+  }
+}

@@ -1,0 +1,89 @@
+// The persisted model: users, their sessions, and the audit trail of security events.
+import { defineEntity, type InferEntity, p } from '@mikro-orm/core';
+
+export const ROLES = ['USER', 'ADMIN'] as const;
+export type Role = (typeof ROLES)[number];
+
+export const REVOCATION_REASONS = [
+  'LOGOUT',
+  'REVOKED_BY_USER',
+  'REVOKED_BY_ADMIN',
+  'PASSWORD_CHANGED',
+  'PASSWORD_RESET',
+  'REFRESH_TOKEN_REUSE',
+  'ACCOUNT_DELETED',
+] as const;
+export type RevocationReason = (typeof REVOCATION_REASONS)[number];
+
+export const User = defineEntity({
+  name: 'User',
+  tableName: 'users',
+  properties: {
+    id: p.string().length(36).primary(),
+    email: p.string().length(254).unique(),
+    /** bcrypt hash; null for accounts that only sign in through OAuth. */
+    passwordHash: p.string().length(60).nullable(),
+    emailVerified: p.boolean().default(false),
+    displayName: p.string().length(100).nullable(),
+    roles: p.string().length(64).default('USER'),
+    createdAt: p.datetime(3),
+    updatedAt: p.datetime(3),
+  },
+});
+export type UserRow = InferEntity<typeof User>;
+
+export const Session = defineEntity({
+  name: 'Session',
+  tableName: 'sessions',
+  properties: {
+    id: p.string().length(36).primary(),
+    user: () => p.manyToOne(User).deleteRule('cascade'),
+    /** SHA-256 (hex) of the live refresh token; the token itself is never stored. */
+    refreshTokenHash: p.string().length(64),
+    /** SHA-256 of the token spent by the last rotation, kept to tell a racing tab from a replay. */
+    previousTokenHash: p.string().length(64).nullable(),
+    rotatedAt: p.datetime(3).nullable(),
+    createdAt: p.datetime(3),
+    lastUsedAt: p.datetime(3),
+    /** When the current refresh token expires (slides with each rotation). */
+    expiresAt: p.datetime(3),
+    /** The absolute end of the session, however often it is refreshed. */
+    maxExpiresAt: p.datetime(3),
+    userAgent: p.string().length(512).nullable(),
+    ipAddress: p.string().length(45).nullable(),
+    revokedAt: p.datetime(3).nullable().index(),
+    revokedReason: p.string().length(32).nullable(),
+  },
+});
+export type SessionRow = InferEntity<typeof Session>;
+
+export const AUDIT_EVENT_TYPES = [
+  'USER_REGISTERED',
+  'LOGIN_SUCCEEDED',
+  'LOGIN_FAILED',
+  'TOKEN_REFRESHED',
+  'REFRESH_TOKEN_REUSE_DETECTED',
+  'SESSION_REVOKED',
+  'PASSWORD_CHANGED',
+] as const;
+export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
+
+export const AuditEvent = defineEntity({
+  name: 'AuditEvent',
+  tableName: 'audit_events',
+  properties: {
+    id: p.bigint('number').primary().autoincrement(),
+    type: p.string().length(40),
+    /** Not a foreign key: the trail outlives the account (anonymised on deletion). */
+    userId: p.string().length(36).nullable().index(),
+    sessionId: p.string().length(36).nullable(),
+    ipAddress: p.string().length(45).nullable(),
+    userAgent: p.string().length(512).nullable(),
+    /** JSON object with event-specific facts; never a secret. */
+    detail: p.text().nullable(),
+    createdAt: p.datetime(3).index(),
+  },
+});
+export type AuditEventRow = InferEntity<typeof AuditEvent>;
+
+export const entities = [User, Session, AuditEvent];

@@ -1,0 +1,19 @@
+// `npm run migrate`: applies pending migrations to DATABASE_URL and exits.
+import { readFileSync } from 'node:fs';
+import { ConfigError, loadConfig } from '../config.ts';
+import { migrate } from './migrate.ts';
+import { createOrm } from './orm.ts';
+
+try {
+  const config = loadConfig(process.env, (path) => readFileSync(path, 'utf8'));
+  const orm = await createOrm(config.database);
+  try {
+    const applied = await migrate(orm);
+    console.log(applied.length ? `applied ${applied.join(', ')}` : 'database is up to date');
+  } finally {
+    await orm.close();
+  }
+} catch (error) {
+  console.error(error instanceof ConfigError ? `configuration error: ${error.message}` : error);
+  process.exitCode = 1;
+}

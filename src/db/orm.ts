@@ -1,0 +1,85 @@
+// MikroORM set-up for both dialects: node:sqlite (embedded default) and MySQL/MariaDB.
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Migrator } from '@mikro-orm/migrations';
+import { MySqlDriver } from '@mikro-orm/mysql';
+import { MikroORM, type SqlEntityManager, SqliteDriver } from '@mikro-orm/sql';
+import { SqliteDialect } from 'kysely';
+import type { DatabaseConfig } from '../config.ts';
+import { entities } from './entities.ts';
+
+export type Orm = MikroORM;
+export type Em = SqlEntityManager;
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const migrationsPath = (dialect: DatabaseConfig['dialect']) => resolve(root, 'migrations', dialect);
+
+/** A Kysely dialect over node:sqlite with the pragmas a server wants: WAL, a busy timeout, foreign keys. */
+function nodeSqliteDialect(path: string) {
+  return new SqliteDialect({
+    database: () => {
+      const { DatabaseSync } = process.getBuiltinModule('node:sqlite');
+      const db = new DatabaseSync(path);
+      db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;');
+      db.exec('PRAGMA foreign_keys = ON;');
+      return {
+        prepare(sql: string) {
+          const stmt = db.prepare(sql);
+          return {
+            reader: /^\s*(select|pragma|explain|with)/i.test(sql) || /\breturning\b/i.test(sql),
+            all: (params: readonly unknown[]) => stmt.all(...(params as never[])),
+            run: (params: readonly unknown[]) => stmt.run(...(params as never[])),
+            get: (params: readonly unknown[]) => stmt.get(...(params as never[])),
+            iterate: (params: readonly unknown[]) => stmt.iterate(...(params as never[])),
+          };
+        },
+        close: () => db.close(),
+      } as never;
+    },
+  });
+}
+
+type Options = NonNullable<Parameters<typeof MikroORM.init>[0]>;
+
+export function ormOptions(database: DatabaseConfig): Options {
+  const common = {
+    entities,
+    extensions: [Migrator],
+    allowGlobalContext: false,
+    forceUtcTimezone: true,
+    debug: false,
+    migrations: {
+      path: migrationsPath(database.dialect),
+      glob: '!(*.d).{js,ts}',
+      emit: 'ts' as const,
+      snapshot: false,
+      silent: true,
+    },
+  };
+  if (database.dialect === 'sqlite') {
+    const path = database.path === ':memory:' ? database.path : resolve(database.path);
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    return {
+      ...common,
+      driver: SqliteDriver,
+      dbName: path,
+      driverOptions: nodeSqliteDialect(path),
+    } as unknown as Options;
+  }
+  return {
+    ...common,
+    driver: MySqlDriver,
+    host: database.host,
+    port: database.port,
+    user: database.user,
+    password: database.password,
+    dbName: database.dbName,
+    timezone: '+00:00',
+    pool: { min: 1, max: 10 },
+  } as unknown as Options;
+}
+
+export async function createOrm(database: DatabaseConfig): Promise<Orm> {
+  return (await MikroORM.init(ormOptions(database))) as Orm;
+}

@@ -1,0 +1,139 @@
+// node:http + graphql-yoga + graphql-ws on one port and one path (/graphql).
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { GraphQLSchema } from 'graphql';
+import { useServer } from 'graphql-ws/use/ws';
+import { createYoga, type Plugin } from 'graphql-yoga';
+import type { Logger } from 'pino';
+import { WebSocketServer } from 'ws';
+import type { Orm } from '../db/orm.ts';
+import { AuthError } from '../errors.ts';
+import type { Context, Services } from '../schema/context.ts';
+import { createMaskError, toGraphQLError } from '../schema/errors.ts';
+import type { AccessClaims } from '../tokens/claims.ts';
+import type { AccessTokenVerifier } from '../tokens/verify.ts';
+import { authenticate } from './authenticate.ts';
+import { requestMeta } from './request-meta.ts';
+
+export interface HttpDeps {
+  readonly schema: GraphQLSchema;
+  readonly orm: Orm;
+  readonly services: Services;
+  readonly verify: AccessTokenVerifier;
+  readonly logger: Logger;
+  readonly plugins: Plugin[];
+  readonly graphiql: boolean;
+  readonly trustProxy: boolean;
+  readonly corsOrigins: readonly string[];
+}
+
+interface ServerContext {
+  req?: IncomingMessage;
+  /** Set for operations over WebSocket: the claims verified at connection_init. */
+  socketAuth?: AccessClaims | null;
+}
+
+export interface HttpServer {
+  readonly server: Server;
+  /** Stops accepting, closes WebSockets with 1001, drains in-flight requests. */
+  close(): Promise<void>;
+}
+
+export function createHttpServer(deps: HttpDeps): HttpServer {
+  const yoga = createYoga<ServerContext, Context>({
+    schema: deps.schema,
+    graphqlEndpoint: '/graphql',
+    healthCheckEndpoint: '/healthz',
+    landingPage: false,
+    graphiql: deps.graphiql ? { title: 'Auth server', subscriptionsProtocol: 'WS' } : false,
+    maskedErrors: { maskError: createMaskError(deps.logger) },
+    cors: deps.corsOrigins.length
+      ? { origin: [...deps.corsOrigins], credentials: false, allowedHeaders: ['authorization', 'content-type'] }
+      : false,
+    logging: {
+      debug: (...args) => deps.logger.debug(args.map(String).join(' ')),
+      info: (...args) => deps.logger.info(args.map(String).join(' ')),
+      warn: (...args) => deps.logger.warn(args.map(String).join(' ')),
+      error: (...args) => deps.logger.error(args.map(String).join(' ')),
+    },
+    plugins: deps.plugins,
+    context: async ({ request, req, socketAuth }) => {
+      let auth = socketAuth;
+      if (auth === undefined) {
+        try {
+          auth = await authenticate(request.headers.get('authorization'), deps.verify);
+        } catch (error) {
+          throw error instanceof AuthError ? toGraphQLError(error) : error;
+        }
+      }
+      let em: Context['em'] | undefined;
+      return {
+        auth,
+        meta: requestMeta(req, request.headers, deps.trustProxy),
+        services: deps.services,
+        signedIn: new Set<string>(),
+        get em() {
+          em ??= deps.orm.em.fork() as Context['em'];
+          return em;
+        },
+      };
+    },
+  });
+
+  const server = createServer(yoga);
+  const wss = new WebSocketServer({ server, path: '/graphql' });
+
+  useServer<{ authorization?: unknown }, { auth?: AccessClaims | null }>(
+    {
+      execute: (args) => (args.rootValue as EnvelopRoot).execute(args),
+      subscribe: (args) => (args.rootValue as EnvelopRoot).subscribe(args),
+      onConnect: async (ctx) => {
+        const authorization = ctx.connectionParams?.authorization;
+        try {
+          ctx.extra.auth = await authenticate(typeof authorization === 'string' ? authorization : null, deps.verify);
+          return true;
+        } catch (error) {
+          if (error instanceof AuthError) return false;
+          throw error;
+        }
+      },
+      onSubscribe: async (ctx, _id, payload) => {
+        const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
+          ...ctx,
+          req: ctx.extra.request,
+          socket: ctx.extra.socket,
+          params: payload,
+          socketAuth: ctx.extra.auth ?? null,
+        });
+        const args = {
+          schema,
+          operationName: payload.operationName,
+          document: parse(payload.query),
+          variableValues: payload.variables,
+          contextValue: await contextFactory(),
+          rootValue: { execute, subscribe },
+        };
+        const errors = validate(args.schema, args.document);
+        return errors.length ? errors : args;
+      },
+    },
+    wss,
+  );
+
+  return {
+    server,
+    async close() {
+      for (const client of wss.clients) client.close(1001, 'Server shutting down');
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+      await yoga.dispose();
+    },
+  };
+}
+
+interface EnvelopRoot {
+  execute: (args: unknown) => never;
+  subscribe: (args: unknown) => never;
+}

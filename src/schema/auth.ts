@@ -1,0 +1,72 @@
+// Password sign-in: AuthPayload and register, login, refresh, changePassword.
+import { changePassword } from '../auth/change-password.ts';
+import { login } from '../auth/login.ts';
+import { register } from '../auth/register.ts';
+import type { IssuedTokens } from '../sessions/sessions.ts';
+import { builder } from './builder.ts';
+import { claimsOf, signedIn } from './context.ts';
+import { SessionType } from './session.ts';
+import { UserType } from './user.ts';
+
+export const AuthPayloadType = builder.objectRef<IssuedTokens>('AuthPayload').implement({
+  description: 'Tokens for a session: a short-lived access token (JWT) and a single-use refresh token.',
+  fields: (t) => ({
+    accessToken: t.exposeString('accessToken'),
+    accessTokenExpiresAt: t.expose('accessTokenExpiresAt', { type: 'DateTime' }),
+    refreshToken: t.exposeString('refreshToken', { description: 'Opaque; spent by the next refresh.' }),
+    refreshTokenExpiresAt: t.expose('refreshTokenExpiresAt', { type: 'DateTime' }),
+    tokenType: t.exposeString('tokenType', { description: 'Always "Bearer".' }),
+    user: t.field({ type: UserType, resolve: (payload) => payload.user }),
+    session: t.field({ type: SessionType, resolve: (payload) => payload.session }),
+  }),
+});
+
+const RegisterInput = builder.inputType('RegisterInput', {
+  fields: (t) => ({
+    email: t.string(),
+    password: t.string({ description: '8 to 72 bytes in UTF-8.' }),
+    displayName: t.string({ required: false, description: 'At most 100 characters.' }),
+  }),
+});
+
+const LoginInput = builder.inputType('LoginInput', {
+  fields: (t) => ({ email: t.string(), password: t.string() }),
+});
+
+const ChangePasswordInput = builder.inputType('ChangePasswordInput', {
+  fields: (t) => ({ currentPassword: t.string(), newPassword: t.string() }),
+});
+
+builder.mutationFields((t) => ({
+  register: t.field({
+    type: AuthPayloadType,
+    description: 'Creates a password account and signs it in. EMAIL_TAKEN when the email is in use.',
+    args: { input: t.arg({ type: RegisterInput }) },
+    resolve: async (_root, { input }, context) =>
+      signedIn(context, await register(context.services, context.em, input, context.meta)),
+  }),
+  login: t.field({
+    type: AuthPayloadType,
+    description: 'Signs in with email and password: a new session. INVALID_CREDENTIALS for any mismatch.',
+    args: { input: t.arg({ type: LoginInput }) },
+    resolve: async (_root, { input }, context) =>
+      signedIn(context, await login(context.services, context.em, input, context.meta)),
+  }),
+  refresh: t.field({
+    type: AuthPayloadType,
+    description: 'Spends a refresh token for a new access token and a new refresh token (rotation).',
+    args: { refreshToken: t.arg.string() },
+    resolve: async (_root, { refreshToken }, context) =>
+      signedIn(context, await context.services.sessions.refresh(context.em, refreshToken, context.meta)),
+  }),
+  changePassword: t.field({
+    type: AuthPayloadType,
+    description: 'Sets a new password, revokes every other session and rotates the current one.',
+    authScopes: { scope: 'profile:write' },
+    args: { input: t.arg({ type: ChangePasswordInput }) },
+    resolve: (_root, { input }, context) => {
+      const { sub, sid } = claimsOf(context);
+      return changePassword(context.services, context.em, { userId: sub, sessionId: sid }, input, context.meta);
+    },
+  }),
+}));

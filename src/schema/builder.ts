@@ -1,0 +1,44 @@
+// The single Pothos builder: context type, auth scopes from the token's claims, scalars.
+import SchemaBuilder from '@pothos/core';
+import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
+import { GraphQLError, Kind } from 'graphql';
+import type { Scope } from '../auth/scopes.ts';
+import type { Context } from './context.ts';
+import { scopeError } from './errors.ts';
+
+export const builder = new SchemaBuilder<{
+  Context: Context;
+  AuthScopes: { authenticated: boolean; scope: Scope };
+  Scalars: { DateTime: { Input: Date; Output: Date } };
+  DefaultInputFieldRequiredness: true;
+  DefaultFieldNullability: false;
+}>({
+  defaultFieldNullability: false,
+  plugins: [ScopeAuthPlugin],
+  defaultInputFieldRequiredness: true,
+  scopeAuth: {
+    authScopes: (context) => ({
+      authenticated: context.auth !== null,
+      scope: (scope) => context.auth?.scopes.has(scope) ?? false,
+    }),
+    unauthorizedError: (_parent, context) => scopeError(context.auth !== null),
+  },
+});
+
+builder.scalarType('DateTime', {
+  description: 'An instant in time, as an ISO 8601 string in UTC.',
+  serialize: (value) => value.toISOString(),
+  parseValue: (value) => {
+    const date = typeof value === 'string' ? new Date(value) : undefined;
+    if (!date || Number.isNaN(date.getTime())) throw new GraphQLError('DateTime must be an ISO 8601 string');
+    return date;
+  },
+  parseLiteral: (ast) => {
+    const date = ast.kind === Kind.STRING ? new Date(ast.value) : undefined;
+    if (!date || Number.isNaN(date.getTime())) throw new GraphQLError('DateTime must be an ISO 8601 string');
+    return date;
+  },
+});
+
+builder.queryType({});
+builder.mutationType({});

@@ -1,0 +1,40 @@
+// What every resolver receives: the verified claims (or null), a per-request EntityManager and the services.
+import type { RequestMeta } from '../audit/audit.ts';
+import type { PasswordHasher } from '../auth/passwords.ts';
+import type { Clock } from '../clock.ts';
+import type { Em } from '../db/orm.ts';
+import type { Sessions } from '../sessions/sessions.ts';
+import type { AccessClaims } from '../tokens/claims.ts';
+
+export interface Services {
+  readonly clock: Clock;
+  readonly hasher: PasswordHasher;
+  readonly sessions: Sessions;
+}
+
+export interface Context {
+  /** Claims of a verified, unrevoked access token; null for an anonymous request. */
+  readonly auth: AccessClaims | null;
+  /** A fork of the ORM's EntityManager for this request, created on first use. */
+  readonly em: Em;
+  readonly meta: RequestMeta;
+  readonly services: Services;
+  /** Users this request has just signed in (register, login, refresh): they may read their own payload. */
+  readonly signedIn: Set<string>;
+}
+
+/** Whether the caller is `userId`: by token, or by having signed in within this request. */
+export const isSelf = (context: Context, userId: string): boolean =>
+  context.auth?.sub === userId || context.signedIn.has(userId);
+
+/** Records that this request signed the payload's user in, and passes the payload on. */
+export function signedIn<T extends { user: { id: string } }>(context: Context, payload: T): T {
+  context.signedIn.add(payload.user.id);
+  return payload;
+}
+
+/** Narrows the context of a field whose `authScopes` already required a token. */
+export function claimsOf(context: Context): AccessClaims {
+  if (!context.auth) throw new Error('authScopes must guard this field');
+  return context.auth;
+}

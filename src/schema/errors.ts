@@ -1,0 +1,47 @@
+// The one place where domain errors become GraphQL errors with `extensions.code`;
+// anything unexpected is masked (no stack, SQL or secret reaches a client) and logged.
+import { GraphQLError } from 'graphql';
+import type { Logger } from 'pino';
+import { AuthError, unauthenticated } from '../errors.ts';
+
+export function toGraphQLError(error: AuthError, source?: GraphQLError): GraphQLError {
+  return new GraphQLError(error.message, {
+    nodes: source?.nodes,
+    path: source?.path,
+    extensions: { code: error.code, ...error.details },
+  });
+}
+
+/**
+ * Yoga's maskError: expected errors pass unchanged (a resolver's AuthError reaches here already wrapped in a
+ * GraphQLError carrying its code); parse, validation and coercion errors describe the request and pass too.
+ */
+export function createMaskError(logger: Logger) {
+  return (error: unknown, message: string): Error => {
+    if (error instanceof GraphQLError) {
+      const { originalError } = error;
+      if (!originalError || originalError instanceof AuthError) return error;
+      if (
+        originalError instanceof GraphQLError &&
+        (!originalError.originalError || originalError.originalError instanceof AuthError)
+      ) {
+        return originalError;
+      }
+    }
+    if (error instanceof AuthError) return toGraphQLError(error);
+    const original = error instanceof GraphQLError ? (error.originalError ?? error) : error;
+    logger.error({ err: original }, 'unexpected error');
+    return new GraphQLError(message, {
+      nodes: error instanceof GraphQLError ? error.nodes : undefined,
+      path: error instanceof GraphQLError ? error.path : undefined,
+      extensions: { code: 'INTERNAL_SERVER_ERROR' },
+    });
+  };
+}
+
+/** The error a scope check raises: UNAUTHENTICATED for anonymous callers, FORBIDDEN otherwise. */
+export function scopeError(authenticated: boolean): AuthError {
+  return authenticated
+    ? new AuthError('FORBIDDEN', 'You are not allowed to do this')
+    : unauthenticated('Authentication required', 'AUTHENTICATION_REQUIRED');
+}

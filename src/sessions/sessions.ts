@@ -1,0 +1,242 @@
+// Sessions: open one per sign-in, rotate its refresh token on every use, revoke, list.
+
+import { type AuditEntry, audit, type RequestMeta } from '../audit/audit.ts';
+import type { Clock } from '../clock.ts';
+import { type RevocationReason, type Role, Session, type SessionRow, type UserRow } from '../db/entities.ts';
+import type { Em } from '../db/orm.ts';
+import { AuthError, unauthenticated } from '../errors.ts';
+import type { RevocationBus, SessionRevokedEvent } from '../events/revocation-bus.ts';
+import type { AccessTokenSigner } from '../tokens/sign.ts';
+import { hashSecret, newRefreshToken, newSessionId, parseRefreshToken, sameHash } from './refresh-token.ts';
+
+export interface SessionInfo {
+  readonly id: string;
+  readonly createdAt: Date;
+  readonly lastUsedAt: Date;
+  readonly expiresAt: Date;
+  readonly userAgent: string | null;
+  readonly ipAddress: string | null;
+  readonly current: boolean;
+}
+
+export interface IssuedTokens {
+  readonly accessToken: string;
+  readonly accessTokenExpiresAt: Date;
+  readonly refreshToken: string;
+  readonly refreshTokenExpiresAt: Date;
+  readonly tokenType: 'Bearer';
+  readonly user: UserRow;
+  readonly session: SessionInfo;
+}
+
+export type Revocation = SessionRevokedEvent;
+
+export interface SessionSettings {
+  readonly refreshTokenTtlMs: number;
+  readonly sessionMaxAgeMs: number;
+  readonly refreshReuseGraceMs: number;
+}
+
+export const rolesOf = (user: Pick<UserRow, 'roles'>): Role[] => user.roles.split(',') as Role[];
+
+export const toSessionInfo = (row: SessionRow, currentSessionId: string | undefined): SessionInfo => ({
+  id: row.id,
+  createdAt: row.createdAt,
+  lastUsedAt: row.lastUsedAt,
+  expiresAt: row.expiresAt,
+  userAgent: row.userAgent ?? null,
+  ipAddress: row.ipAddress ?? null,
+  current: row.id === currentSessionId,
+});
+
+const clip = (value: string | null, max: number) => (value === null ? null : value.slice(0, max));
+
+export class Sessions {
+  readonly #clock: Clock;
+  readonly #sign: AccessTokenSigner;
+  readonly #bus: RevocationBus;
+  readonly #settings: SessionSettings;
+
+  constructor(clock: Clock, sign: AccessTokenSigner, bus: RevocationBus, settings: SessionSettings) {
+    this.#clock = clock;
+    this.#sign = sign;
+    this.#bus = bus;
+    this.#settings = settings;
+  }
+
+  /** Creates a session row on `em` (to be flushed by the caller's transaction) and its first refresh token. */
+  open(em: Em, user: UserRow, meta: RequestMeta): { row: SessionRow; refreshToken: string } {
+    const now = new Date(this.#clock.now());
+    const id = newSessionId();
+    const { token, hash } = newRefreshToken(id);
+    const maxExpiresAt = new Date(now.getTime() + this.#settings.sessionMaxAgeMs);
+    const row = em.create(Session, {
+      id,
+      user,
+      refreshTokenHash: hash,
+      previousTokenHash: null,
+      rotatedAt: null,
+      createdAt: now,
+      lastUsedAt: now,
+      expiresAt: new Date(Math.min(now.getTime() + this.#settings.refreshTokenTtlMs, maxExpiresAt.getTime())),
+      maxExpiresAt,
+      userAgent: clip(meta.userAgent, 512),
+      ipAddress: clip(meta.ipAddress, 45),
+      revokedAt: null,
+      revokedReason: null,
+    });
+    return { row, refreshToken: token };
+  }
+
+  /** Signs the access token that goes with a session's new refresh token. */
+  async issue(user: UserRow, row: SessionRow, refreshToken: string): Promise<IssuedTokens> {
+    const access = await this.#sign({ userId: user.id, sessionId: row.id, roles: rolesOf(user) });
+    return {
+      accessToken: access.token,
+      accessTokenExpiresAt: access.expiresAt,
+      refreshToken,
+      refreshTokenExpiresAt: row.expiresAt,
+      tokenType: 'Bearer',
+      user,
+      session: toSessionInfo(row, row.id),
+    };
+  }
+
+  /**
+   * Rotates a refresh token. Exactly one of several concurrent calls with the same token wins (a conditional
+   * UPDATE on the current hash); the others, and a spent token within the grace period, get
+   * REFRESH_TOKEN_ROTATED. A spent token after the grace period revokes the whole session.
+   */
+  async refresh(em: Em, presented: string, meta: RequestMeta): Promise<IssuedTokens> {
+    const parts = parseRefreshToken(presented);
+    if (!parts) throw unauthenticated('The refresh token is invalid', 'INVALID_REFRESH_TOKEN');
+    const row = await em.findOne(Session, { id: parts.sessionId }, { populate: ['user'] });
+    if (!row) throw unauthenticated('The refresh token is invalid', 'INVALID_REFRESH_TOKEN');
+    const hash = hashSecret(parts.secret);
+    const now = this.#clock.now();
+
+    if (sameHash(row.refreshTokenHash, hash)) {
+      if (row.revokedAt) throw unauthenticated('The session has been revoked', 'SESSION_REVOKED');
+      if (row.expiresAt.getTime() <= now)
+        throw unauthenticated('The refresh token has expired', 'REFRESH_TOKEN_EXPIRED');
+      const next = newRefreshToken(row.id);
+      const at = new Date(now);
+      const expiresAt = new Date(Math.min(now + this.#settings.refreshTokenTtlMs, row.maxExpiresAt.getTime()));
+      const changes = {
+        refreshTokenHash: next.hash,
+        previousTokenHash: hash,
+        rotatedAt: at,
+        lastUsedAt: at,
+        expiresAt,
+        ...(meta.ipAddress === null ? {} : { ipAddress: clip(meta.ipAddress, 45) }),
+        ...(meta.userAgent === null ? {} : { userAgent: clip(meta.userAgent, 512) }),
+      };
+      await em.transactional(async (tx) => {
+        const won = await tx.nativeUpdate(Session, { id: row.id, refreshTokenHash: hash, revokedAt: null }, changes);
+        if (won !== 1) throw unauthenticated('The refresh token was already rotated', 'REFRESH_TOKEN_ROTATED');
+        audit(tx, meta, { type: 'TOKEN_REFRESHED', userId: row.user.id, sessionId: row.id }, at);
+      });
+      em.getUnitOfWork().getIdentityMap().delete(row);
+      return this.issue(row.user as UserRow, { ...row, ...changes } as SessionRow, next.token);
+    }
+
+    if (sameHash(row.previousTokenHash, hash)) {
+      if (row.revokedAt) throw unauthenticated('The session has been revoked', 'SESSION_REVOKED');
+      const rotatedAt = row.rotatedAt?.getTime() ?? 0;
+      if (now - rotatedAt <= this.#settings.refreshReuseGraceMs) {
+        throw unauthenticated('The refresh token was already rotated', 'REFRESH_TOKEN_ROTATED');
+      }
+      await this.revoke(em, row.user.id, [row.id], 'REFRESH_TOKEN_REUSE', meta, {
+        extra: { type: 'REFRESH_TOKEN_REUSE_DETECTED', userId: row.user.id, sessionId: row.id },
+      });
+      throw unauthenticated('The refresh token was already used; the session has been revoked', 'REFRESH_TOKEN_REUSE');
+    }
+
+    throw unauthenticated('The refresh token is invalid', 'INVALID_REFRESH_TOKEN');
+  }
+
+  /**
+   * Marks active sessions of one user revoked inside the caller's transaction, with an audit row each.
+   * Returns the ids it revoked; the caller publishes them with `published` after commit.
+   */
+  async revokeIn(
+    tx: Em,
+    userId: string,
+    sessionIds: readonly string[] | 'all',
+    reason: RevocationReason,
+    meta: RequestMeta,
+    except?: string,
+  ): Promise<Revocation> {
+    const at = new Date(this.#clock.now());
+    const where = {
+      user: userId,
+      revokedAt: null,
+      ...(sessionIds === 'all' ? {} : { id: { $in: [...sessionIds] } }),
+    };
+    const rows = await tx.find(Session, where, { fields: ['id'], disableIdentityMap: true });
+    const ids = rows.map((r) => r.id).filter((id) => id !== except);
+    if (ids.length > 0) {
+      await tx.nativeUpdate(Session, { id: { $in: ids }, revokedAt: null }, { revokedAt: at, revokedReason: reason });
+      for (const id of ids) audit(tx, meta, { type: 'SESSION_REVOKED', userId, sessionId: id, detail: { reason } }, at);
+    }
+    return { userId, sessionIds: ids, reason, revokedAt: at.getTime() };
+  }
+
+  /** Tells every instance (and subscriber) about a committed revocation. */
+  async published(revocation: Revocation): Promise<number> {
+    if (revocation.sessionIds.length > 0) await this.#bus.publish(revocation);
+    return revocation.sessionIds.length;
+  }
+
+  /** Revokes sessions in a transaction of its own (plus an `extra` audit row), then publishes. */
+  async revoke(
+    em: Em,
+    userId: string,
+    sessionIds: readonly string[] | 'all',
+    reason: RevocationReason,
+    meta: RequestMeta,
+    options: { extra?: AuditEntry; except?: string } = {},
+  ): Promise<number> {
+    const revocation = await em.transactional(async (tx) => {
+      const done = await this.revokeIn(tx, userId, sessionIds, reason, meta, options.except);
+      if (options.extra) audit(tx, meta, options.extra, new Date(done.revokedAt));
+      return done;
+    });
+    return this.published(revocation);
+  }
+
+  /** Gives a live session a new refresh token; the old one counts as spent (reuse after the grace revokes). */
+  rotateInPlace(row: SessionRow): { row: SessionRow; refreshToken: string } {
+    const now = new Date(this.#clock.now());
+    const next = newRefreshToken(row.id);
+    row.previousTokenHash = row.refreshTokenHash;
+    row.refreshTokenHash = next.hash;
+    row.rotatedAt = now;
+    row.lastUsedAt = now;
+    row.expiresAt = new Date(Math.min(now.getTime() + this.#settings.refreshTokenTtlMs, row.maxExpiresAt.getTime()));
+    return { row, refreshToken: next.token };
+  }
+
+  /** Revokes one session of the caller's; NOT_FOUND when it is not theirs. Revoking a revoked one is a no-op. */
+  async revokeOwn(
+    em: Em,
+    userId: string,
+    sessionId: string,
+    reason: RevocationReason,
+    meta: RequestMeta,
+  ): Promise<void> {
+    const row = await em.findOne(Session, { id: sessionId, user: userId }, { fields: ['id', 'revokedAt'] });
+    if (!row) throw new AuthError('NOT_FOUND', 'No such session');
+    await this.revoke(em, userId, [sessionId], reason, meta);
+  }
+
+  /** Active sessions, newest first. */
+  async listActive(em: Em, userId: string, currentSessionId: string | undefined): Promise<SessionInfo[]> {
+    const rows = await em.find(
+      Session,
+      { user: userId, revokedAt: null, expiresAt: { $gt: new Date(this.#clock.now()) } },
+      { orderBy: { createdAt: 'desc', id: 'asc' } },
+    );
+    return rows.map((row) => toSessionInfo(row, currentSessionId));
+  }
+}
