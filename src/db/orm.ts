@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Migrator } from '@mikro-orm/migrations';
+import { MariaDbDriver } from '@mikro-orm/mariadb';
 import { MySqlDriver } from '@mikro-orm/mysql';
 import { MikroORM, type SqlEntityManager, SqliteDriver } from '@mikro-orm/sql';
 import { SqliteDialect } from 'kysely';
@@ -42,7 +43,28 @@ function nodeSqliteDialect(path: string) {
 
 type Options = NonNullable<Parameters<typeof MikroORM.init>[0]>;
 
-export function ormOptions(database: DatabaseConfig): Options {
+export type ServerFlavor = 'mysql' | 'mariadb';
+
+/** MariaDB reports column metadata differently from MySQL; its own driver keeps schema diffs exact. */
+export async function detectFlavor(database: Extract<DatabaseConfig, { dialect: 'mysql' }>): Promise<ServerFlavor> {
+  if (database.url.startsWith('mariadb://')) return 'mariadb';
+  const { createConnection } = await import('mysql2/promise');
+  const connection = await createConnection({
+    host: database.host,
+    port: database.port,
+    user: database.user,
+    password: database.password,
+    connectTimeout: 10_000,
+  });
+  try {
+    const [rows] = await connection.query('SELECT VERSION() AS version');
+    return /mariadb/i.test(String((rows as { version: string }[])[0]?.version)) ? 'mariadb' : 'mysql';
+  } finally {
+    await connection.end();
+  }
+}
+
+export function ormOptions(database: DatabaseConfig, flavor: ServerFlavor = 'mysql'): Options {
   const common = {
     entities,
     extensions: [Migrator],
@@ -69,7 +91,7 @@ export function ormOptions(database: DatabaseConfig): Options {
   }
   return {
     ...common,
-    driver: MySqlDriver,
+    driver: flavor === 'mariadb' ? MariaDbDriver : MySqlDriver,
     host: database.host,
     port: database.port,
     user: database.user,
@@ -81,5 +103,6 @@ export function ormOptions(database: DatabaseConfig): Options {
 }
 
 export async function createOrm(database: DatabaseConfig): Promise<Orm> {
-  return (await MikroORM.init(ormOptions(database))) as Orm;
+  const flavor = database.dialect === 'mysql' ? await detectFlavor(database) : undefined;
+  return (await MikroORM.init(ormOptions(database, flavor))) as Orm;
 }

@@ -27,6 +27,8 @@ export interface HttpDeps {
 }
 
 interface ServerContext {
+  /** Absent for operations over WebSocket. */
+  request?: Request;
   req?: IncomingMessage;
   /** Set for operations over WebSocket: the claims verified at connection_init. */
   socketAuth?: AccessClaims | null;
@@ -60,7 +62,7 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
       let auth = socketAuth;
       if (auth === undefined) {
         try {
-          auth = await authenticate(request.headers.get('authorization'), deps.verify);
+          auth = await authenticate(request?.headers.get('authorization'), deps.verify);
         } catch (error) {
           throw error instanceof AuthError ? toGraphQLError(error) : error;
         }
@@ -68,7 +70,7 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
       let em: Context['em'] | undefined;
       return {
         auth,
-        meta: requestMeta(req, request.headers, deps.trustProxy),
+        meta: requestMeta(req, request?.headers, deps.trustProxy),
         services: deps.services,
         signedIn: new Set<string>(),
         get em() {

@@ -1,11 +1,11 @@
 import { Migration } from '@mikro-orm/migrations';
 
-export class Migration20261123121655_initial extends Migration {
+export class Migration20261123122502_initial extends Migration {
 
-  override name = 'Migration20261123121655_initial';
+  override name = 'Migration20261123122502_initial';
 
   override up(): void | Promise<void> {
-    this.addSql(`create table \`audit_events\` (\`id\` bigint unsigned not null auto_increment primary key, \`type\` varchar(40) not null, \`user_id\` varchar(36) null, \`session_id\` varchar(36) null, \`ip_address\` varchar(45) null, \`user_agent\` varchar(512) null, \`detail\` text null, \`created_at\` datetime(3) not null) default character set utf8mb4 engine = InnoDB;`);
+    this.addSql(`create table \`audit_events\` (\`id\` int unsigned not null auto_increment primary key, \`type\` varchar(40) not null, \`user_id\` varchar(36) null, \`session_id\` varchar(36) null, \`ip_address\` varchar(45) null, \`user_agent\` varchar(512) null, \`detail\` text null, \`created_at\` datetime(3) not null) default character set utf8mb4 engine = InnoDB;`);
     this.addSql(`alter table \`audit_events\` add index \`audit_events_user_id_index\` (\`user_id\`);`);
     this.addSql(`alter table \`audit_events\` add index \`audit_events_created_at_index\` (\`created_at\`);`);
 

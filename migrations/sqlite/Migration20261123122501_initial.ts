@@ -1,8 +1,8 @@
 import { Migration } from '@mikro-orm/migrations';
 
-export class Migration20261123121654_initial extends Migration {
+export class Migration20261123122501_initial extends Migration {
 
-  override name = 'Migration20261123121654_initial';
+  override name = 'Migration20261123122501_initial';
 
   override up(): void | Promise<void> {
     this.addSql(`create table \`audit_events\` (\`id\` integer not null primary key autoincrement, \`type\` text not null, \`user_id\` text null, \`session_id\` text null, \`ip_address\` text null, \`user_agent\` text null, \`detail\` text null, \`created_at\` datetime not null);`);
