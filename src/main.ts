@@ -1,18 +1,33 @@
 // Process entry: config → createApp → listen → graceful shutdown on SIGINT/SIGTERM.
-import { readFileSync } from 'node:fs';
-import { createApp } from './app.ts';
-import { ConfigError, loadConfig } from './config.ts';
+import { existsSync, readFileSync } from 'node:fs';
+import { type App, createApp } from './app.ts';
+import { type Config, ConfigError, loadConfig } from './config.ts';
+import { KeyError } from './tokens/key-store.ts';
 
-let config: ReturnType<typeof loadConfig>;
+function fail(message: string): never {
+  console.error(message);
+  process.exit(1);
+}
+
+// A .env file in the working directory fills in variables the environment does not set.
+if (existsSync('.env')) process.loadEnvFile('.env');
+
+let config: Config;
 try {
   config = loadConfig(process.env, (path) => readFileSync(path, 'utf8'));
 } catch (error) {
   if (!(error instanceof ConfigError)) throw error;
-  console.error(`configuration error: ${error.message}`);
-  process.exit(1);
+  fail(`configuration error: ${error.message}`);
 }
 
-const app = await createApp(config);
+let app: App;
+try {
+  app = await createApp(config);
+} catch (error) {
+  if (error instanceof KeyError) fail(`configuration error: ${error.message}`);
+  fail(`cannot start: ${error instanceof Error ? error.message : String(error)}`);
+}
+
 const url = await app.listen();
 app.logger.info({ url: `${url}/graphql` }, 'listening');
 if (config.graphiql) console.log(`GraphiQL: ${url}/graphql`);

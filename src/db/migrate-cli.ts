@@ -1,8 +1,10 @@
 // `npm run migrate`: applies pending migrations to DATABASE_URL and exits.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { ConfigError, loadConfig } from '../config.ts';
 import { migrate } from './migrate.ts';
 import { createOrm } from './orm.ts';
+
+if (existsSync('.env')) process.loadEnvFile('.env');
 
 try {
   const config = loadConfig(process.env, (path) => readFileSync(path, 'utf8'));
