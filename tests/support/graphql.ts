@@ -49,7 +49,14 @@ export interface Payload {
   refreshToken: string;
   refreshTokenExpiresAt: string;
   tokenType: string;
-  user: { id: string; email: string; emailVerified: boolean; displayName: string | null; roles: string[]; createdAt: string };
+  user: {
+    id: string;
+    email: string;
+    emailVerified: boolean;
+    displayName: string | null;
+    roles: string[];
+    createdAt: string;
+  };
   session: {
     id: string;
     createdAt: string;
