@@ -153,7 +153,9 @@ function readKey(inline: string | undefined, file: string | undefined, name: str
 
 /** Builds the Config from an environment; throws ConfigError with one line naming the variable at fault. */
 export function loadConfig(env: Env, readFile: ReadFile): Config {
-  const result = schema.safeParse(env);
+  // A variable set to nothing (PORT=) means "use the default", not "the empty value".
+  const set = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value.trim() !== ''));
+  const result = schema.safeParse(set);
   if (!result.success) {
     const issue = result.error.issues[0];
     const name = String(issue?.path[0] ?? 'environment');
@@ -168,7 +170,8 @@ export function loadConfig(env: Env, readFile: ReadFile): Config {
       'JWT_PRIVATE_KEY: required when NODE_ENV=production (a PKCS#8 PEM, or for HS256 a secret of 32+ bytes)',
     );
   }
-  if (privateKey !== undefined && e.JWT_ALG === 'HS256' && Buffer.byteLength(privateKey) < 32) {
+  // Counted as the key store uses it: trimmed (a secret file usually ends with a newline).
+  if (privateKey !== undefined && e.JWT_ALG === 'HS256' && Buffer.byteLength(privateKey.trim()) < 32) {
     throw new ConfigError('JWT_PRIVATE_KEY: the HS256 secret must be at least 32 bytes');
   }
   if (e.ACCESS_TOKEN_TTL > e.REFRESH_TOKEN_TTL) {

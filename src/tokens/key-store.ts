@@ -72,7 +72,9 @@ function developmentKey(config: Config): string {
 }
 
 async function publicKeyOf(keyObject: KeyObject, alg: JwtAlgorithm) {
-  const spki = createPublicKey(keyObject).export({ type: 'spki', format: 'pem' }).toString();
+  // createPublicKey refuses a KeyObject that is already public (JWT_PREVIOUS_KEYS may hold public PEMs).
+  const publicObject = keyObject.type === 'public' ? keyObject : createPublicKey(keyObject);
+  const spki = publicObject.export({ type: 'spki', format: 'pem' }).toString();
   const key = await importSPKI(spki, alg, { extractable: true });
   const jwk = await exportJWK(key);
   const kid = await calculateJwkThumbprint(jwk);

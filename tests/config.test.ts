@@ -1,0 +1,308 @@
+import { spawn } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, type Env, loadConfig, parseDuration, type ReadFile } from '../src/config.ts';
+
+const MINUTE = 60_000;
+const DAY = 86_400_000;
+
+const noFiles: ReadFile = (path) => {
+  throw new Error(`unexpected read of ${path}`);
+};
+const filesOf =
+  (files: Record<string, string>): ReadFile =>
+  (path) => {
+    const content = files[path];
+    if (content === undefined) throw new Error(`ENOENT: ${path}`);
+    return content;
+  };
+
+const pem = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+const secret32 = 's'.repeat(32);
+
+/** The ConfigError thrown for an environment, or a failure when there is none. */
+function configError(env: Env, readFile: ReadFile = noFiles): ConfigError {
+  try {
+    loadConfig(env, readFile);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as ConfigError;
+  }
+  throw new Error(`expected a ConfigError for ${JSON.stringify(env)}`);
+}
+
+describe('parseDuration', () => {
+  it('reads milliseconds, seconds, minutes, hours and days', () => {
+    expect(parseDuration('250ms')).toBe(250);
+    expect(parseDuration('90s')).toBe(90_000);
+    expect(parseDuration('15m')).toBe(15 * MINUTE);
+    expect(parseDuration('12h')).toBe(12 * 60 * MINUTE);
+    expect(parseDuration('30d')).toBe(30 * DAY);
+    expect(parseDuration('0s')).toBe(0);
+    expect(parseDuration(' 5s ')).toBe(5_000);
+  });
+
+  it('refuses a number without a unit, an unknown unit, a sign, a fraction or a space inside', () => {
+    for (const value of ['15', '15w', '-5s', '1.5h', '5 s', 's', '', '15M', '1e3ms']) {
+      expect(parseDuration(value), value).toBeUndefined();
+    }
+  });
+});
+
+describe('loadConfig defaults', () => {
+  it('fills every default in development', () => {
+    expect(loadConfig({}, noFiles)).toEqual({
+      env: 'development',
+      port: 4000,
+      host: '0.0.0.0',
+      publicUrl: 'http://localhost:4000',
+      database: { dialect: 'sqlite', path: './data/auth.sqlite' },
+      dataDir: './data',
+      issuer: 'http://localhost:4000',
+      audience: 'http://localhost:4000',
+      jwt: { alg: 'EdDSA', privateKey: undefined, previousKeys: undefined, clockToleranceMs: 5_000 },
+      accessTokenTtlMs: 15 * MINUTE,
+      refreshTokenTtlMs: 30 * DAY,
+      sessionMaxAgeMs: 90 * DAY,
+      refreshReuseGraceMs: 10_000,
+      bcryptCost: 12,
+      corsOrigins: [],
+      trustProxy: false,
+      graphiql: true,
+      logLevel: 'info',
+    });
+  });
+
+  it('returns a frozen config', () => {
+    const config = loadConfig({}, noFiles);
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.jwt)).toBe(true);
+    expect(Object.isFrozen(config.corsOrigins)).toBe(true);
+  });
+
+  it('disables GraphiQL in production unless GRAPHIQL=true', () => {
+    const production = { NODE_ENV: 'production', JWT_PRIVATE_KEY: pem };
+    expect(loadConfig(production, noFiles).graphiql).toBe(false);
+    expect(loadConfig({ ...production, GRAPHIQL: 'true' }, noFiles).graphiql).toBe(true);
+    expect(loadConfig({ GRAPHIQL: 'false' }, noFiles).graphiql).toBe(false);
+    expect(loadConfig({ NODE_ENV: 'test' }, noFiles).graphiql).toBe(true);
+  });
+
+  it('derives issuer and audience from PUBLIC_URL without its trailing slash, unless set', () => {
+    const config = loadConfig({ PUBLIC_URL: 'https://auth.example.com/' }, noFiles);
+    expect(config.publicUrl).toBe('https://auth.example.com');
+    expect(config.issuer).toBe('https://auth.example.com');
+    expect(config.audience).toBe('https://auth.example.com');
+    const explicit = loadConfig({ ISSUER: 'https://iss.test', AUDIENCE: 'https://aud.test' }, noFiles);
+    expect([explicit.issuer, explicit.audience]).toEqual(['https://iss.test', 'https://aud.test']);
+  });
+
+  it('reads durations, lists and booleans', () => {
+    const config = loadConfig(
+      {
+        ACCESS_TOKEN_TTL: '5m',
+        REFRESH_TOKEN_TTL: '1d',
+        SESSION_MAX_AGE: '7d',
+        REFRESH_REUSE_GRACE: '2s',
+        JWT_CLOCK_TOLERANCE: '0s',
+        CORS_ORIGINS: ' https://a.test, ,https://b.test ',
+        TRUST_PROXY: 'yes',
+      },
+      noFiles,
+    );
+    expect(config.accessTokenTtlMs).toBe(5 * MINUTE);
+    expect(config.refreshTokenTtlMs).toBe(DAY);
+    expect(config.sessionMaxAgeMs).toBe(7 * DAY);
+    expect(config.refreshReuseGraceMs).toBe(2_000);
+    expect(config.jwt.clockToleranceMs).toBe(0);
+    expect(config.corsOrigins).toEqual(['https://a.test', 'https://b.test']);
+    expect(config.trustProxy).toBe(true);
+  });
+
+  it('treats blank optional variables as unset', () => {
+    const config = loadConfig({ JWT_PRIVATE_KEY: '  ', DATABASE_URL: '', ISSUER: ' ' }, noFiles);
+    expect(config.jwt.privateKey).toBeUndefined();
+    expect(config.database).toEqual({ dialect: 'sqlite', path: './data/auth.sqlite' });
+    expect(config.issuer).toBe('http://localhost:4000');
+  });
+});
+
+describe('DATABASE_URL', () => {
+  it('reads a relative SQLite path', () => {
+    expect(loadConfig({ DATABASE_URL: 'sqlite:var/auth.db' }, noFiles).database).toEqual({
+      dialect: 'sqlite',
+      path: 'var/auth.db',
+    });
+  });
+
+  it('reads an absolute SQLite path, with or without the URL slashes', () => {
+    expect(loadConfig({ DATABASE_URL: 'sqlite:/srv/auth.db' }, noFiles).database).toEqual({
+      dialect: 'sqlite',
+      path: '/srv/auth.db',
+    });
+    expect(loadConfig({ DATABASE_URL: 'sqlite:///srv/auth.db' }, noFiles).database).toEqual({
+      dialect: 'sqlite',
+      path: '/srv/auth.db',
+    });
+  });
+
+  it('puts the default SQLite file under DATA_DIR', () => {
+    expect(loadConfig({ DATA_DIR: '/var/lib/auth' }, noFiles).database).toEqual({
+      dialect: 'sqlite',
+      path: '/var/lib/auth/auth.sqlite',
+    });
+  });
+
+  it('reads a MySQL URL, decoding the password', () => {
+    const url = 'mysql://user:p%40ss@host:3307/db';
+    expect(loadConfig({ DATABASE_URL: url }, noFiles).database).toEqual({
+      dialect: 'mysql',
+      url,
+      host: 'host',
+      port: 3307,
+      user: 'user',
+      password: 'p@ss',
+      dbName: 'db',
+    });
+  });
+
+  it('defaults the MySQL port to 3306 and accepts mariadb://', () => {
+    expect(loadConfig({ DATABASE_URL: 'mariadb://root@db.internal/auth' }, noFiles).database).toMatchObject({
+      dialect: 'mysql',
+      host: 'db.internal',
+      port: 3306,
+      user: 'root',
+      password: '',
+      dbName: 'auth',
+    });
+  });
+
+  it('refuses another scheme, an empty SQLite path and a MySQL URL without a database', () => {
+    expect(configError({ DATABASE_URL: 'postgres://user:pass@host:5432/db' }).message).toBe(
+      'DATABASE_URL: expected sqlite:<path> or mysql://user:pass@host:port/db',
+    );
+    expect(configError({ DATABASE_URL: 'sqlite:' }).message).toBe(
+      'DATABASE_URL: expected sqlite:<path> with a file path',
+    );
+    expect(configError({ DATABASE_URL: 'mysql://user:pass@host:3306/' }).message).toBe(
+      'DATABASE_URL: expected mysql://user:pass@host:port/db',
+    );
+  });
+});
+
+describe('invalid configuration', () => {
+  it.each([
+    [{ PORT: 'abc' }, 'PORT: '],
+    [{ PORT: '70000' }, 'PORT: '],
+    [{ NODE_ENV: 'staging' }, 'NODE_ENV: '],
+    [{ JWT_ALG: 'RS512' }, 'JWT_ALG: expected one of EdDSA, ES256, RS256, HS256'],
+    [{ JWT_ALG: 'none' }, 'JWT_ALG: expected one of EdDSA, ES256, RS256, HS256'],
+    [{ ACCESS_TOKEN_TTL: '15' }, 'ACCESS_TOKEN_TTL: expected a duration like 90s, 15m, 12h or 30d, got "15"'],
+    [{ REFRESH_TOKEN_TTL: '0d' }, 'REFRESH_TOKEN_TTL: expected a duration like 90s, 15m, 12h or 30d, got "0d"'],
+    [{ JWT_CLOCK_TOLERANCE: '5' }, 'JWT_CLOCK_TOLERANCE: expected a duration like 90s, 15m, 12h or 30d, got "5"'],
+    [{ BCRYPT_COST: '3' }, 'BCRYPT_COST: expected an integer from 4 to 31'],
+    [{ BCRYPT_COST: '32' }, 'BCRYPT_COST: '],
+    [{ BCRYPT_COST: '10.5' }, 'BCRYPT_COST: '],
+    [{ TRUST_PROXY: 'maybe' }, 'TRUST_PROXY: expected true or false'],
+    [{ GRAPHIQL: 'on' }, 'GRAPHIQL: expected true or false'],
+    [{ LOG_LEVEL: 'verbose' }, 'LOG_LEVEL: '],
+    [
+      { ACCESS_TOKEN_TTL: '2d', REFRESH_TOKEN_TTL: '1d' },
+      'ACCESS_TOKEN_TTL: must not be longer than REFRESH_TOKEN_TTL',
+    ],
+    [{ REFRESH_TOKEN_TTL: '100d' }, 'REFRESH_TOKEN_TTL: must not be longer than SESSION_MAX_AGE'],
+  ] as [Env, string][])('refuses %o with a message starting with the variable', (env, prefix) => {
+    expect(configError(env).message.startsWith(prefix)).toBe(true);
+  });
+
+  it('requires a key in production', () => {
+    expect(configError({ NODE_ENV: 'production' }).message).toBe(
+      'JWT_PRIVATE_KEY: required when NODE_ENV=production (a PKCS#8 PEM, or for HS256 a secret of 32+ bytes)',
+    );
+  });
+
+  it('refuses an HS256 secret under 32 bytes', () => {
+    expect(configError({ JWT_ALG: 'HS256', JWT_PRIVATE_KEY: 's'.repeat(31) }).message).toBe(
+      'JWT_PRIVATE_KEY: the HS256 secret must be at least 32 bytes',
+    );
+    expect(loadConfig({ JWT_ALG: 'HS256', JWT_PRIVATE_KEY: secret32 }, noFiles).jwt.privateKey).toBe(secret32);
+  });
+
+  it('counts the HS256 secret without the whitespace the key store trims, such as a file’s final newline', () => {
+    const readFile = filesOf({ '/run/secrets/jwt': `${'s'.repeat(31)}\n` });
+    expect(configError({ JWT_ALG: 'HS256', JWT_PRIVATE_KEY_FILE: '/run/secrets/jwt' }, readFile).message).toBe(
+      'JWT_PRIVATE_KEY: the HS256 secret must be at least 32 bytes',
+    );
+    expect(configError({ JWT_ALG: 'HS256', JWT_PRIVATE_KEY: ` ${'s'.repeat(31)} ` }).message).toBe(
+      'JWT_PRIVATE_KEY: the HS256 secret must be at least 32 bytes',
+    );
+  });
+
+  it('refuses JWT_PRIVATE_KEY together with JWT_PRIVATE_KEY_FILE', () => {
+    expect(configError({ JWT_PRIVATE_KEY: pem, JWT_PRIVATE_KEY_FILE: '/run/secrets/jwt' }).message).toBe(
+      'JWT_PRIVATE_KEY: set either JWT_PRIVATE_KEY or JWT_PRIVATE_KEY_FILE, not both',
+    );
+    expect(configError({ JWT_PREVIOUS_KEYS: pem, JWT_PREVIOUS_KEYS_FILE: '/run/secrets/old' }).message).toBe(
+      'JWT_PREVIOUS_KEYS: set either JWT_PREVIOUS_KEYS or JWT_PREVIOUS_KEYS_FILE, not both',
+    );
+  });
+
+  it('refuses a key file it cannot read', () => {
+    expect(configError({ JWT_PRIVATE_KEY_FILE: '/nowhere/key.pem' }).message).toBe(
+      'JWT_PRIVATE_KEY_FILE: cannot read the file "/nowhere/key.pem"',
+    );
+  });
+});
+
+describe('signing keys', () => {
+  it('reads the key from JWT_PRIVATE_KEY_FILE and the previous keys from JWT_PREVIOUS_KEYS_FILE', () => {
+    const config = loadConfig(
+      { JWT_PRIVATE_KEY_FILE: '/keys/current.pem', JWT_PREVIOUS_KEYS_FILE: '/keys/previous.pem' },
+      filesOf({ '/keys/current.pem': pem, '/keys/previous.pem': 'OLD' }),
+    );
+    expect(config.jwt.privateKey).toBe(pem);
+    expect(config.jwt.previousKeys).toBe('OLD');
+  });
+
+  it('turns escaped newlines of an inline key into real ones', () => {
+    const inline = pem.trim().replace(/\n/g, '\\n');
+    expect(loadConfig({ JWT_PRIVATE_KEY: inline }, noFiles).jwt.privateKey).toBe(pem.trim());
+    expect(loadConfig({ JWT_PREVIOUS_KEYS: inline }, noFiles).jwt.previousKeys).toBe(pem.trim());
+  });
+
+  it('accepts production with a key', () => {
+    const config = loadConfig({ NODE_ENV: 'production', JWT_PRIVATE_KEY: pem }, noFiles);
+    expect(config.env).toBe('production');
+    expect(config.jwt.privateKey).toBe(pem);
+  });
+});
+
+describe('process entry', () => {
+  const root = fileURLToPath(new URL('..', import.meta.url));
+
+  it('exits with code 1 and one line on stderr when production has no key', async () => {
+    const child = spawn(`${root}node_modules/.bin/node`, ['src/main.ts'], {
+      cwd: root,
+      env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(code).toBe(1);
+    expect(stdout).toBe('');
+    const lines = stderr.split('\n').filter((line) => line !== '');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toBe(
+      'configuration error: JWT_PRIVATE_KEY: required when NODE_ENV=production (a PKCS#8 PEM, or for HS256 a secret of 32+ bytes)',
+    );
+    expect(stderr.endsWith('\n')).toBe(true);
+  });
+});
