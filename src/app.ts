@@ -15,6 +15,10 @@ import type { Services } from './schema/context.ts';
 import { buildSchema } from './schema/index.ts';
 import { RevokedSessions } from './sessions/revoked-sessions.ts';
 import { Sessions } from './sessions/sessions.ts';
+import { createMemoryStore } from './store/memory.ts';
+import { createRedisStore } from './store/redis.ts';
+import { connectRedis, type RedisConnections } from './store/redis-connection.ts';
+import type { KeyValueStore } from './store/store.ts';
 import { type KeyStore, loadKeyStore } from './tokens/key-store.ts';
 import { createAccessTokenSigner } from './tokens/sign.ts';
 import { type AccessTokenVerifier, createAccessTokenVerifier } from './tokens/verify.ts';
@@ -34,6 +38,8 @@ export interface App {
   readonly bus: RevocationBus;
   readonly revoked: RevokedSessions;
   readonly services: Services;
+  readonly store: KeyValueStore;
+  readonly redis: RedisConnections | undefined;
   readonly verify: AccessTokenVerifier;
   readonly logger: Logger;
   /** Starts listening on config.port (0 picks a free port); resolves to the base URL. */
@@ -45,7 +51,10 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? createLogger(config);
   const orm = await createOrm(config.database);
+  let redis: RedisConnections | undefined;
   try {
+    redis = config.redisUrl ? await connectRedis(config.redisUrl, logger) : undefined;
+    const store = redis ? createRedisStore(redis.commands) : createMemoryStore(clock);
     if (options.migrate !== false) await migrate(orm);
     const keys = await loadKeyStore(config);
     const bus = createMemoryRevocationBus();
@@ -82,6 +91,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
           database: async () => {
             await orm.em.getConnection().execute('select 1');
           },
+          ...(redis ? { redis: async () => void (await redis?.commands.ping()) } : {}),
         }),
       ],
     });
@@ -94,6 +104,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       bus,
       revoked,
       services,
+      store,
+      redis,
       verify,
       logger,
       listen: () =>
@@ -110,10 +122,12 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
         await http.close();
         revoked.close();
         await bus.close();
+        await redis?.close();
         await orm.close();
       },
     };
   } catch (error) {
+    await redis?.close();
     await orm.close();
     throw error;
   }

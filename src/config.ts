@@ -14,6 +14,8 @@ export interface Config {
   readonly host: string;
   readonly publicUrl: string;
   readonly database: DatabaseConfig;
+  /** Unset: rate limits, codes, OAuth state and revocation fan-out stay in this process. */
+  readonly redisUrl: string | undefined;
   readonly dataDir: string;
   readonly issuer: string;
   readonly audience: string;
@@ -88,6 +90,13 @@ const schema = z.object({
   PUBLIC_URL: optionalText,
   DATA_DIR: z.string().default('./data'),
   DATABASE_URL: optionalText,
+  REDIS_URL: z
+    .string()
+    .optional()
+    .refine(
+      (v) => v === undefined || /^rediss?:\/\//.test(v),
+      'expected redis://[user:pass@]host:port[/db] or rediss://…',
+    ),
   ISSUER: optionalText,
   AUDIENCE: optionalText,
   JWT_ALG: z.enum(JWT_ALGORITHMS, { message: `expected one of ${JWT_ALGORITHMS.join(', ')}` }).default('EdDSA'),
@@ -186,6 +195,7 @@ export function loadConfig(env: Env, readFile: ReadFile): Config {
     host: e.HOST,
     publicUrl,
     database: parseDatabaseUrl(e.DATABASE_URL, e.DATA_DIR),
+    redisUrl: e.REDIS_URL,
     dataDir: e.DATA_DIR,
     issuer: e.ISSUER ?? publicUrl,
     audience: e.AUDIENCE ?? publicUrl,
