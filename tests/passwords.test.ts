@@ -1,0 +1,233 @@
+// Input rules of password accounts (API.md, "Errors"): email normalisation and validation, 8 to 72 UTF-8 bytes
+// of password never truncated, display names in code points, unique emails, and what a failed login leaves behind.
+import { randomUUID } from 'node:crypto';
+import bcrypt from 'bcrypt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AuditEvent, User } from '../src/db/entities.ts';
+import { dialects, startTestApp, type TestApp } from './support/app.ts';
+import {
+  errorCode,
+  type Gql,
+  type GraphQLResponse,
+  loginUser,
+  PAYLOAD,
+  type Payload,
+  registerUser,
+  uniqueEmail,
+} from './support/graphql.ts';
+
+const REGISTER = `mutation($input: RegisterInput!) { register(input: $input) { ${PAYLOAD} } }`;
+
+const bytes = (text: string) => Buffer.byteLength(text, 'utf8');
+
+function register(gql: Gql, input: { email: string; password?: string; displayName?: string | null }) {
+  return gql<{ register: Payload }>(REGISTER, { input: { password: 'correct horse battery', ...input } });
+}
+
+/** Expects a BAD_USER_INPUT answer blaming exactly `field`, and no data. */
+function expectBadInput(response: GraphQLResponse, field: string) {
+  expect(response.errors).toHaveLength(1);
+  expect(response.errors?.[0]?.extensions).toEqual({ code: 'BAD_USER_INPUT', field });
+  expect(response.data ?? null).toBeNull();
+}
+
+describe.each(dialects())('password account input rules on %s', (dialect) => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ dialect });
+  });
+  afterAll(() => t?.close());
+
+  const userRow = (email: string) => t.app.orm.em.fork().findOne(User, { email }, { disableIdentityMap: true });
+  const usersWithEmail = (email: string) => t.app.orm.em.fork().count(User, { email });
+
+  describe('email', () => {
+    it('is trimmed and lower-cased, so that any case signs in to the same account', async () => {
+      const local = `Mixed.Case-${randomUUID().slice(0, 8)}`;
+      const email = `${local}@Example.COM`.toLowerCase();
+      const registered = await register(t.gql, { email: `  ${local}@Example.COM \t` });
+      expect(registered.errors).toBeUndefined();
+      expect(registered.data?.register.user.email).toBe(email);
+      expect((await userRow(email))?.email).toBe(email);
+
+      for (const variant of [email.toUpperCase(), `${local}@example.com`, `  ${email}  `]) {
+        const login = await loginUser(t.gql, variant, 'correct horse battery');
+        expect(login.errors).toBeUndefined();
+        expect(login.data?.login.user).toMatchObject({ id: registered.data?.register.user.id, email });
+      }
+    });
+
+    it('is refused with BAD_USER_INPUT on email when it is not an address', async () => {
+      const invalid = [
+        '',
+        '   ',
+        'plainaddress',
+        'no-at-sign.example.com',
+        '@example.com',
+        'user@',
+        'user@localhost',
+        'two@@example.com',
+        'a@b@example.com',
+        'spa ce@example.com',
+        'user@exa mple.com',
+        'tab\there@example.com',
+        'bell\u0007@example.com',
+        `${'a'.repeat(243)}@example.com`, // 255 characters: one over the limit
+      ];
+      for (const email of invalid) {
+        expectBadInput(await register(t.gql, { email }), 'email');
+        expect(await usersWithEmail(email.trim().toLowerCase())).toBe(0);
+      }
+    });
+
+    it('may be registered once: EMAIL_TAKEN for the same address, in any case', async () => {
+      const first = await registerUser(t.gql, { password: 'first password' });
+      for (const email of [first.user.email, first.user.email.toUpperCase(), ` ${first.user.email} `]) {
+        const again = await register(t.gql, { email, password: 'second password' });
+        expect(again.errors?.[0]?.extensions).toEqual({ code: 'EMAIL_TAKEN', field: 'email' });
+        expect(again.data ?? null).toBeNull();
+      }
+      expect(await usersWithEmail(first.user.email)).toBe(1);
+      expect((await loginUser(t.gql, first.user.email, 'first password')).data?.login.user.id).toBe(first.user.id);
+      expect(errorCode(await loginUser(t.gql, first.user.email, 'second password'))).toBe('INVALID_CREDENTIALS');
+    });
+
+    it('decides a race of two registrations for one address: one account, the other gets EMAIL_TAKEN', async () => {
+      for (let round = 0; round < 5; round++) {
+        const email = uniqueEmail('race');
+        const passwords = ['password of one', 'password of two'];
+        const [one, two] = await Promise.all([
+          register(t.gql, { email, password: passwords[0] }),
+          register(t.gql, { email: email.toUpperCase(), password: passwords[1] }),
+        ]);
+        const results = [one, two] as GraphQLResponse<{ register: Payload }>[];
+        const winners = results.filter((r) => r.data?.register);
+        const losers = results.filter((r) => !r.data?.register);
+        expect(winners).toHaveLength(1);
+        expect(losers).toHaveLength(1);
+        expect(losers[0]?.errors?.[0]?.extensions).toEqual({ code: 'EMAIL_TAKEN', field: 'email' });
+        expect(await usersWithEmail(email)).toBe(1);
+
+        const winner = results.indexOf(winners[0] as GraphQLResponse<{ register: Payload }>);
+        const login = await loginUser(t.gql, email, passwords[winner] as string);
+        expect(login.data?.login.user.id).toBe(winners[0]?.data?.register.user.id);
+      }
+    });
+  });
+
+  describe('password', () => {
+    it('is refused under 8 bytes of UTF-8 with BAD_USER_INPUT on password, counting bytes not characters', async () => {
+      for (const password of ['abcdefg', 'ééé', 'éééa', '']) {
+        expect(bytes(password)).toBeLessThan(8);
+        const email = uniqueEmail('short');
+        expectBadInput(await register(t.gql, { email, password }), 'password');
+        expect(await usersWithEmail(email)).toBe(0);
+      }
+    });
+
+    it('is accepted from 8 to 72 bytes of UTF-8, and signs in with exactly that password', async () => {
+      const accepted = ['abcdefgh', 'éééé', 'a'.repeat(72), 'é'.repeat(36), `${'a'.repeat(68)}😀`];
+      for (const password of accepted) {
+        expect(bytes(password)).toBeGreaterThanOrEqual(8);
+        expect(bytes(password)).toBeLessThanOrEqual(72);
+        const registered = await registerUser(t.gql, { password });
+        const login = await loginUser(t.gql, registered.user.email, password);
+        expect(login.errors).toBeUndefined();
+        expect(login.data?.login.user.id).toBe(registered.user.id);
+      }
+    });
+
+    it('is refused over 72 bytes of UTF-8 rather than truncated, even when it has fewer characters', async () => {
+      // 73 ASCII bytes; 37 × 'é' = 74 bytes in 37 characters; 71 + 'é' = 73 bytes in 72 characters.
+      for (const password of ['a'.repeat(73), 'é'.repeat(37), `${'a'.repeat(71)}é`, 'x'.repeat(1000)]) {
+        expect(bytes(password)).toBeGreaterThan(72);
+        const email = uniqueEmail('long');
+        expectBadInput(await register(t.gql, { email, password }), 'password');
+        expect(await usersWithEmail(email)).toBe(0);
+      }
+    });
+
+    it('of 72 bytes signs in only with all 72 of them', async () => {
+      const password = 'é'.repeat(36);
+      const user = await registerUser(t.gql, { password });
+      // Differs only in the 72nd byte ('è' is C3 A8, 'é' is C3 A9), or is a prefix.
+      for (const wrong of [`${'é'.repeat(35)}è`, 'é'.repeat(35), `${'é'.repeat(35)}e`]) {
+        expect(errorCode(await loginUser(t.gql, user.user.email, wrong))).toBe('INVALID_CREDENTIALS');
+      }
+      // bcrypt would read only the first 72 bytes of a longer one and let it in: it is refused instead.
+      expectBadInput(await loginUser(t.gql, user.user.email, `${password}x`), 'password');
+      expect((await loginUser(t.gql, user.user.email, password)).data?.login.user.id).toBe(user.user.id);
+    });
+
+    it('is stored only as a bcrypt hash', async () => {
+      const password = 'a secret worth hashing';
+      const user = await registerUser(t.gql, { password });
+      const row = await userRow(user.user.email);
+      const hash = row?.passwordHash as string;
+      expect(hash).toMatch(/^\$2[aby]\$04\$[./A-Za-z0-9]{53}$/);
+      expect(hash).not.toContain(password);
+      expect(await bcrypt.compare(password, hash)).toBe(true);
+      expect(JSON.stringify(row)).not.toContain(password);
+    });
+  });
+
+  describe('displayName', () => {
+    it('is accepted up to 100 code points, whatever their UTF-16 length', async () => {
+      const displayName = '😀'.repeat(100);
+      expect(displayName.length).toBe(200);
+      const user = await registerUser(t.gql, { displayName });
+      expect(user.user.displayName).toBe(displayName);
+      expect((await userRow(user.user.email))?.displayName).toBe(displayName);
+      const me = await t.gql('{ me { displayName } }', {}, { token: user.accessToken });
+      expect(me.data).toEqual({ me: { displayName } });
+    });
+
+    it('is refused over 100 code points with BAD_USER_INPUT on displayName', async () => {
+      for (const displayName of ['😀'.repeat(101), 'a'.repeat(101)]) {
+        const email = uniqueEmail('name');
+        expectBadInput(await register(t.gql, { email, displayName }), 'displayName');
+        expect(await usersWithEmail(email)).toBe(0);
+      }
+    });
+
+    it('is stored as null when empty or absent', async () => {
+      for (const displayName of ['', null, undefined]) {
+        const user = await registerUser(t.gql, { displayName });
+        expect(user.user.displayName).toBeNull();
+        expect((await userRow(user.user.email))?.displayName).toBeNull();
+      }
+    });
+  });
+
+  describe('login', () => {
+    it('answers INVALID_CREDENTIALS alike for an unknown email and a wrong password, and audits both', async () => {
+      const user = await registerUser(t.gql);
+      const probe = (label: string) => ({ 'user-agent': `probe-${label}-${randomUUID()}` });
+      const wrongHeaders = probe('wrong');
+      const unknownHeaders = probe('unknown');
+      const wrong = await loginUser(t.gql, user.user.email, 'not the password', wrongHeaders);
+      const unknown = await loginUser(t.gql, uniqueEmail('nobody'), 'not the password', unknownHeaders);
+
+      for (const response of [wrong, unknown]) {
+        expect(response.errors).toHaveLength(1);
+        expect(response.errors?.[0]?.extensions).toEqual({ code: 'INVALID_CREDENTIALS' });
+        expect(response.data ?? null).toBeNull();
+      }
+      expect(wrong.errors?.[0]?.message).toBe(unknown.errors?.[0]?.message);
+
+      const failures = async (userAgent: string) =>
+        (await t.app.orm.em.fork().find(AuditEvent, { type: 'LOGIN_FAILED', userAgent })).map((row) => ({
+          userId: row.userId,
+          sessionId: row.sessionId,
+          ipAddress: row.ipAddress,
+          detail: row.detail ? JSON.parse(row.detail) : null,
+        }));
+      expect(await failures(wrongHeaders['user-agent'])).toEqual([
+        { userId: user.user.id, sessionId: null, ipAddress: '127.0.0.1', detail: { reason: 'WRONG_PASSWORD' } },
+      ]);
+      expect(await failures(unknownHeaders['user-agent'])).toEqual([
+        { userId: null, sessionId: null, ipAddress: '127.0.0.1', detail: { reason: 'UNKNOWN_EMAIL' } },
+      ]);
+    });
+  });
+});
