@@ -92,6 +92,18 @@ describe.each(dialects())('password account input rules on %s', (dialect) => {
       expect(errorCode(await loginUser(t.gql, first.user.email, 'second password'))).toBe('INVALID_CREDENTIALS');
     });
 
+    it('keeps addresses that differ only by an accent apart (no accent-blind collation)', async () => {
+      const tag = randomUUID().slice(0, 8);
+      const accented = await registerUser(t.gql, { email: `josé-${tag}@example.com`, password: 'accented password' });
+      const plain = await registerUser(t.gql, { email: `jose-${tag}@example.com`, password: 'plain password' });
+      expect(plain.user.id).not.toBe(accented.user.id);
+      expect(errorCode(await loginUser(t.gql, `jose-${tag}@example.com`, 'accented password'))).toBe(
+        'INVALID_CREDENTIALS',
+      );
+      const login = await loginUser(t.gql, `josé-${tag}@example.com`, 'accented password');
+      expect(login.data?.login.user.id).toBe(accented.user.id);
+    });
+
     it('decides a race of two registrations for one address: one account, the other gets EMAIL_TAKEN', async () => {
       for (let round = 0; round < 5; round++) {
         const email = uniqueEmail('race');

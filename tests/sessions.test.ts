@@ -211,7 +211,30 @@ describe.each(dialects())('sessions on %s', (dialect) => {
       expect(row.revokedAt?.getTime()).toBe(clock.now());
     });
 
-    it.todo('revokes the session when a token spent two rotations ago is replayed (only the last one is remembered)');
+    it('revokes the session when a token spent two rotations ago is replayed, even within the grace', async () => {
+      const user = await registerUser(t.gql);
+      const second = await rotate(t.gql, user.refreshToken);
+      const third = await rotate(t.gql, second.refreshToken);
+      expectUnauthenticated(await refreshToken(t.gql, user.refreshToken), 'REFRESH_TOKEN_REUSE');
+      expectUnauthenticated(await refreshToken(t.gql, third.refreshToken), 'SESSION_REVOKED');
+      await expectRevokedAccess(t.gql, third.accessToken);
+      expect(await auditCount(t, 'REFRESH_TOKEN_REUSE_DETECTED', user.session.id)).toBe(1);
+    });
+
+    it('treats a made-up token of an earlier generation as invalid, not as reuse', async () => {
+      const user = await registerUser(t.gql);
+      const next = await rotate(t.gql, user.refreshToken);
+      const [sid, , secret, tag] = user.refreshToken.split('.') as [string, string, string, string];
+      // Right session, a past generation, but a tag we did not make: someone who only knows the session id.
+      const flipped = `${tag.slice(0, -1)}${tag.endsWith('A') ? 'B' : 'A'}`;
+      expectUnauthenticated(await refreshToken(t.gql, `${sid}.0.${secret}.${flipped}`), 'INVALID_REFRESH_TOKEN');
+      expectUnauthenticated(
+        await refreshToken(t.gql, `${sid}.0.${randomBytes(32).toString('base64url')}.${tag}`),
+        'INVALID_REFRESH_TOKEN',
+      );
+      expect(await auditCount(t, 'SESSION_REVOKED', user.session.id)).toBe(0);
+      await expectAccepted(t.gql, next.accessToken, user.user.id);
+    });
 
     it('refuses garbage, unknown and forged refresh tokens without revoking the session', async () => {
       const user = await registerUser(t.gql);

@@ -38,10 +38,12 @@ export const Session = defineEntity({
   properties: {
     id: p.string().length(36).primary(),
     user: () => p.manyToOne(User).deleteRule('cascade'),
-    /** SHA-256 (hex) of the live refresh token; the token itself is never stored. */
+    /** SHA-256 (hex) of the live refresh token's secret; the token itself is never stored. */
     refreshTokenHash: p.string().length(64),
-    /** SHA-256 of the token spent by the last rotation, kept to tell a racing tab from a replay. */
-    previousTokenHash: p.string().length(64).nullable(),
+    /** Counts rotations; a token of an earlier generation is a spent one. */
+    refreshGeneration: p.integer().unsigned().default(0),
+    /** HMAC key that tags this session's refresh tokens, so spent ones can be told from made-up ones. */
+    refreshTagKey: p.string().length(43),
     rotatedAt: p.datetime(3).nullable(),
     createdAt: p.datetime(3),
     lastUsedAt: p.datetime(3),

@@ -98,6 +98,14 @@ export function ormOptions(database: DatabaseConfig, flavor: ServerFlavor = 'mys
     password: database.password,
     dbName: database.dbName,
     timezone: '+00:00',
+    discovery: {
+      // Emails are stored normalised; compare them byte for byte, not under an accent-blind collation
+      // (utf8mb4_unicode_ci would make jose@ and josé@ one account). SQLite compares bytes already.
+      onMetadata: (meta: { className: string; properties: Record<string, { collation?: string }> }) => {
+        const email = meta.className === 'User' ? meta.properties.email : undefined;
+        if (email) email.collation = 'utf8mb4_bin';
+      },
+    },
     pool: { min: 1, max: 10 },
   } as unknown as Options;
 }

@@ -72,7 +72,7 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
         auth,
         meta: requestMeta(req, request?.headers, deps.trustProxy),
         services: deps.services,
-        signedIn: new Set<string>(),
+        signedIn: new Map<string, string>(),
         get em() {
           em ??= deps.orm.em.fork() as Context['em'];
           return em;

@@ -19,17 +19,21 @@ export interface Context {
   readonly em: Em;
   readonly meta: RequestMeta;
   readonly services: Services;
-  /** Users this request has just signed in (register, login, refresh): they may read their own payload. */
-  readonly signedIn: Set<string>;
+  /** Users this request has just signed in (register, login, refresh), with their session: they may read their own payload. */
+  readonly signedIn: Map<string, string>;
 }
 
 /** Whether the caller is `userId`: by token, or by having signed in within this request. */
 export const isSelf = (context: Context, userId: string): boolean =>
   context.auth?.sub === userId || context.signedIn.has(userId);
 
+/** The caller's session as seen from `userId`'s side: the token's, or the one this request opened. */
+export const currentSessionOf = (context: Context, userId: string): string | undefined =>
+  context.auth?.sub === userId ? context.auth.sid : context.signedIn.get(userId);
+
 /** Records that this request signed the payload's user in, and passes the payload on. */
-export function signedIn<T extends { user: { id: string } }>(context: Context, payload: T): T {
-  context.signedIn.add(payload.user.id);
+export function signedIn<T extends { user: { id: string }; session: { id: string } }>(context: Context, payload: T): T {
+  context.signedIn.set(payload.user.id, payload.session.id);
   return payload;
 }
 

@@ -3,7 +3,7 @@ import { ROLES, User, type UserRow } from '../db/entities.ts';
 import { unauthenticated } from '../errors.ts';
 import { rolesOf } from '../sessions/sessions.ts';
 import { builder } from './builder.ts';
-import { isSelf } from './context.ts';
+import { currentSessionOf, isSelf } from './context.ts';
 import { SessionType } from './session.ts';
 
 export const RoleEnum = builder.enumType('Role', {
@@ -30,7 +30,8 @@ export const UserType = builder.objectRef<UserRow>('User').implement({
         if (context.auth?.sub === user.id) return { scope: 'sessions:read' };
         return isSelf(context, user.id) ? true : { scope: 'sessions:admin' };
       },
-      resolve: (user, _args, context) => context.services.sessions.listActive(context.em, user.id, context.auth?.sid),
+      resolve: (user, _args, context) =>
+        context.services.sessions.listActive(context.em, user.id, currentSessionOf(context, user.id)),
     }),
   }),
 });

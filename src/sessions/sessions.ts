@@ -7,7 +7,15 @@ import type { Em } from '../db/orm.ts';
 import { AuthError, unauthenticated } from '../errors.ts';
 import type { RevocationBus, SessionRevokedEvent } from '../events/revocation-bus.ts';
 import type { AccessTokenSigner } from '../tokens/sign.ts';
-import { hashSecret, newRefreshToken, newSessionId, parseRefreshToken, sameHash } from './refresh-token.ts';
+import {
+  hashSecret,
+  isGenuine,
+  newRefreshToken,
+  newSessionId,
+  newTokenKey,
+  parseRefreshToken,
+  sameHash,
+} from './refresh-token.ts';
 
 export interface SessionInfo {
   readonly id: string;
@@ -68,13 +76,15 @@ export class Sessions {
   open(em: Em, user: UserRow, meta: RequestMeta): { row: SessionRow; refreshToken: string } {
     const now = new Date(this.#clock.now());
     const id = newSessionId();
-    const { token, hash } = newRefreshToken(id);
+    const tagKey = newTokenKey();
+    const { token, hash } = newRefreshToken(id, 0, tagKey);
     const maxExpiresAt = new Date(now.getTime() + this.#settings.sessionMaxAgeMs);
     const row = em.create(Session, {
       id,
       user,
       refreshTokenHash: hash,
-      previousTokenHash: null,
+      refreshGeneration: 0,
+      refreshTagKey: tagKey,
       rotatedAt: null,
       createdAt: now,
       lastUsedAt: now,
@@ -104,50 +114,61 @@ export class Sessions {
 
   /**
    * Rotates a refresh token. Exactly one of several concurrent calls with the same token wins (a conditional
-   * UPDATE on the current hash); the others, and a spent token within the grace period, get
-   * REFRESH_TOKEN_ROTATED. A spent token after the grace period revokes the whole session.
+   * UPDATE on the current generation); the others, and the last spent token within the grace period, get
+   * REFRESH_TOKEN_ROTATED. Any other spent token of the session revokes the whole session.
    */
   async refresh(em: Em, presented: string, meta: RequestMeta): Promise<IssuedTokens> {
     const parts = parseRefreshToken(presented);
     if (!parts) throw unauthenticated('The refresh token is invalid', 'INVALID_REFRESH_TOKEN');
     const row = await em.findOne(Session, { id: parts.sessionId }, { populate: ['user'] });
     if (!row) throw unauthenticated('The refresh token is invalid', 'INVALID_REFRESH_TOKEN');
-    const hash = hashSecret(parts.secret);
+    if (!isGenuine(parts, row.refreshTagKey))
+      throw unauthenticated('The refresh token is invalid', 'INVALID_REFRESH_TOKEN');
     const now = this.#clock.now();
+    const current = row.refreshGeneration;
 
-    if (sameHash(row.refreshTokenHash, hash)) {
+    if (parts.generation === current && sameHash(row.refreshTokenHash, hashSecret(parts.secret))) {
       if (row.revokedAt) throw unauthenticated('The session has been revoked', 'SESSION_REVOKED');
       if (row.expiresAt.getTime() <= now)
         throw unauthenticated('The refresh token has expired', 'REFRESH_TOKEN_EXPIRED');
-      const next = newRefreshToken(row.id);
+      const next = newRefreshToken(row.id, current + 1, row.refreshTagKey);
       const at = new Date(now);
-      const expiresAt = new Date(Math.min(now + this.#settings.refreshTokenTtlMs, row.maxExpiresAt.getTime()));
       const changes = {
         refreshTokenHash: next.hash,
-        previousTokenHash: hash,
+        refreshGeneration: current + 1,
         rotatedAt: at,
         lastUsedAt: at,
-        expiresAt,
+        expiresAt: new Date(Math.min(now + this.#settings.refreshTokenTtlMs, row.maxExpiresAt.getTime())),
         ...(meta.ipAddress === null ? {} : { ipAddress: clip(meta.ipAddress, 45) }),
         ...(meta.userAgent === null ? {} : { userAgent: clip(meta.userAgent, 512) }),
       };
       await em.transactional(async (tx) => {
-        const won = await tx.nativeUpdate(Session, { id: row.id, refreshTokenHash: hash, revokedAt: null }, changes);
+        // The conditional update is the arbiter between concurrent refreshes: one matches, the rest find 0 rows.
+        const won = await tx.nativeUpdate(
+          Session,
+          { id: row.id, refreshGeneration: current, refreshTokenHash: row.refreshTokenHash, revokedAt: null },
+          changes,
+        );
         if (won !== 1) throw unauthenticated('The refresh token was already rotated', 'REFRESH_TOKEN_ROTATED');
         audit(tx, meta, { type: 'TOKEN_REFRESHED', userId: row.user.id, sessionId: row.id }, at);
       });
-      em.getUnitOfWork().getIdentityMap().delete(row);
       return this.issue(row.user as UserRow, { ...row, ...changes } as SessionRow, next.token);
     }
 
-    if (sameHash(row.previousTokenHash, hash)) {
+    if (parts.generation < current) {
       if (row.revokedAt) throw unauthenticated('The session has been revoked', 'SESSION_REVOKED');
       const rotatedAt = row.rotatedAt?.getTime() ?? 0;
-      if (now - rotatedAt <= this.#settings.refreshReuseGraceMs) {
+      // Several tabs refreshing at once: the token spent by the latest rotation is forgiven for a moment.
+      if (parts.generation === current - 1 && now - rotatedAt <= this.#settings.refreshReuseGraceMs) {
         throw unauthenticated('The refresh token was already rotated', 'REFRESH_TOKEN_ROTATED');
       }
       await this.revoke(em, row.user.id, [row.id], 'REFRESH_TOKEN_REUSE', meta, {
-        extra: { type: 'REFRESH_TOKEN_REUSE_DETECTED', userId: row.user.id, sessionId: row.id },
+        extra: {
+          type: 'REFRESH_TOKEN_REUSE_DETECTED',
+          userId: row.user.id,
+          sessionId: row.id,
+          detail: { generation: parts.generation, current },
+        },
       });
       throw unauthenticated('The refresh token was already used; the session has been revoked', 'REFRESH_TOKEN_REUSE');
     }
@@ -208,8 +229,8 @@ export class Sessions {
   /** Gives a live session a new refresh token; the old one counts as spent (reuse after the grace revokes). */
   rotateInPlace(row: SessionRow): { row: SessionRow; refreshToken: string } {
     const now = new Date(this.#clock.now());
-    const next = newRefreshToken(row.id);
-    row.previousTokenHash = row.refreshTokenHash;
+    const next = newRefreshToken(row.id, row.refreshGeneration + 1, row.refreshTagKey);
+    row.refreshGeneration += 1;
     row.refreshTokenHash = next.hash;
     row.rotatedAt = now;
     row.lastUsedAt = now;
