@@ -1,24 +1,27 @@
-// node:http + graphql-yoga + graphql-ws on one port and one path (/graphql).
+// node:http + graphql-yoga (HTTP and SSE) + graphql-ws (websocket.ts) on one port and one path (/graphql).
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { GraphQLSchema } from 'graphql';
-import { useServer } from 'graphql-ws/use/ws';
 import { createYoga, type Plugin } from 'graphql-yoga';
 import type { Logger } from 'pino';
-import { WebSocketServer } from 'ws';
+import type { Clock } from '../clock.ts';
 import type { Orm } from '../db/orm.ts';
 import { AuthError } from '../errors.ts';
+import type { RevocationBus } from '../events/revocation-bus.ts';
 import type { Context, Services } from '../schema/context.ts';
 import { createMaskError, toGraphQLError } from '../schema/errors.ts';
 import type { AccessClaims } from '../tokens/claims.ts';
 import type { AccessTokenVerifier } from '../tokens/verify.ts';
 import { authenticate } from './authenticate.ts';
 import { requestMeta } from './request-meta.ts';
+import { attachWebSocketServer } from './websocket.ts';
 
 export interface HttpDeps {
   readonly schema: GraphQLSchema;
   readonly orm: Orm;
   readonly services: Services;
   readonly verify: AccessTokenVerifier;
+  readonly bus: RevocationBus;
+  readonly clock: Clock;
   readonly logger: Logger;
   readonly plugins: Plugin[];
   readonly graphiql: boolean;
@@ -82,50 +85,12 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
   });
 
   const server = createServer(yoga);
-  const wss = new WebSocketServer({ server, path: '/graphql' });
-
-  useServer<{ authorization?: unknown }, { auth?: AccessClaims | null }>(
-    {
-      execute: (args) => (args.rootValue as EnvelopRoot).execute(args),
-      subscribe: (args) => (args.rootValue as EnvelopRoot).subscribe(args),
-      onConnect: async (ctx) => {
-        const authorization = ctx.connectionParams?.authorization;
-        try {
-          ctx.extra.auth = await authenticate(typeof authorization === 'string' ? authorization : null, deps.verify);
-          return true;
-        } catch (error) {
-          if (error instanceof AuthError) return false;
-          throw error;
-        }
-      },
-      onSubscribe: async (ctx, _id, payload) => {
-        const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
-          ...ctx,
-          req: ctx.extra.request,
-          socket: ctx.extra.socket,
-          params: payload,
-          socketAuth: ctx.extra.auth ?? null,
-        });
-        const args = {
-          schema,
-          operationName: payload.operationName,
-          document: parse(payload.query),
-          variableValues: payload.variables,
-          contextValue: await contextFactory(),
-          rootValue: { execute, subscribe },
-        };
-        const errors = validate(args.schema, args.document);
-        return errors.length ? errors : args;
-      },
-    },
-    wss,
-  );
+  const websocket = attachWebSocketServer(server, yoga, deps);
 
   return {
     server,
     async close() {
-      for (const client of wss.clients) client.close(1001, 'Server shutting down');
-      await new Promise<void>((resolve) => wss.close(() => resolve()));
+      await websocket.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
@@ -133,9 +98,4 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
       await yoga.dispose();
     },
   };
-}
-
-interface EnvelopRoot {
-  execute: (args: unknown) => never;
-  subscribe: (args: unknown) => never;
 }

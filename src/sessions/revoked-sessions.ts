@@ -2,8 +2,9 @@
 // Loaded from the database at start, kept current from the revocation bus; entries drop out
 // once every token of the session has expired, so the set stays bounded by the token lifetime.
 import type { Clock } from '../clock.ts';
-import { Session } from '../db/entities.ts';
+import { type RevocationReason, Session } from '../db/entities.ts';
 import type { Em } from '../db/orm.ts';
+import type { SessionRevokedEvent } from '../events/revocation-bus.ts';
 
 export class RevokedSessions {
   readonly #until = new Map<string, number>();
@@ -37,16 +38,31 @@ export class RevokedSessions {
     for (const [id, until] of this.#until) if (until <= now) this.#until.delete(id);
   }
 
-  /** Loads every revocation recent enough to matter (the database is the source of truth). */
-  async load(em: Em): Promise<number> {
+  /**
+   * Loads every revocation recent enough to matter (the database is the source of truth) and returns
+   * those this set did not know yet, as events, so that listeners can catch up after an outage.
+   */
+  async load(em: Em): Promise<SessionRevokedEvent[]> {
     const since = new Date(this.#clock.now() - this.#ttlMs);
     const rows = await em.find(
       Session,
       { revokedAt: { $gt: since } },
-      { fields: ['id', 'revokedAt'], disableIdentityMap: true },
+      { fields: ['id', 'user', 'revokedAt', 'revokedReason'], disableIdentityMap: true },
     );
-    for (const row of rows) if (row.revokedAt) this.add(row.id, row.revokedAt.getTime());
-    return rows.length;
+    const missed: SessionRevokedEvent[] = [];
+    for (const row of rows) {
+      if (!row.revokedAt) continue;
+      if (!this.#until.has(row.id)) {
+        missed.push({
+          userId: row.user.id,
+          sessionIds: [row.id],
+          reason: (row.revokedReason ?? 'REVOKED_BY_ADMIN') as RevocationReason,
+          revokedAt: row.revokedAt.getTime(),
+        });
+      }
+      this.add(row.id, row.revokedAt.getTime());
+    }
+    return missed;
   }
 
   close(): void {

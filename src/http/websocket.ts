@@ -1,0 +1,137 @@
+// graphql-ws on the HTTP server's /graphql path. A socket authenticates once, in connection_init; it is
+// closed with 4403 when its session is revoked (after any sessionRevoked subscription on it has delivered the
+// event and completed) and when its token expires, so a socket never outlives the token that opened it.
+import type { IncomingMessage, Server } from 'node:http';
+import type { Context as WsContext } from 'graphql-ws';
+import { useServer } from 'graphql-ws/use/ws';
+import type { YogaServerInstance } from 'graphql-yoga';
+import type { WebSocket } from 'ws';
+import { WebSocketServer } from 'ws';
+import type { Clock } from '../clock.ts';
+import { AuthError } from '../errors.ts';
+import type { RevocationBus } from '../events/revocation-bus.ts';
+import type { AccessClaims } from '../tokens/claims.ts';
+import type { AccessTokenVerifier } from '../tokens/verify.ts';
+import { authenticate } from './authenticate.ts';
+
+export const CLOSE_FORBIDDEN = 4403;
+/** How long a socket whose session was revoked waits for its subscriptions to complete before closing anyway. */
+const REVOKED_CLOSE_DEADLINE_MS = 1000;
+
+type Extra = {
+  socket: WebSocket;
+  request: IncomingMessage;
+  auth?: AccessClaims | null;
+  revoked?: boolean;
+  timer?: NodeJS.Timeout;
+  [key: string]: unknown;
+};
+type Ctx = WsContext<{ authorization?: unknown }, Extra>;
+
+interface EnvelopRoot {
+  execute: (args: unknown) => never;
+  subscribe: (args: unknown) => never;
+}
+
+export interface WebSocketDeps {
+  readonly verify: AccessTokenVerifier;
+  readonly bus: RevocationBus;
+  readonly clock: Clock;
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: the server and user context types are Yoga's concern here
+export function attachWebSocketServer(server: Server, yoga: YogaServerInstance<any, any>, deps: WebSocketDeps) {
+  const wss = new WebSocketServer({ server, path: '/graphql' });
+  const bySession = new Map<string, Set<Ctx>>();
+
+  const close = (ctx: Ctx, reason: string) => {
+    clearTimeout(ctx.extra.timer);
+    if (ctx.extra.socket.readyState === ctx.extra.socket.OPEN) ctx.extra.socket.close(CLOSE_FORBIDDEN, reason);
+  };
+
+  const forget = (ctx: Ctx) => {
+    clearTimeout(ctx.extra.timer);
+    const sid = ctx.extra.auth?.sid;
+    if (!sid) return;
+    const sockets = bySession.get(sid);
+    sockets?.delete(ctx);
+    if (sockets?.size === 0) bySession.delete(sid);
+  };
+
+  const unsubscribe = deps.bus.subscribe((event) => {
+    for (const sid of event.sessionIds) {
+      for (const ctx of bySession.get(sid) ?? []) {
+        ctx.extra.revoked = true;
+        if (Object.keys(ctx.subscriptions).length === 0) {
+          close(ctx, 'Session revoked');
+        } else {
+          // The sessionRevoked subscription completes on this event and closes the socket in onComplete.
+          clearTimeout(ctx.extra.timer);
+          ctx.extra.timer = setTimeout(() => close(ctx, 'Session revoked'), REVOKED_CLOSE_DEADLINE_MS);
+        }
+      }
+    }
+  });
+
+  useServer<{ authorization?: unknown }, Extra>(
+    {
+      execute: (args) => (args.rootValue as EnvelopRoot).execute(args),
+      subscribe: (args) => (args.rootValue as EnvelopRoot).subscribe(args),
+      onConnect: async (ctx) => {
+        const authorization = ctx.connectionParams?.authorization;
+        try {
+          ctx.extra.auth = await authenticate(typeof authorization === 'string' ? authorization : null, deps.verify);
+        } catch (error) {
+          if (error instanceof AuthError) return false;
+          throw error;
+        }
+        const auth = ctx.extra.auth;
+        if (auth) {
+          const sockets = bySession.get(auth.sid) ?? new Set<Ctx>();
+          bySession.set(auth.sid, sockets.add(ctx as Ctx));
+          const untilExpiry = auth.exp * 1000 - deps.clock.now();
+          ctx.extra.timer = setTimeout(() => close(ctx as Ctx, 'Token expired'), Math.max(0, untilExpiry));
+        }
+        return true;
+      },
+      onSubscribe: async (ctx, _id, payload) => {
+        if (ctx.extra.revoked || (ctx.extra.auth && ctx.extra.auth.exp * 1000 <= deps.clock.now())) {
+          close(ctx as Ctx, ctx.extra.revoked ? 'Session revoked' : 'Token expired');
+          return [];
+        }
+        const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
+          ...ctx,
+          req: ctx.extra.request,
+          socket: ctx.extra.socket,
+          params: payload,
+          socketAuth: ctx.extra.auth ?? null,
+        });
+        const args = {
+          schema,
+          operationName: payload.operationName,
+          document: parse(payload.query),
+          variableValues: payload.variables,
+          contextValue: await contextFactory(),
+          rootValue: { execute, subscribe },
+        };
+        const errors = validate(args.schema, args.document);
+        return errors.length ? errors : args;
+      },
+      onComplete: (ctx, id) => {
+        // Runs just before the complete message is sent; the close frame is queued after it.
+        const others = Object.keys(ctx.subscriptions).filter((key) => key !== id);
+        if (ctx.extra.revoked && others.length === 0) setTimeout(() => close(ctx as Ctx, 'Session revoked'), 0);
+      },
+      onClose: (ctx) => forget(ctx as Ctx),
+    },
+    wss,
+  );
+
+  return {
+    async close() {
+      unsubscribe();
+      for (const client of wss.clients) client.close(1001, 'Server shutting down');
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+    },
+  };
+}
