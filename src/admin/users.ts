@@ -1,0 +1,124 @@
+// The admin surface over accounts: look up, list and search, change roles, end every session of a user.
+
+import { audit, type RequestMeta } from '../audit/audit.ts';
+import type { Clock } from '../clock.ts';
+import { ROLES, type Role, User, type UserRow } from '../db/entities.ts';
+import type { Em } from '../db/orm.ts';
+import { AuthError, badInput } from '../errors.ts';
+import { rolesOf, type Sessions } from '../sessions/sessions.ts';
+
+export interface UserPage {
+  readonly edges: readonly { cursor: string; node: UserRow }[];
+  readonly pageInfo: { hasNextPage: boolean; endCursor: string | null };
+  readonly totalCount: number;
+}
+
+export const MAX_PAGE_SIZE = 100;
+
+// Users are listed oldest first; the cursor is the last row's (createdAt, id), which never changes.
+const encodeCursor = (user: UserRow) =>
+  Buffer.from(JSON.stringify([user.createdAt.getTime(), user.id])).toString('base64url');
+
+function decodeCursor(cursor: string): { createdAt: Date; id: string } {
+  try {
+    const [createdAt, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown[];
+    if (typeof createdAt === 'number' && Number.isFinite(createdAt) && typeof id === 'string') {
+      return { createdAt: new Date(createdAt), id };
+    }
+  } catch {}
+  throw badInput('after', 'The cursor is not one this API returned');
+}
+
+/** Escapes LIKE wildcards so a search for "50%" means the text "50%". */
+const likePattern = (text: string) => `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+
+export async function listUsers(em: Em, args: { first: number; after?: string | null; query?: string | null }) {
+  if (!Number.isInteger(args.first) || args.first < 0 || args.first > MAX_PAGE_SIZE) {
+    throw badInput('first', `first must be an integer from 0 to ${MAX_PAGE_SIZE}`);
+  }
+  const search = args.query?.trim();
+  const filter = search
+    ? {
+        $or: [{ email: { $like: likePattern(search.toLowerCase()) } }, { displayName: { $like: likePattern(search) } }],
+      }
+    : {};
+  const after = args.after ? decodeCursor(args.after) : undefined;
+  const page = after
+    ? {
+        $and: [
+          filter,
+          { $or: [{ createdAt: { $gt: after.createdAt } }, { createdAt: after.createdAt, id: { $gt: after.id } }] },
+        ],
+      }
+    : filter;
+  const [rows, totalCount] = await Promise.all([
+    em.find(User, page, { orderBy: { createdAt: 'asc', id: 'asc' }, limit: args.first + 1 }),
+    em.count(User, filter),
+  ]);
+  const nodes = rows.slice(0, args.first);
+  const last = nodes.at(-1);
+  return {
+    edges: nodes.map((node) => ({ cursor: encodeCursor(node), node })),
+    pageInfo: { hasNextPage: rows.length > args.first, endCursor: last ? encodeCursor(last) : null },
+    totalCount,
+  } satisfies UserPage;
+}
+
+export interface AdminDeps {
+  readonly sessions: Sessions;
+  readonly clock: Clock;
+}
+
+const isAdmin = (user: Pick<UserRow, 'roles'>) => rolesOf(user).includes('ADMIN');
+
+/**
+ * Replaces a user's roles (USER is always kept). Refuses to leave the service without an admin. Removing a
+ * role revokes the user's sessions, so that tokens carrying the old role stop working at once; an added role
+ * arrives with the next refresh or sign-in.
+ */
+export async function setUserRoles(
+  deps: AdminDeps,
+  em: Em,
+  actorId: string,
+  userId: string,
+  requested: readonly Role[],
+  meta: RequestMeta,
+): Promise<UserRow> {
+  const roles = ROLES.filter((role) => role === 'USER' || requested.includes(role));
+  const { user, revocation } = await em.transactional(async (tx) => {
+    const user = await tx.findOne(User, { id: userId });
+    if (!user) throw new AuthError('NOT_FOUND', 'No such user');
+    const before = rolesOf(user);
+    if (isAdmin(user) && !roles.includes('ADMIN')) {
+      const admins = await tx.count(User, { roles: { $like: '%ADMIN%' }, id: { $ne: userId } });
+      if (admins === 0) throw badInput('roles', 'This is the last admin: make someone else an admin first');
+    }
+    user.roles = roles.join(',');
+    user.updatedAt = new Date(deps.clock.now());
+    audit(
+      tx,
+      meta,
+      { type: 'ROLES_CHANGED', userId, detail: { by: actorId, from: before.join(','), to: user.roles } },
+      user.updatedAt,
+    );
+    const removed = before.some((role) => !roles.includes(role));
+    const revocation = removed ? await deps.sessions.revokeIn(tx, userId, 'all', 'REVOKED_BY_ADMIN', meta) : undefined;
+    return { user, revocation };
+  });
+  if (revocation) await deps.sessions.published(revocation);
+  return user;
+}
+
+/** Ends every session of a user (reason REVOKED_BY_ADMIN); returns how many were active. */
+export async function revokeUserSessions(
+  deps: AdminDeps,
+  em: Em,
+  actorId: string,
+  userId: string,
+  meta: RequestMeta,
+): Promise<number> {
+  if ((await em.count(User, { id: userId })) === 0) throw new AuthError('NOT_FOUND', 'No such user');
+  return deps.sessions.revoke(em, userId, 'all', 'REVOKED_BY_ADMIN', meta, {
+    extra: { type: 'USER_SESSIONS_REVOKED', userId, detail: { by: actorId } },
+  });
+}

@@ -1,0 +1,72 @@
+// The admin surface: user(id), users(...) with Relay-style pagination, setUserRoles, revokeUserSessions.
+import { listUsers, MAX_PAGE_SIZE, revokeUserSessions, setUserRoles } from '../admin/users.ts';
+import { User, type UserRow } from '../db/entities.ts';
+import { builder } from './builder.ts';
+import { claimsOf } from './context.ts';
+import { RoleEnum, UserType } from './user.ts';
+
+const UserEdgeType = builder.objectRef<{ cursor: string; node: UserRow }>('UserEdge').implement({
+  fields: (t) => ({
+    cursor: t.exposeString('cursor'),
+    node: t.field({ type: UserType, resolve: (edge) => edge.node }),
+  }),
+});
+
+const PageInfoType = builder.objectRef<{ hasNextPage: boolean; endCursor: string | null }>('PageInfo').implement({
+  fields: (t) => ({
+    hasNextPage: t.exposeBoolean('hasNextPage'),
+    endCursor: t.exposeString('endCursor', { nullable: true }),
+  }),
+});
+
+const UserConnectionType = builder.objectRef<Awaited<ReturnType<typeof listUsers>>>('UserConnection').implement({
+  description: 'A page of users, oldest first.',
+  fields: (t) => ({
+    edges: t.field({ type: [UserEdgeType], resolve: (page) => page.edges }),
+    pageInfo: t.field({ type: PageInfoType, resolve: (page) => page.pageInfo }),
+    totalCount: t.exposeInt('totalCount', { description: 'All users matching `query`, on every page.' }),
+  }),
+});
+
+builder.queryFields((t) => ({
+  user: t.field({
+    type: UserType,
+    nullable: true,
+    description: 'A user by id (scope users:read); null when there is none.',
+    authScopes: { scope: 'users:read' },
+    args: { id: t.arg.id() },
+    resolve: (_root, { id }, context) => context.em.findOne(User, { id: String(id) }),
+  }),
+  users: t.field({
+    type: UserConnectionType,
+    description: `Users, oldest first, optionally searched by email or display name (scope users:read). At most ${MAX_PAGE_SIZE} a page.`,
+    authScopes: { scope: 'users:read' },
+    args: {
+      first: t.arg.int({ required: false, defaultValue: 20 }),
+      after: t.arg.string({ required: false }),
+      query: t.arg.string({ required: false }),
+    },
+    resolve: (_root, args, context) =>
+      listUsers(context.em, { first: args.first ?? 20, after: args.after, query: args.query }),
+  }),
+}));
+
+builder.mutationFields((t) => ({
+  setUserRoles: t.field({
+    type: UserType,
+    description:
+      "Replaces a user's roles (scope users:write); USER is always kept. Removing a role ends the user's sessions. " +
+      'The last admin cannot lose ADMIN.',
+    authScopes: { scope: 'users:write' },
+    args: { userId: t.arg.id(), roles: t.arg({ type: [RoleEnum] }) },
+    resolve: (_root, { userId, roles }, context) =>
+      setUserRoles(context.services, context.em, claimsOf(context).sub, String(userId), roles, context.meta),
+  }),
+  revokeUserSessions: t.int({
+    description: 'Ends every session of a user (scope sessions:admin); returns how many were active.',
+    authScopes: { scope: 'sessions:admin' },
+    args: { userId: t.arg.id() },
+    resolve: (_root, { userId }, context) =>
+      revokeUserSessions(context.services, context.em, claimsOf(context).sub, String(userId), context.meta),
+  }),
+}));
