@@ -6,7 +6,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditEvent, User } from '../src/db/entities.ts';
 import type { Em } from '../src/db/orm.ts';
 import { dialects, startTestApp, type TestApp } from './support/app.ts';
-import { errorCode, type Gql, loginUser, type Payload, refreshToken, registerUser } from './support/graphql.ts';
+import {
+  errorCode,
+  type Gql,
+  type GraphQLResponse,
+  loginUser,
+  type Payload,
+  refreshToken,
+  registerUser,
+} from './support/graphql.ts';
 
 const root = new URL('..', import.meta.url).pathname;
 
@@ -106,8 +114,12 @@ describe.each(dialects())('admin on %s', (dialect) => {
     const seen: string[] = [];
     let after: string | null = null;
     for (const expected of [2, 2, 1]) {
-      const page = await gql(query, { first: 2, after, query: `page-${tag}` }, { token: admin.accessToken });
-      const users = page.data?.users;
+      const page: GraphQLResponse = await gql(
+        query,
+        { first: 2, after, query: `page-${tag}` },
+        { token: admin.accessToken },
+      );
+      const users: any = page.data?.users;
       expect(users.totalCount).toBe(5);
       expect(users.edges).toHaveLength(expected);
       expect(users.pageInfo.hasNextPage).toBe(seen.length + expected < 5);

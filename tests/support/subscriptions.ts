@@ -78,7 +78,9 @@ export function subscribe<T = Record<string, any>>(baseUrl: string, query: strin
       }
       return events[n - 1] as T;
     },
-    dispose: () => client.dispose(),
+    dispose: async () => {
+      await client.dispose();
+    },
   };
 }
 
