@@ -1,0 +1,23 @@
+// The OAuth part of the object graph: configured providers, the redirect-URI allow-list and the state store.
+import type { Logger } from 'pino';
+import type { Clock } from '../clock.ts';
+import type { OAuthConfig } from '../config.ts';
+import type { KeyValueStore } from '../store/store.ts';
+import { createOAuthProviders, type OAuthProviders } from './providers.ts';
+import { OAuthStates } from './state.ts';
+
+export interface OAuth {
+  readonly providers: OAuthProviders;
+  readonly states: OAuthStates;
+  /** Exact redirect URIs a sign-in may return to (OAUTH_REDIRECT_URIS). */
+  readonly redirectUris: ReadonlySet<string>;
+}
+
+export function createOAuth(config: OAuthConfig, store: KeyValueStore, clock: Clock, logger: Logger): OAuth {
+  return {
+    // Facts only (kind, error codes): provider messages and bodies may carry codes or tokens.
+    providers: createOAuthProviders(config, (facts) => logger.warn(facts, 'OAuth provider call failed')),
+    states: new OAuthStates(store, clock),
+    redirectUris: new Set(config.redirectUris),
+  };
+}

@@ -1,0 +1,37 @@
+// unlinkOAuthProvider: removes a linked provider account, but never the last way into an account.
+import { LockMode } from '@mikro-orm/core';
+import { audit, type RequestMeta } from '../audit/audit.ts';
+import type { Clock } from '../clock.ts';
+import { LinkedAccount, User, type UserRow } from '../db/entities.ts';
+import type { Em } from '../db/orm.ts';
+import { AuthError, badInput, unauthenticated } from '../errors.ts';
+
+/**
+ * Unlinks `provider` from the user. NOT_FOUND when no account of it is linked; BAD_USER_INPUT (field `provider`)
+ * when it is the only way left to sign in (no password, no other linked account).
+ */
+export async function unlinkOAuthProvider(
+  deps: { readonly clock: Clock },
+  em: Em,
+  userId: string,
+  provider: string,
+  meta: RequestMeta,
+): Promise<UserRow> {
+  return em.transactional(async (tx) => {
+    // The row lock serialises concurrent unlinks of one user on MySQL (so two of them cannot each leave the other's
+    // link as "the last one" and remove both); SQLite ignores it and runs one write transaction at a time anyway.
+    const user = await tx.findOne(User, { id: userId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+    if (!user) throw unauthenticated('The account no longer exists', 'ACCOUNT_NOT_FOUND');
+    const link = await tx.findOne(LinkedAccount, { user: userId, provider });
+    if (!link) throw new AuthError('NOT_FOUND', 'No account of this provider is linked');
+    if (user.passwordHash === null && (await tx.count(LinkedAccount, { user: userId })) <= 1) {
+      throw badInput(
+        'provider',
+        'This is the only way to sign in to the account: set a password (through a password reset) or link another provider first',
+      );
+    }
+    tx.remove(link);
+    audit(tx, meta, { type: 'OAUTH_UNLINKED', userId, detail: { provider } }, new Date(deps.clock.now()));
+    return user;
+  });
+}

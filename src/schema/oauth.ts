@@ -1,0 +1,107 @@
+// OAuth sign-in and account linking: the providers on offer, starting an attempt, signing in or linking with the
+// code and state that come back, unlinking, and User.linkedAccounts.
+
+import { enforce, ipKey } from '../limits/rate-limits.ts';
+import { linkOAuthProvider } from '../oauth/link.ts';
+import { type LinkedAccountInfo, listLinkedAccounts } from '../oauth/linked-accounts.ts';
+import { loginWithOAuth } from '../oauth/login.ts';
+import type { ProviderInfo } from '../oauth/providers.ts';
+import { type OAuthStart, startOAuth } from '../oauth/start.ts';
+import { unlinkOAuthProvider } from '../oauth/unlink.ts';
+import { AuthPayloadType } from './auth.ts';
+import { builder } from './builder.ts';
+import { claimsOf, isSelf, signedIn } from './context.ts';
+import { UserType } from './user.ts';
+
+const OAuthProviderType = builder.objectRef<ProviderInfo>('OAuthProvider').implement({
+  description: 'A configured sign-in provider.',
+  fields: (t) => ({
+    id: t.exposeString('id', {
+      description: 'What startOAuth and the other OAuth operations take: `github`, `google`…',
+    }),
+    name: t.exposeString('name', { description: 'For display: "GitHub", "Google"…' }),
+  }),
+});
+
+const OAuthStartType = builder.objectRef<OAuthStart>('OAuthStart').implement({
+  description: 'Where to send the user, and the state that comes back with the code on the redirect URI.',
+  fields: (t) => ({
+    authorizationUrl: t.exposeString('authorizationUrl'),
+    state: t.exposeString('state', { description: 'Single use, valid for 10 minutes.' }),
+  }),
+});
+
+const LinkedAccountType = builder.objectRef<LinkedAccountInfo>('LinkedAccount').implement({
+  description: 'A provider account that signs in as this user.',
+  fields: (t) => ({
+    provider: t.exposeString('provider'),
+    providerUserId: t.exposeString('providerUserId'),
+    email: t.exposeString('email', { nullable: true, description: 'As the provider reported it when linked.' }),
+    linkedAt: t.expose('linkedAt', { type: 'DateTime' }),
+  }),
+});
+
+const OAuthCodeInput = builder.inputType('OAuthCodeInput', {
+  description: 'What the provider sent back to the redirect URI.',
+  fields: (t) => ({ provider: t.string(), code: t.string(), state: t.string() }),
+});
+
+builder.objectField(UserType, 'linkedAccounts', (t) =>
+  t.field({
+    type: [LinkedAccountType],
+    description: 'Linked provider accounts, oldest first: the account holder, or with scope users:read.',
+    authScopes: (user, _args, context) => (isSelf(context, user.id) ? true : { scope: 'users:read' }),
+    resolve: (user, _args, context) => listLinkedAccounts(context.em, user.id),
+  }),
+);
+
+builder.queryField('oauthProviders', (t) =>
+  t.field({
+    type: [OAuthProviderType],
+    description: 'The configured OAuth/OpenID Connect providers.',
+    resolve: (_root, _args, context) => context.services.oauth.providers.list(),
+  }),
+);
+
+builder.mutationFields((t) => ({
+  startOAuth: t.field({
+    type: OAuthStartType,
+    description:
+      'Starts a sign-in with a provider (PKCE, state, nonce). With a bearer token it starts a link to the caller ' +
+      'instead, for linkOAuthProvider. redirectUri must be one of OAUTH_REDIRECT_URIS.',
+    args: { provider: t.arg.string(), redirectUri: t.arg.string() },
+    resolve: async (_root, args, context) => {
+      await enforce(context.services.limits.oauthStart, ipKey(context.meta.ipAddress));
+      return startOAuth(context.services.oauth, args, context.auth?.sub ?? null);
+    },
+  }),
+  loginWithOAuth: t.field({
+    type: AuthPayloadType,
+    description:
+      'Signs in with the code and state from the redirect URI: a linked account signs in, an unknown one ' +
+      'becomes a new account. ACCOUNT_EXISTS when its email belongs to an account: sign in there and link.',
+    args: { input: t.arg({ type: OAuthCodeInput }) },
+    resolve: async (_root, { input }, context) =>
+      signedIn(context, await loginWithOAuth(context.services, context.em, input, context.meta)),
+  }),
+  linkOAuthProvider: t.field({
+    type: UserType,
+    description:
+      'Links the provider account to the caller (started by startOAuth with the same token). ' +
+      'OAUTH_ACCOUNT_IN_USE when it is linked to another account.',
+    authScopes: { authenticated: true },
+    args: { input: t.arg({ type: OAuthCodeInput }) },
+    resolve: (_root, { input }, context) =>
+      linkOAuthProvider(context.services, context.em, claimsOf(context).sub, input, context.meta),
+  }),
+  unlinkOAuthProvider: t.field({
+    type: UserType,
+    description:
+      "Unlinks the caller's account of this provider. NOT_FOUND when none is linked; BAD_USER_INPUT when it is " +
+      'the last way to sign in (no password, no other linked account).',
+    authScopes: { authenticated: true },
+    args: { provider: t.arg.string() },
+    resolve: (_root, { provider }, context) =>
+      unlinkOAuthProvider(context.services, context.em, claimsOf(context).sub, provider, context.meta),
+  }),
+}));
