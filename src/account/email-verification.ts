@@ -1,0 +1,63 @@
+// requestEmailVerification mails the account holder a code; verifyEmail spends it and marks the email verified.
+import { audit, type RequestMeta } from '../audit/audit.ts';
+import { User, type UserRow } from '../db/entities.ts';
+import type { Em } from '../db/orm.ts';
+import { unauthenticated } from '../errors.ts';
+import { rateLimited } from '../limits/limiters.ts';
+import { ensureAllowed } from '../limits/rate-limits.ts';
+import { verificationMail } from '../mail/templates.ts';
+import { invalidCode } from './codes.ts';
+import type { AccountDeps } from './deps.ts';
+
+async function accountOf(em: Em, userId: string): Promise<UserRow> {
+  const user = await em.findOne(User, { id: userId });
+  if (!user) throw unauthenticated('The account no longer exists', 'ACCOUNT_NOT_FOUND');
+  return user;
+}
+
+/**
+ * Mails a new verification code to the caller's address (replacing any earlier one) and returns true; returns
+ * false, sending nothing, when the address is already verified. RATE_LIMITED past the per-account limit.
+ */
+export async function requestEmailVerification(
+  deps: AccountDeps,
+  em: Em,
+  userId: string,
+  meta: RequestMeta,
+): Promise<boolean> {
+  const user = await accountOf(em, userId);
+  if (user.emailVerified) return false;
+  const limit = await deps.limits.verification.consume(user.id);
+  const now = new Date(deps.clock.now());
+  if (!limit.allowed) {
+    audit(em, meta, { type: 'EMAIL_VERIFICATION_REQUESTED', userId, detail: { outcome: 'RATE_LIMITED' } }, now);
+    await em.flush();
+    throw rateLimited(limit.retryAfterMs);
+  }
+  const code = await deps.codes.issue('email-verification', user.id);
+  await deps.mailer.send(verificationMail(user.email, code, deps.mail));
+  audit(em, meta, { type: 'EMAIL_VERIFICATION_REQUESTED', userId, detail: { outcome: 'SENT' } }, now);
+  await em.flush();
+  return true;
+}
+
+/** Spends the caller's pending verification code and marks the email verified; INVALID_CODE otherwise. */
+export async function verifyEmail(deps: AccountDeps, em: Em, userId: string, code: string, meta: RequestMeta) {
+  const user = await accountOf(em, userId);
+  // Past its limit of wrong codes, the account is refused before any code is compared.
+  await ensureAllowed(deps.limits.attempts, user.id);
+  const rejection = await deps.codes.consume('email-verification', user.id, code);
+  const now = new Date(deps.clock.now());
+  if (rejection) {
+    await deps.limits.attempts.consume(user.id);
+    audit(em, meta, { type: 'EMAIL_VERIFICATION_FAILED', userId, detail: { reason: rejection } }, now);
+    await em.flush();
+    throw invalidCode();
+  }
+  await em.transactional(async (tx) => {
+    user.emailVerified = true;
+    user.updatedAt = now;
+    audit(tx, meta, { type: 'EMAIL_VERIFIED', userId }, now);
+  });
+  return user;
+}

@@ -1,0 +1,69 @@
+// myData: everything stored about the account holder (account, sessions, linked accounts, audit trail), as JSON,
+// for GDPR access requests. Never a secret: no password hash, no refresh-token hashes or keys, no codes.
+import { audit, type RequestMeta } from '../audit/audit.ts';
+import { AuditEvent, LinkedAccount, Session, User } from '../db/entities.ts';
+import type { Em } from '../db/orm.ts';
+import { unauthenticated } from '../errors.ts';
+import { rolesOf } from '../sessions/sessions.ts';
+import type { AccountDeps } from './deps.ts';
+
+const iso = (date: Date | null | undefined) => (date ? date.toISOString() : null);
+
+function parseDetail(detail: string | null | undefined): unknown {
+  if (!detail) return null;
+  try {
+    return JSON.parse(detail);
+  } catch {
+    return detail;
+  }
+}
+
+/** Reads the caller's data (fields listed one by one, so a new secret column never leaks by default). */
+export async function exportMyData(deps: Pick<AccountDeps, 'clock'>, em: Em, userId: string, meta: RequestMeta) {
+  const user = await em.findOne(User, { id: userId });
+  if (!user) throw unauthenticated('The account no longer exists', 'ACCOUNT_NOT_FOUND');
+  const sessions = await em.find(Session, { user: userId }, { orderBy: { createdAt: 'asc', id: 'asc' } });
+  const linked = await em.find(LinkedAccount, { user: userId }, { orderBy: { linkedAt: 'asc', id: 'asc' } });
+  const events = await em.find(AuditEvent, { userId }, { orderBy: { createdAt: 'asc', id: 'asc' } });
+  const now = new Date(deps.clock.now());
+  const data = {
+    exportedAt: now.toISOString(),
+    user: {
+      id: user.id,
+      email: user.email,
+      emailVerified: user.emailVerified,
+      displayName: user.displayName ?? null,
+      roles: rolesOf(user),
+      hasPassword: Boolean(user.passwordHash),
+      createdAt: iso(user.createdAt),
+      updatedAt: iso(user.updatedAt),
+    },
+    sessions: sessions.map((s) => ({
+      id: s.id,
+      createdAt: iso(s.createdAt),
+      lastUsedAt: iso(s.lastUsedAt),
+      expiresAt: iso(s.expiresAt),
+      userAgent: s.userAgent ?? null,
+      ipAddress: s.ipAddress ?? null,
+      revokedAt: iso(s.revokedAt),
+      revokedReason: s.revokedReason ?? null,
+    })),
+    linkedAccounts: linked.map((a) => ({
+      provider: a.provider,
+      providerUserId: a.providerUserId,
+      email: a.email ?? null,
+      linkedAt: iso(a.linkedAt),
+    })),
+    auditEvents: events.map((e) => ({
+      type: e.type,
+      createdAt: iso(e.createdAt),
+      sessionId: e.sessionId ?? null,
+      ipAddress: e.ipAddress ?? null,
+      userAgent: e.userAgent ?? null,
+      detail: parseDetail(e.detail),
+    })),
+  };
+  audit(em, meta, { type: 'DATA_EXPORTED', userId }, now);
+  await em.flush();
+  return data;
+}

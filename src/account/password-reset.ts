@@ -1,0 +1,98 @@
+// requestPasswordReset mails a code to an account's address (always answering true, in about the same time
+// for unknown addresses); resetPassword spends it, sets the password, verifies the email and ends every session.
+import { audit, type RequestMeta } from '../audit/audit.ts';
+import { normalizeEmail, validatePassword } from '../auth/validate.ts';
+import { User } from '../db/entities.ts';
+import type { Em } from '../db/orm.ts';
+import { ensureAllowed } from '../limits/rate-limits.ts';
+import { passwordResetMail } from '../mail/templates.ts';
+import { invalidCode } from './codes.ts';
+import type { AccountDeps } from './deps.ts';
+
+export interface ResetPasswordInput {
+  readonly email: string;
+  readonly code: string;
+  readonly newPassword: string;
+}
+
+/**
+ * Always true. A known address within its limit gets a new code (replacing any earlier one) by mail, sent after
+ * the answer so that SMTP's latency does not tell known addresses from unknown ones; an unknown address, or one
+ * over its limit, costs the same store and database work and gets nothing.
+ */
+export async function requestPasswordReset(
+  deps: AccountDeps,
+  em: Em,
+  emailInput: string,
+  meta: RequestMeta,
+): Promise<true> {
+  const email = normalizeEmail(emailInput);
+  const user = await em.findOne(User, { email });
+  // Counted per address whether or not it has an account: the same work either way.
+  const limit = await deps.limits.reset.consume(email);
+  let code: string | null = null;
+  if (user && limit.allowed) code = await deps.codes.issue('password-reset', user.id);
+  else await deps.codes.decoy();
+  const outcome = !user ? 'UNKNOWN_EMAIL' : limit.allowed ? 'SENT' : 'RATE_LIMITED';
+  audit(
+    em,
+    meta,
+    { type: 'PASSWORD_RESET_REQUESTED', userId: user?.id ?? null, detail: { outcome } },
+    new Date(deps.clock.now()),
+  );
+  await em.flush();
+  if (user && code) {
+    deps.mailer.send(passwordResetMail(user.email, code, deps.mail)).catch((error: unknown) => {
+      deps.logger.error(
+        { err: { message: error instanceof Error ? error.message : String(error) }, userId: user.id },
+        'password reset mail could not be sent',
+      );
+    });
+  }
+  return true;
+}
+
+/**
+ * Spends the reset code of the account with `email`, sets the new password, marks the email verified and
+ * revokes every session of the account (reason PASSWORD_RESET), published after commit. INVALID_CODE for a
+ * wrong, expired, spent or dead code, and for an unknown address.
+ */
+export async function resetPassword(
+  deps: AccountDeps,
+  em: Em,
+  input: ResetPasswordInput,
+  meta: RequestMeta,
+): Promise<true> {
+  const email = normalizeEmail(input.email);
+  const newPassword = validatePassword(input.newPassword, 'newPassword');
+  const user = await em.findOne(User, { email });
+  const now = new Date(deps.clock.now());
+  // Wrong codes are limited per account (per address when there is none), checked before any comparison.
+  const attemptsKey = user?.id ?? email;
+  await ensureAllowed(deps.limits.attempts, attemptsKey);
+  if (!user) {
+    await deps.limits.attempts.consume(attemptsKey);
+    audit(em, meta, { type: 'PASSWORD_RESET_FAILED', userId: null, detail: { reason: 'UNKNOWN_EMAIL' } }, now);
+    await em.flush();
+    throw invalidCode();
+  }
+  const rejection = await deps.codes.consume('password-reset', user.id, input.code);
+  if (rejection) {
+    await deps.limits.attempts.consume(attemptsKey);
+    audit(em, meta, { type: 'PASSWORD_RESET_FAILED', userId: user.id, detail: { reason: rejection } }, now);
+    await em.flush();
+    throw invalidCode();
+  }
+  const passwordHash = await deps.hasher.hash(newPassword);
+  const revocation = await em.transactional(async (tx) => {
+    user.passwordHash = passwordHash;
+    // The code reached this address, which proves it as well as a verification code would.
+    user.emailVerified = true;
+    user.updatedAt = now;
+    audit(tx, meta, { type: 'PASSWORD_RESET', userId: user.id }, now);
+    return deps.sessions.revokeIn(tx, user.id, 'all', 'PASSWORD_RESET', meta);
+  });
+  await deps.sessions.published(revocation);
+  await deps.codes.discard('email-verification', user.id);
+  return true;
+}

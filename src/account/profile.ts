@@ -1,0 +1,33 @@
+// updateProfile: the account holder's own editable fields (today the display name).
+import { audit, type RequestMeta } from '../audit/audit.ts';
+import { normalizeDisplayName } from '../auth/validate.ts';
+import { User, type UserRow } from '../db/entities.ts';
+import type { Em } from '../db/orm.ts';
+import { unauthenticated } from '../errors.ts';
+import type { AccountDeps } from './deps.ts';
+
+export interface UpdateProfileInput {
+  /** Absent: unchanged; null or blank: cleared; otherwise at most 100 code points. */
+  readonly displayName?: string | null;
+}
+
+/** Validates and applies the changes; a change that changes nothing writes nothing. */
+export async function updateProfile(
+  deps: Pick<AccountDeps, 'clock'>,
+  em: Em,
+  userId: string,
+  input: UpdateProfileInput,
+  meta: RequestMeta,
+): Promise<UserRow> {
+  const displayName = input.displayName === undefined ? undefined : normalizeDisplayName(input.displayName);
+  const user = await em.findOne(User, { id: userId });
+  if (!user) throw unauthenticated('The account no longer exists', 'ACCOUNT_NOT_FOUND');
+  if (displayName === undefined || displayName === (user.displayName ?? null)) return user;
+  const now = new Date(deps.clock.now());
+  await em.transactional(async (tx) => {
+    user.displayName = displayName;
+    user.updatedAt = now;
+    audit(tx, meta, { type: 'PROFILE_UPDATED', userId, detail: { fields: 'displayName' } }, now);
+  });
+  return user;
+}
