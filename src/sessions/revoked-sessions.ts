@@ -2,7 +2,7 @@
 // Loaded from the database at start, kept current from the revocation bus; entries drop out
 // once every token of the session has expired, so the set stays bounded by the token lifetime.
 import type { Clock } from '../clock.ts';
-import { type RevocationReason, Session } from '../db/entities.ts';
+import { AuditEvent, type RevocationReason, Session } from '../db/entities.ts';
 import type { Em } from '../db/orm.ts';
 import type { SessionRevokedEvent } from '../events/revocation-bus.ts';
 
@@ -61,6 +61,16 @@ export class RevokedSessions {
         });
       }
       this.add(row.id, row.revokedAt.getTime());
+    }
+    // A deleted account's sessions are gone from the sessions table; their revocations live on in the
+    // (anonymised) audit trail, which keeps the session id and the time.
+    const trail = await em.find(
+      AuditEvent,
+      { type: 'SESSION_REVOKED', createdAt: { $gt: since }, sessionId: { $ne: null } },
+      { fields: ['sessionId', 'createdAt'], disableIdentityMap: true },
+    );
+    for (const row of trail) {
+      if (row.sessionId && !this.#until.has(row.sessionId)) this.add(row.sessionId, row.createdAt.getTime());
     }
     return missed;
   }

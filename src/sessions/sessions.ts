@@ -1,11 +1,13 @@
 // Sessions: open one per sign-in, rotate its refresh token on every use, revoke, list.
 
+import { LockMode } from '@mikro-orm/core';
 import { type AuditEntry, audit, type RequestMeta } from '../audit/audit.ts';
 import type { Clock } from '../clock.ts';
 import { type RevocationReason, type Role, Session, type SessionRow, type UserRow } from '../db/entities.ts';
 import type { Em } from '../db/orm.ts';
 import { AuthError, unauthenticated } from '../errors.ts';
 import type { RevocationBus, SessionRevokedEvent } from '../events/revocation-bus.ts';
+import { enforce, type RateLimits } from '../limits/rate-limits.ts';
 import type { AccessTokenSigner } from '../tokens/sign.ts';
 import {
   hashSecret,
@@ -64,12 +66,20 @@ export class Sessions {
   readonly #sign: AccessTokenSigner;
   readonly #bus: RevocationBus;
   readonly #settings: SessionSettings;
+  readonly #limits: Pick<RateLimits, 'refresh'>;
 
-  constructor(clock: Clock, sign: AccessTokenSigner, bus: RevocationBus, settings: SessionSettings) {
+  constructor(
+    clock: Clock,
+    sign: AccessTokenSigner,
+    bus: RevocationBus,
+    settings: SessionSettings,
+    limits: Pick<RateLimits, 'refresh'>,
+  ) {
     this.#clock = clock;
     this.#sign = sign;
     this.#bus = bus;
     this.#settings = settings;
+    this.#limits = limits;
   }
 
   /** Creates a session row on `em` (to be flushed by the caller's transaction) and its first refresh token. */
@@ -124,6 +134,8 @@ export class Sessions {
     if (!row) throw unauthenticated('The refresh token is invalid', 'INVALID_REFRESH_TOKEN');
     if (!isGenuine(parts, row.refreshTagKey))
       throw unauthenticated('The refresh token is invalid', 'INVALID_REFRESH_TOKEN');
+    // Counted only for tokens of this session (genuine tag), so nobody can spend another session's allowance.
+    await enforce(this.#limits.refresh, row.id);
     const now = this.#clock.now();
     const current = row.refreshGeneration;
 
@@ -194,7 +206,12 @@ export class Sessions {
       revokedAt: null,
       ...(sessionIds === 'all' ? {} : { id: { $in: [...sessionIds] } }),
     };
-    const rows = await tx.find(Session, where, { fields: ['id'], disableIdentityMap: true });
+    // FOR UPDATE on MySQL: also keeps a racing sign-in from adding a session this revocation would miss.
+    const rows = await tx.find(Session, where, {
+      fields: ['id'],
+      disableIdentityMap: true,
+      lockMode: LockMode.PESSIMISTIC_WRITE,
+    });
     const ids = rows.map((r) => r.id).filter((id) => id !== except);
     if (ids.length > 0) {
       await tx.nativeUpdate(Session, { id: { $in: ids }, revokedAt: null }, { revokedAt: at, revokedReason: reason });
