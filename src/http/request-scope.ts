@@ -1,0 +1,71 @@
+// Per-request scope for logs: a request id (a caller's safe X-Request-Id, or a new UUID) sent back in the
+// X-Request-Id header, a child logger that carries it (used by the error mask), and one log line per request
+// with method, path, operation name, status and duration (never headers, query strings or variables).
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { type DocumentNode, getOperationAST } from 'graphql';
+import type { Plugin } from 'graphql-yoga';
+import type { Logger } from 'pino';
+
+export interface RequestScope {
+  readonly requestId: string;
+  readonly logger: Logger;
+  operationName: string | undefined;
+}
+
+/** What a caller may choose as its request id: short, and nothing a log viewer could misread. */
+const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+
+export function requestIdOf(header: string | string[] | undefined): string {
+  const value = Array.isArray(header) ? header[0] : header;
+  return value !== undefined && SAFE_REQUEST_ID.test(value) ? value : randomUUID();
+}
+
+export interface RequestScopes {
+  /** The scope of the request whose code is running, if any. */
+  current(): RequestScope | undefined;
+  /** Wraps the node:http listener: every request runs inside its scope and is logged when it ends. */
+  wrap(listener: RequestListener): RequestListener;
+  /** Records the operation name for the request's log line. */
+  plugin: Plugin;
+}
+
+export function createRequestScopes(logger: Logger): RequestScopes {
+  const storage = new AsyncLocalStorage<RequestScope>();
+  return {
+    current: () => storage.getStore(),
+    wrap: (listener) => (req: IncomingMessage, res: ServerResponse) => {
+      const requestId = requestIdOf(req.headers['x-request-id']);
+      const scope: RequestScope = { requestId, logger: logger.child({ requestId }), operationName: undefined };
+      res.setHeader('x-request-id', requestId);
+      const started = performance.now();
+      res.once('close', () => {
+        scope.logger.info(
+          {
+            method: req.method,
+            path: (req.url ?? '').split('?')[0]?.slice(0, 200),
+            operationName: scope.operationName,
+            status: res.statusCode,
+            durationMs: Math.round((performance.now() - started) * 10) / 10,
+          },
+          'request',
+        );
+      });
+      storage.run(scope, () => listener(req, res));
+    },
+    plugin: {
+      // Taken from the parsed document, so only a real GraphQL name (never caller-chosen text) is logged.
+      onExecute({ args }) {
+        nameOperation(storage.getStore(), args.document, args.operationName);
+      },
+      onSubscribe({ args }) {
+        nameOperation(storage.getStore(), args.document, args.operationName);
+      },
+    },
+  };
+}
+
+function nameOperation(scope: RequestScope | undefined, document: DocumentNode, name: string | null | undefined) {
+  if (scope) scope.operationName = getOperationAST(document, name)?.name?.value.slice(0, 100);
+}
