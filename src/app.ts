@@ -1,16 +1,26 @@
 // createApp(config): builds every part once, wires them, and returns the server and how to close it.
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
+import { createAccountDeps } from './account/deps.ts';
 import { createPasswordHasher } from './auth/passwords.ts';
 import { type Clock, systemClock } from './clock.ts';
 import type { Config } from './config.ts';
 import { migrate } from './db/migrate.ts';
 import { createOrm, type Em, type Orm } from './db/orm.ts';
-import { createMemoryRevocationBus, type RevocationBus } from './events/revocation-bus.ts';
+import { createMemoryRevocationBus } from './events/memory.ts';
+import { onPublish } from './events/on-publish.ts';
+import { createRedisRevocationBus } from './events/redis.ts';
+import type { RevocationBus } from './events/revocation-bus.ts';
+import { createMetrics, type Metrics } from './http/metrics.ts';
 import { createHttpServer } from './http/server.ts';
+import { useMetrics } from './http/use-metrics.ts';
 import { useReadiness } from './http/use-readiness.ts';
 import { useWellKnown } from './http/use-well-known.ts';
+import { createLimiterFactory } from './limits/limiters.ts';
+import { createRateLimits } from './limits/rate-limits.ts';
 import { createLogger } from './log.ts';
+import { createMailer } from './mail/create.ts';
+import { createOAuth } from './oauth/oauth.ts';
 import type { Services } from './schema/context.ts';
 import { buildSchema } from './schema/index.ts';
 import { RevokedSessions } from './sessions/revoked-sessions.ts';
@@ -42,6 +52,8 @@ export interface App {
   readonly redis: RedisConnections | undefined;
   readonly verify: AccessTokenVerifier;
   readonly logger: Logger;
+  /** This app's Prometheus registry and counters (served on GET /metrics). */
+  readonly metrics: Metrics;
   /** Starts listening on config.port (0 picks a free port); resolves to the base URL. */
   listen(): Promise<string>;
   close(): Promise<void>;
@@ -57,8 +69,22 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     const store = redis ? createRedisStore(redis.commands) : createMemoryStore(clock);
     if (options.migrate !== false) await migrate(orm);
     const keys = await loadKeyStore(config);
-    const bus = createMemoryRevocationBus();
     const revoked = new RevokedSessions(clock, config.accessTokenTtlMs + config.jwt.clockToleranceMs);
+    let bus: RevocationBus;
+    const catchUp = async () => {
+      // After a Redis outage: whatever was revoked meanwhile is in the database; reload it and tell listeners.
+      try {
+        for (const event of await revoked.load(orm.em.fork() as Em)) bus.deliverLocally(event);
+        logger.info('revocations reloaded after reconnecting to Redis');
+      } catch (error) {
+        logger.error({ err: error }, 'could not reload revocations');
+      }
+    };
+    const metrics = createMetrics();
+    bus = onPublish(
+      redis ? await createRedisRevocationBus(redis, logger, () => void catchUp()) : createMemoryRevocationBus(logger),
+      (event) => metrics.countRevocation(event),
+    );
     bus.subscribe((event) => {
       for (const id of event.sessionIds) revoked.add(id, event.revokedAt);
     });
@@ -71,21 +97,37 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       clock,
       (sid) => revoked.has(sid),
     );
+    const hasher = await createPasswordHasher(config.bcryptCost);
+    const limiters = createLimiterFactory(redis?.commands);
+    const limits = createRateLimits(config.rateLimits, limiters);
+    const sessions = new Sessions(clock, sign, bus, config, limits);
+    const mailer = createMailer(config, logger);
     const services: Services = {
       clock,
-      hasher: await createPasswordHasher(config.bcryptCost),
-      sessions: new Sessions(clock, sign, bus, config),
+      hasher,
+      sessions,
+      bus,
+      limits,
+      account: createAccountDeps(config, { clock, hasher, sessions, store, mailer, limiters, logger }),
+      oauth: createOAuth(config.oauth, store, clock, logger),
     };
     const http = createHttpServer({
       schema: buildSchema(),
       orm,
       services,
       verify,
+      bus,
+      clock,
       logger,
       graphiql: config.graphiql,
       trustProxy: config.trustProxy,
       corsOrigins: config.corsOrigins,
+      introspection: config.introspection,
+      graphqlLimits: config.graphqlLimits,
+      hsts: config.publicUrl.startsWith('https://'),
+      onSubscriptionChange: (delta) => metrics.subscriptionsChanged(delta),
       plugins: [
+        useMetrics(metrics, { token: config.metricsToken }),
         useWellKnown(keys, config),
         useReadiness({
           database: async () => {
@@ -108,6 +150,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       redis,
       verify,
       logger,
+      metrics,
       listen: () =>
         new Promise((resolve, reject) => {
           http.server.once('error', reject);
@@ -122,6 +165,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
         await http.close();
         revoked.close();
         await bus.close();
+        await mailer.close();
         await redis?.close();
         await orm.close();
       },

@@ -35,7 +35,87 @@ export interface Config {
   readonly corsOrigins: readonly string[];
   readonly trustProxy: boolean;
   readonly graphiql: boolean;
+  /** When set, GET /metrics requires `Authorization: Bearer <metricsToken>`. */
+  readonly metricsToken: string | undefined;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  readonly mail: MailConfig;
+  /** Per-account throttle of verification and reset code requests. */
+  readonly codeRequests: { readonly limit: number; readonly windowMs: number };
+  readonly oauth: OAuthConfig;
+  /** Throttles of the credential-checking operations (RATE_LIMIT_*). */
+  readonly rateLimits: RateLimitsConfig;
+  /** Introspection queries are refused when false (default: off in production). */
+  readonly introspection: boolean;
+  /** Per-document limits enforced before execution (graphql-armor). */
+  readonly graphqlLimits: GraphQLLimitsConfig;
+}
+
+/** `points` actions per `durationSeconds` window. */
+export interface RateLimit {
+  readonly points: number;
+  readonly durationSeconds: number;
+}
+
+export interface RateLimitsConfig {
+  /** Failed logins per account (normalised email); past it the account is blocked, each time twice as long. */
+  readonly loginAccount: RateLimit;
+  /** Failed logins per client IP. */
+  readonly loginIp: RateLimit;
+  /** Longest per-account login block the exponential back-off reaches. */
+  readonly loginMaxBlockSeconds: number;
+  readonly registerIp: RateLimit;
+  readonly refreshSession: RateLimit;
+  /** Wrong verification or reset codes per account. */
+  readonly codeAttempts: RateLimit;
+  readonly oauthStartIp: RateLimit;
+}
+
+export interface GraphQLLimitsConfig {
+  readonly maxDepth: number;
+  readonly maxAliases: number;
+  readonly maxDirectives: number;
+  readonly maxTokens: number;
+  readonly maxCost: number;
+}
+
+export interface OAuthConfig {
+  /** The exact redirect URIs startOAuth accepts. */
+  readonly redirectUris: readonly string[];
+  /** Limit of each call to a provider (discovery, token, user info). */
+  readonly timeoutMs: number;
+  readonly providers: readonly OAuthProviderConfig[];
+}
+
+export type OAuthProviderConfig =
+  | {
+      readonly kind: 'github';
+      readonly id: 'github';
+      readonly name: string;
+      readonly clientId: string;
+      readonly clientSecret: string;
+      readonly authorizeUrl: string;
+      readonly tokenUrl: string;
+      /** Base URL of the REST API (no trailing slash). */
+      readonly apiUrl: string;
+    }
+  | {
+      readonly kind: 'oidc';
+      readonly id: string;
+      readonly name: string;
+      /** Discovery starts from `${issuer}/.well-known/openid-configuration`. */
+      readonly issuer: string;
+      readonly clientId: string;
+      readonly clientSecret: string;
+    };
+
+export interface MailConfig {
+  /** `smtp://` or `smtps://` URL; undefined (development only) writes mail to `${dataDir}/mail/` instead. */
+  readonly smtpUrl: string | undefined;
+  readonly from: string;
+  /** Named in the subject and body of every mail. */
+  readonly productName: string;
+  /** Base URL of the app that links in mail point to (no trailing slash). */
+  readonly appUrl: string;
 }
 
 export class ConfigError extends Error {
@@ -63,6 +143,25 @@ const duration = (fallback: string, min = 1) =>
       }
       return ms;
     });
+
+/** `N/duration`, e.g. `5/15m`: at most N actions per window of that duration (a whole number of seconds). */
+const rate = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((value, ctx): RateLimit => {
+      const match = /^(\d+)\/(.+)$/.exec(value.trim());
+      const ms = match ? parseDuration(match[2] as string) : undefined;
+      const points = Number(match?.[1]);
+      if (ms === undefined || ms < 1000 || ms % 1000 !== 0 || !Number.isSafeInteger(points) || points < 1) {
+        ctx.addIssue({ code: 'custom', message: `expected N/duration like 5/15m or 100/1h, got "${value}"` });
+        return z.NEVER;
+      }
+      return { points, durationSeconds: ms / 1000 };
+    });
+
+const positiveInt = (fallback: number) =>
+  z.coerce.number().int().min(1, 'expected a positive integer').default(fallback);
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'expected true or false' })
@@ -113,7 +212,38 @@ const schema = z.object({
   CORS_ORIGINS: list,
   TRUST_PROXY: bool.default(false),
   GRAPHIQL: bool.optional(),
+  METRICS_TOKEN: optionalText,
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  SMTP_URL: optionalText.refine(
+    (v) => v === undefined || (/^smtps?:\/\/[^/]/.test(v) && URL.canParse(v)),
+    'expected smtp://[user:pass@]host[:port] or smtps://…',
+  ),
+  MAIL_FROM: optionalText.refine(
+    (v) => v === undefined || /@/.test(v),
+    'expected an address, like no-reply@example.com or "Auth <no-reply@example.com>"',
+  ),
+  PRODUCT_NAME: z.string().trim().min(1).max(100).default('Auth'),
+  APP_URL: optionalText.refine(
+    (v) => v === undefined || (/^https?:\/\//.test(v) && URL.canParse(v)),
+    'expected an http:// or https:// URL',
+  ),
+  CODE_REQUEST_LIMIT: z.coerce.number().int().min(1, 'expected a positive integer').default(3),
+  CODE_REQUEST_WINDOW: duration('15m', 1000),
+  OAUTH_REDIRECT_URIS: list,
+  OAUTH_TIMEOUT: duration('10s', 100),
+  RATE_LIMIT_LOGIN_ACCOUNT: rate('5/15m'),
+  RATE_LIMIT_LOGIN_IP: rate('100/15m'),
+  RATE_LIMIT_LOGIN_MAX_BLOCK: duration('24h', 1000),
+  RATE_LIMIT_REGISTER_IP: rate('10/1h'),
+  RATE_LIMIT_REFRESH_SESSION: rate('60/1m'),
+  RATE_LIMIT_CODE_ATTEMPTS: rate('10/15m'),
+  RATE_LIMIT_OAUTH_START_IP: rate('30/15m'),
+  INTROSPECTION: bool.optional(),
+  GRAPHQL_MAX_DEPTH: positiveInt(15),
+  GRAPHQL_MAX_ALIASES: positiveInt(15),
+  GRAPHQL_MAX_DIRECTIVES: positiveInt(10),
+  GRAPHQL_MAX_TOKENS: positiveInt(2000),
+  GRAPHQL_MAX_COST: positiveInt(5000),
 });
 
 export type Env = Record<string, string | undefined>;
@@ -189,6 +319,15 @@ export function loadConfig(env: Env, readFile: ReadFile): Config {
   if (e.REFRESH_TOKEN_TTL > e.SESSION_MAX_AGE) {
     throw new ConfigError('REFRESH_TOKEN_TTL: must not be longer than SESSION_MAX_AGE');
   }
+  // Email verification and password reset always send mail; only development may write it to files instead.
+  if (production && e.SMTP_URL === undefined) {
+    throw new ConfigError(
+      'SMTP_URL: required when NODE_ENV=production (smtp://user:pass@host:587 or smtps://…; verification and reset codes are mailed)',
+    );
+  }
+  if (production && e.MAIL_FROM === undefined) {
+    throw new ConfigError('MAIL_FROM: required when NODE_ENV=production (e.g. "Auth <no-reply@example.com>")');
+  }
   return Object.freeze({
     env: e.NODE_ENV,
     port: e.PORT,
@@ -213,6 +352,128 @@ export function loadConfig(env: Env, readFile: ReadFile): Config {
     corsOrigins: Object.freeze(e.CORS_ORIGINS),
     trustProxy: e.TRUST_PROXY,
     graphiql: e.GRAPHIQL ?? !production,
+    metricsToken: e.METRICS_TOKEN,
     logLevel: e.LOG_LEVEL,
+    mail: Object.freeze({
+      smtpUrl: e.SMTP_URL,
+      from: e.MAIL_FROM ?? `${e.PRODUCT_NAME} <no-reply@localhost>`,
+      productName: e.PRODUCT_NAME,
+      appUrl: (e.APP_URL ?? publicUrl).replace(/\/$/, ''),
+    }),
+    codeRequests: Object.freeze({ limit: e.CODE_REQUEST_LIMIT, windowMs: e.CODE_REQUEST_WINDOW }),
+    oauth: parseOAuth(set, e.OAUTH_REDIRECT_URIS, e.OAUTH_TIMEOUT, production),
+    rateLimits: Object.freeze({
+      loginAccount: e.RATE_LIMIT_LOGIN_ACCOUNT,
+      loginIp: e.RATE_LIMIT_LOGIN_IP,
+      loginMaxBlockSeconds: Math.ceil(e.RATE_LIMIT_LOGIN_MAX_BLOCK / 1000),
+      registerIp: e.RATE_LIMIT_REGISTER_IP,
+      refreshSession: e.RATE_LIMIT_REFRESH_SESSION,
+      codeAttempts: e.RATE_LIMIT_CODE_ATTEMPTS,
+      oauthStartIp: e.RATE_LIMIT_OAUTH_START_IP,
+    }),
+    introspection: e.INTROSPECTION ?? !production,
+    graphqlLimits: Object.freeze({
+      maxDepth: e.GRAPHQL_MAX_DEPTH,
+      maxAliases: e.GRAPHQL_MAX_ALIASES,
+      maxDirectives: e.GRAPHQL_MAX_DIRECTIVES,
+      maxTokens: e.GRAPHQL_MAX_TOKENS,
+      maxCost: e.GRAPHQL_MAX_COST,
+    }),
+  });
+}
+
+const OIDC_VARIABLE = /^OAUTH_OIDC_([A-Z0-9_]+?)_(ISSUER|CLIENT_ID|CLIENT_SECRET|DISPLAY_NAME)$/;
+
+/** https:// anywhere; http:// only on loopback outside production (a local or test provider). */
+function providerUrl(name: string, value: string, production: boolean): string {
+  const url = URL.canParse(value) ? new URL(value) : undefined;
+  const loopback = url !== undefined && ['127.0.0.1', '[::1]', 'localhost'].includes(url.hostname);
+  if (url?.protocol === 'https:' || (url?.protocol === 'http:' && loopback && !production)) return value;
+  throw new ConfigError(`${name}: expected an https:// URL, got "${value}"`);
+}
+
+function credentials(env: Env, prefix: string) {
+  const clientId = env[`${prefix}_CLIENT_ID`]?.trim();
+  const clientSecret = env[`${prefix}_CLIENT_SECRET`]?.trim();
+  if (clientId === undefined && clientSecret === undefined) return undefined;
+  if (clientId === undefined)
+    throw new ConfigError(`${prefix}_CLIENT_ID: required when ${prefix}_CLIENT_SECRET is set`);
+  if (clientSecret === undefined) {
+    throw new ConfigError(`${prefix}_CLIENT_SECRET: required when ${prefix}_CLIENT_ID is set`);
+  }
+  return { clientId, clientSecret };
+}
+
+/** OAUTH_GITHUB_*, OAUTH_GOOGLE_* and any number of OAUTH_OIDC_<NAME>_* (provider id: the lower-cased NAME). */
+function parseOAuth(env: Env, redirectUris: string[], timeoutMs: number, production: boolean): OAuthConfig {
+  const providers: OAuthProviderConfig[] = [];
+  const github = credentials(env, 'OAUTH_GITHUB');
+  if (github) {
+    const url = (name: string, fallback: string) => providerUrl(name, env[name]?.trim() ?? fallback, production);
+    providers.push({
+      kind: 'github',
+      id: 'github',
+      name: 'GitHub',
+      ...github,
+      authorizeUrl: url('OAUTH_GITHUB_AUTHORIZE_URL', 'https://github.com/login/oauth/authorize'),
+      tokenUrl: url('OAUTH_GITHUB_TOKEN_URL', 'https://github.com/login/oauth/access_token'),
+      apiUrl: url('OAUTH_GITHUB_API_URL', 'https://api.github.com').replace(/\/+$/, ''),
+    });
+  }
+  const google = credentials(env, 'OAUTH_GOOGLE');
+  if (google) {
+    const issuer = env.OAUTH_GOOGLE_ISSUER?.trim() ?? 'https://accounts.google.com';
+    providers.push({
+      kind: 'oidc',
+      id: 'google',
+      name: 'Google',
+      ...google,
+      issuer: providerUrl('OAUTH_GOOGLE_ISSUER', issuer, production),
+    });
+  }
+  const names = new Set<string>();
+  for (const variable of Object.keys(env)
+    .filter((name) => name.startsWith('OAUTH_OIDC_'))
+    .sort()) {
+    const match = OIDC_VARIABLE.exec(variable);
+    if (!match) {
+      throw new ConfigError(
+        `${variable}: expected OAUTH_OIDC_<NAME>_ISSUER, _CLIENT_ID, _CLIENT_SECRET or _DISPLAY_NAME (NAME: A-Z, 0-9, _)`,
+      );
+    }
+    names.add(match[1] as string);
+  }
+  for (const name of names) {
+    const prefix = `OAUTH_OIDC_${name}`;
+    const id = name.toLowerCase();
+    if (id === 'github' || id === 'google') {
+      throw new ConfigError(`${prefix}_ISSUER: the provider id "${id}" is taken; configure it with OAUTH_${name}_*`);
+    }
+    const pair = credentials(env, prefix);
+    if (!pair) throw new ConfigError(`${prefix}_CLIENT_ID: required for the OpenID Connect provider "${id}"`);
+    const issuer = env[`${prefix}_ISSUER`]?.trim();
+    if (issuer === undefined)
+      throw new ConfigError(`${prefix}_ISSUER: required for the OpenID Connect provider "${id}"`);
+    providers.push({
+      kind: 'oidc',
+      id,
+      name: env[`${prefix}_DISPLAY_NAME`]?.trim() || name.charAt(0) + name.slice(1).toLowerCase(),
+      ...pair,
+      issuer: providerUrl(`${prefix}_ISSUER`, issuer, production),
+    });
+  }
+  for (const uri of redirectUris) {
+    // Compared byte for byte with what clients send; a query would not survive the token request.
+    if (!URL.canParse(uri) || uri.includes('#') || uri.includes('?')) {
+      throw new ConfigError(`OAUTH_REDIRECT_URIS: "${uri}" is not an absolute URL without query or fragment`);
+    }
+  }
+  if (providers.length > 0 && redirectUris.length === 0) {
+    throw new ConfigError('OAUTH_REDIRECT_URIS: required when an OAuth provider is configured (comma-separated URLs)');
+  }
+  return Object.freeze({
+    redirectUris: Object.freeze(redirectUris),
+    timeoutMs,
+    providers: Object.freeze(providers.map((provider) => Object.freeze(provider))),
   });
 }

@@ -20,6 +20,7 @@ const filesOf =
 
 const pem = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
 const secret32 = 's'.repeat(32);
+const productionMail = { SMTP_URL: 'smtps://mailer:secret@smtp.example.com', MAIL_FROM: 'no-reply@example.com' };
 
 /** The ConfigError thrown for an environment, or a failure when there is none. */
 function configError(env: Env, readFile: ReadFile = noFiles): ConfigError {
@@ -71,7 +72,48 @@ describe('loadConfig defaults', () => {
       trustProxy: false,
       graphiql: true,
       logLevel: 'info',
+      mail: {
+        smtpUrl: undefined,
+        from: 'Auth <no-reply@localhost>',
+        productName: 'Auth',
+        appUrl: 'http://localhost:4000',
+      },
+      codeRequests: { limit: 3, windowMs: 15 * MINUTE },
+      oauth: { redirectUris: [], timeoutMs: 10_000, providers: [] },
+      rateLimits: {
+        loginAccount: { points: 5, durationSeconds: 900 },
+        loginIp: { points: 100, durationSeconds: 900 },
+        loginMaxBlockSeconds: 86_400,
+        registerIp: { points: 10, durationSeconds: 3600 },
+        refreshSession: { points: 60, durationSeconds: 60 },
+        codeAttempts: { points: 10, durationSeconds: 900 },
+        oauthStartIp: { points: 30, durationSeconds: 900 },
+      },
+      introspection: true,
+      graphqlLimits: { maxDepth: 15, maxAliases: 15, maxDirectives: 10, maxTokens: 2000, maxCost: 5000 },
     });
+  });
+
+  it('reads rate limits as N/duration and names the variable of a bad one', () => {
+    expect(loadConfig({ RATE_LIMIT_LOGIN_IP: '20/1h' }, noFiles).rateLimits.loginIp).toEqual({
+      points: 20,
+      durationSeconds: 3600,
+    });
+    for (const bad of ['20', '0/1m', '5/15', '5/500ms', 'x/1m', '5/1m/2']) {
+      expect(() => loadConfig({ RATE_LIMIT_LOGIN_ACCOUNT: bad }, noFiles)).toThrow(
+        `RATE_LIMIT_LOGIN_ACCOUNT: expected N/duration like 5/15m or 100/1h, got "${bad}"`,
+      );
+    }
+    expect(() => loadConfig({ GRAPHQL_MAX_DEPTH: '0' }, noFiles)).toThrow(
+      'GRAPHQL_MAX_DEPTH: expected a positive integer',
+    );
+  });
+
+  it('turns introspection off in production unless INTROSPECTION=true', () => {
+    const production = { NODE_ENV: 'production', JWT_PRIVATE_KEY: pem, ...productionMail };
+    expect(loadConfig(production, noFiles).introspection).toBe(false);
+    expect(loadConfig({ ...production, INTROSPECTION: 'true' }, noFiles).introspection).toBe(true);
+    expect(loadConfig({ INTROSPECTION: 'false' }, noFiles).introspection).toBe(false);
   });
 
   it('returns a frozen config', () => {
@@ -82,11 +124,34 @@ describe('loadConfig defaults', () => {
   });
 
   it('disables GraphiQL in production unless GRAPHIQL=true', () => {
-    const production = { NODE_ENV: 'production', JWT_PRIVATE_KEY: pem };
+    const production = { NODE_ENV: 'production', JWT_PRIVATE_KEY: pem, ...productionMail };
     expect(loadConfig(production, noFiles).graphiql).toBe(false);
     expect(loadConfig({ ...production, GRAPHIQL: 'true' }, noFiles).graphiql).toBe(true);
     expect(loadConfig({ GRAPHIQL: 'false' }, noFiles).graphiql).toBe(false);
     expect(loadConfig({ NODE_ENV: 'test' }, noFiles).graphiql).toBe(true);
+  });
+
+  it('reads the mail settings; links in mail point to APP_URL, or PUBLIC_URL without one', () => {
+    const config = loadConfig(
+      {
+        ...productionMail,
+        PRODUCT_NAME: 'Acme ID',
+        APP_URL: 'https://app.example.com/',
+        CODE_REQUEST_LIMIT: '5',
+        CODE_REQUEST_WINDOW: '1h',
+      },
+      noFiles,
+    );
+    expect(config.mail).toEqual({
+      smtpUrl: 'smtps://mailer:secret@smtp.example.com',
+      from: 'no-reply@example.com',
+      productName: 'Acme ID',
+      appUrl: 'https://app.example.com',
+    });
+    expect(config.codeRequests).toEqual({ limit: 5, windowMs: 60 * MINUTE });
+    expect(loadConfig({ PUBLIC_URL: 'https://auth.example.com/' }, noFiles).mail.appUrl).toBe(
+      'https://auth.example.com',
+    );
   });
 
   it('derives issuer and audience from PUBLIC_URL without its trailing slash, unless set', () => {
@@ -212,6 +277,12 @@ describe('invalid configuration', () => {
       'ACCESS_TOKEN_TTL: must not be longer than REFRESH_TOKEN_TTL',
     ],
     [{ REFRESH_TOKEN_TTL: '100d' }, 'REFRESH_TOKEN_TTL: must not be longer than SESSION_MAX_AGE'],
+    [{ SMTP_URL: 'mail.example.com:25' }, 'SMTP_URL: expected smtp://[user:pass@]host[:port] or smtps://…'],
+    [{ SMTP_URL: 'http://mail.example.com' }, 'SMTP_URL: expected smtp://[user:pass@]host[:port] or smtps://…'],
+    [{ MAIL_FROM: 'nobody' }, 'MAIL_FROM: expected an address'],
+    [{ APP_URL: 'app.example.com' }, 'APP_URL: expected an http:// or https:// URL'],
+    [{ CODE_REQUEST_LIMIT: '0' }, 'CODE_REQUEST_LIMIT: expected a positive integer'],
+    [{ CODE_REQUEST_WINDOW: '15' }, 'CODE_REQUEST_WINDOW: expected a duration like 90s, 15m, 12h or 30d, got "15"'],
   ] as [Env, string][])('refuses %o with a message starting with the variable', (env, prefix) => {
     expect(configError(env).message.startsWith(prefix)).toBe(true);
   });
@@ -219,6 +290,15 @@ describe('invalid configuration', () => {
   it('requires a key in production', () => {
     expect(configError({ NODE_ENV: 'production' }).message).toBe(
       'JWT_PRIVATE_KEY: required when NODE_ENV=production (a PKCS#8 PEM, or for HS256 a secret of 32+ bytes)',
+    );
+  });
+
+  it('requires SMTP_URL, then MAIL_FROM, in production: verification and reset codes are mailed', () => {
+    expect(configError({ NODE_ENV: 'production', JWT_PRIVATE_KEY: pem }).message).toBe(
+      'SMTP_URL: required when NODE_ENV=production (smtp://user:pass@host:587 or smtps://…; verification and reset codes are mailed)',
+    );
+    expect(configError({ NODE_ENV: 'production', JWT_PRIVATE_KEY: pem, SMTP_URL: 'smtp://mail:25' }).message).toBe(
+      'MAIL_FROM: required when NODE_ENV=production (e.g. "Auth <no-reply@example.com>")',
     );
   });
 
@@ -272,7 +352,7 @@ describe('signing keys', () => {
   });
 
   it('accepts production with a key', () => {
-    const config = loadConfig({ NODE_ENV: 'production', JWT_PRIVATE_KEY: pem }, noFiles);
+    const config = loadConfig({ NODE_ENV: 'production', JWT_PRIVATE_KEY: pem, ...productionMail }, noFiles);
     expect(config.env).toBe('production');
     expect(config.jwt.privateKey).toBe(pem);
   });

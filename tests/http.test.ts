@@ -121,8 +121,14 @@ describe('production mode', () => {
   it('does not serve GraphiQL unless GRAPHIQL=true', async () => {
     const { generateKeyPairSync } = await import('node:crypto');
     const key = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-    const off = await startTestApp({ env: { NODE_ENV: 'production', JWT_PRIVATE_KEY: key } });
-    const on = await startTestApp({ env: { NODE_ENV: 'production', JWT_PRIVATE_KEY: key, GRAPHIQL: 'true' } });
+    const production = {
+      NODE_ENV: 'production',
+      JWT_PRIVATE_KEY: key,
+      SMTP_URL: 'smtp://127.0.0.1:2525',
+      MAIL_FROM: 'no-reply@auth.test',
+    };
+    const off = await startTestApp({ env: production });
+    const on = await startTestApp({ env: { ...production, GRAPHIQL: 'true' } });
     try {
       const offPage = await fetch(`${off.url}/graphql`, { headers: { accept: 'text/html' } });
       expect(await offPage.text()).not.toContain('graphiql');

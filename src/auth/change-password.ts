@@ -6,6 +6,7 @@ import type { Clock } from '../clock.ts';
 import { Session, User } from '../db/entities.ts';
 import type { Em } from '../db/orm.ts';
 import { AuthError, unauthenticated } from '../errors.ts';
+import type { RateLimits } from '../limits/rate-limits.ts';
 import type { IssuedTokens, Sessions } from '../sessions/sessions.ts';
 import type { PasswordHasher } from './passwords.ts';
 import { validatePassword } from './validate.ts';
@@ -19,6 +20,7 @@ export interface ChangePasswordDeps {
   readonly hasher: PasswordHasher;
   readonly sessions: Sessions;
   readonly clock: Clock;
+  readonly limits: Pick<RateLimits, 'login'>;
 }
 
 export async function changePassword(
@@ -32,7 +34,17 @@ export async function changePassword(
   const user = await em.findOne(User, { id: caller.userId });
   const current = await em.findOne(Session, { id: caller.sessionId, user: caller.userId, revokedAt: null });
   if (!user || !current) throw unauthenticated('The session has been revoked', 'SESSION_REVOKED');
+  // Guessing the current password with a stolen access token counts against the same limits as login.
+  await deps.limits.login.check(user.email, meta.ipAddress);
   if (!(await deps.hasher.verify(input.currentPassword, user.passwordHash))) {
+    const lockouts = await deps.limits.login.failed(user.email, meta.ipAddress);
+    const at = new Date(deps.clock.now());
+    audit(em, meta, { type: 'PASSWORD_CHANGE_FAILED', userId: user.id, sessionId: current.id }, at);
+    for (const { scope, retryAfter, count } of lockouts) {
+      const userId = scope === 'account' ? user.id : null;
+      audit(em, meta, { type: 'LOCKOUT', userId, detail: { scope, retryAfter, lockouts: count } }, at);
+    }
+    await em.flush();
     throw new AuthError('INVALID_CREDENTIALS', 'The current password is incorrect', { field: 'currentPassword' });
   }
   const passwordHash = await deps.hasher.hash(newPassword);

@@ -5,6 +5,7 @@ import type { Clock } from '../clock.ts';
 import { User } from '../db/entities.ts';
 import type { Em } from '../db/orm.ts';
 import { AuthError } from '../errors.ts';
+import type { RateLimits } from '../limits/rate-limits.ts';
 import type { IssuedTokens, Sessions } from '../sessions/sessions.ts';
 import type { PasswordHasher } from './passwords.ts';
 import { normalizeEmail, validatePassword } from './validate.ts';
@@ -18,15 +19,19 @@ export interface LoginDeps {
   readonly hasher: PasswordHasher;
   readonly sessions: Sessions;
   readonly clock: Clock;
+  readonly limits: Pick<RateLimits, 'login'>;
 }
 
 export async function login(deps: LoginDeps, em: Em, input: LoginInput, meta: RequestMeta): Promise<IssuedTokens> {
   const email = normalizeEmail(input.email);
   const password = validatePassword(input.password);
+  // A locked account or IP is refused before the password is looked at: no oracle, no bcrypt work.
+  await deps.limits.login.check(email, meta.ipAddress);
   const user = await em.findOne(User, { email });
   const valid = await deps.hasher.verify(password, user?.passwordHash);
   const now = new Date(deps.clock.now());
   if (!user || !valid) {
+    const lockouts = await deps.limits.login.failed(email, meta.ipAddress);
     audit(
       em,
       meta,
@@ -37,9 +42,14 @@ export async function login(deps: LoginDeps, em: Em, input: LoginInput, meta: Re
       },
       now,
     );
+    for (const { scope, retryAfter, count } of lockouts) {
+      const userId = scope === 'account' ? (user?.id ?? null) : null;
+      audit(em, meta, { type: 'LOCKOUT', userId, detail: { scope, retryAfter, lockouts: count } }, now);
+    }
     await em.flush();
     throw new AuthError('INVALID_CREDENTIALS', 'The email or password is incorrect');
   }
+  await deps.limits.login.succeeded(email);
   const { row, refreshToken } = await em.transactional(async (tx) => {
     const opened = deps.sessions.open(tx, user, meta);
     audit(tx, meta, { type: 'LOGIN_SUCCEEDED', userId: user.id, sessionId: opened.row.id }, now);

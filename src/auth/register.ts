@@ -6,6 +6,7 @@ import type { Clock } from '../clock.ts';
 import { User } from '../db/entities.ts';
 import type { Em } from '../db/orm.ts';
 import { AuthError } from '../errors.ts';
+import { enforce, ipKey, type RateLimits } from '../limits/rate-limits.ts';
 import type { IssuedTokens, Sessions } from '../sessions/sessions.ts';
 import type { PasswordHasher } from './passwords.ts';
 import { normalizeDisplayName, normalizeEmail, validatePassword } from './validate.ts';
@@ -20,6 +21,7 @@ export interface RegisterDeps {
   readonly hasher: PasswordHasher;
   readonly sessions: Sessions;
   readonly clock: Clock;
+  readonly limits: Pick<RateLimits, 'register'>;
 }
 
 const emailTaken = () => new AuthError('EMAIL_TAKEN', 'An account with this email already exists', { field: 'email' });
@@ -33,6 +35,8 @@ export async function register(
   const email = normalizeEmail(input.email);
   const password = validatePassword(input.password);
   const displayName = normalizeDisplayName(input.displayName);
+  // Counted per client IP whatever the outcome: EMAIL_TAKEN answers must not be free to collect.
+  await enforce(deps.limits.register, ipKey(meta.ipAddress));
   if ((await em.count(User, { email })) > 0) throw emailTaken();
   const passwordHash = await deps.hasher.hash(password);
   const now = new Date(deps.clock.now());

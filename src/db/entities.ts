@@ -63,10 +63,30 @@ export const AUDIT_EVENT_TYPES = [
   'USER_REGISTERED',
   'LOGIN_SUCCEEDED',
   'LOGIN_FAILED',
+  /** An account or a client IP went over its failed-login limit and is refused for a while. */
+  'LOCKOUT',
   'TOKEN_REFRESHED',
   'REFRESH_TOKEN_REUSE_DETECTED',
   'SESSION_REVOKED',
   'PASSWORD_CHANGED',
+  'PASSWORD_CHANGE_FAILED',
+  'ROLES_CHANGED',
+  'USER_SESSIONS_REVOKED',
+  'EMAIL_VERIFICATION_REQUESTED',
+  'EMAIL_VERIFICATION_FAILED',
+  'EMAIL_VERIFIED',
+  'PASSWORD_RESET_REQUESTED',
+  'PASSWORD_RESET_FAILED',
+  'PASSWORD_RESET',
+  'PROFILE_UPDATED',
+  'ACCOUNT_DELETION_FAILED',
+  'ACCOUNT_DELETED',
+  'DATA_EXPORTED',
+  'OAUTH_LOGIN',
+  'OAUTH_SIGNUP',
+  'OAUTH_LINKED',
+  'OAUTH_UNLINKED',
+  'OAUTH_FAILED',
 ] as const;
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
 
@@ -89,4 +109,23 @@ export const AuditEvent = defineEntity({
 });
 export type AuditEventRow = InferEntity<typeof AuditEvent>;
 
-export const entities = [User, Session, AuditEvent];
+/** A provider account (GitHub, Google, an OIDC issuer) that signs in as a user: one per provider per user. */
+export const LinkedAccount = defineEntity({
+  name: 'LinkedAccount',
+  tableName: 'linked_accounts',
+  properties: {
+    id: p.string().length(36).primary(),
+    user: () => p.manyToOne(User).deleteRule('cascade'),
+    /** The configured provider id: `github`, `google`, or the lower-cased NAME of OAUTH_OIDC_<NAME>_*. */
+    provider: p.string().length(64),
+    /** GitHub's numeric user id, an OIDC `sub`: stable, unlike the email. */
+    providerUserId: p.string().length(255),
+    /** The email the provider reported at linking time, for display. */
+    email: p.string().length(254).nullable(),
+    linkedAt: p.datetime(3),
+  },
+  uniques: [{ properties: ['provider', 'providerUserId'] }, { properties: ['user', 'provider'] }],
+});
+export type LinkedAccountRow = InferEntity<typeof LinkedAccount>;
+
+export const entities = [User, Session, AuditEvent, LinkedAccount];

@@ -101,9 +101,15 @@ export function ormOptions(database: DatabaseConfig, flavor: ServerFlavor = 'mys
     discovery: {
       // Emails are stored normalised; compare them byte for byte, not under an accent-blind collation
       // (utf8mb4_unicode_ci would make jose@ and josé@ one account). SQLite compares bytes already.
+      // Likewise provider user ids: an OIDC `sub` is case-sensitive, and "abc" must not find "ABC"'s link.
       onMetadata: (meta: { className: string; properties: Record<string, { collation?: string }> }) => {
-        const email = meta.className === 'User' ? meta.properties.email : undefined;
-        if (email) email.collation = 'utf8mb4_bin';
+        const exact =
+          meta.className === 'User'
+            ? [meta.properties.email]
+            : meta.className === 'LinkedAccount'
+              ? [meta.properties.provider, meta.properties.providerUserId]
+              : [];
+        for (const property of exact) if (property) property.collation = 'utf8mb4_bin';
       },
     },
     pool: { min: 1, max: 10 },

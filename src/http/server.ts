@@ -1,9 +1,11 @@
 // node:http + graphql-yoga (HTTP and SSE) + graphql-ws (websocket.ts) on one port and one path (/graphql).
 import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import type { GraphQLSchema } from 'graphql';
 import { createYoga, type Plugin } from 'graphql-yoga';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.ts';
+import type { GraphQLLimitsConfig } from '../config.ts';
 import type { Orm } from '../db/orm.ts';
 import { AuthError } from '../errors.ts';
 import type { RevocationBus } from '../events/revocation-bus.ts';
@@ -13,6 +15,12 @@ import type { AccessClaims } from '../tokens/claims.ts';
 import type { AccessTokenVerifier } from '../tokens/verify.ts';
 import { authenticate } from './authenticate.ts';
 import { requestMeta } from './request-meta.ts';
+import { createRequestScopes } from './request-scope.ts';
+import { renderGraphiQL, useGraphiQLAssets } from './use-graphiql.ts';
+import { useGraphQLLimits } from './use-graphql-limits.ts';
+import { useMalformedParams } from './use-malformed-params.ts';
+import { useOneCredentialField } from './use-one-credential-field.ts';
+import { graphiqlCsp, useSecurityHeaders } from './use-security-headers.ts';
 import { attachWebSocketServer } from './websocket.ts';
 
 export interface HttpDeps {
@@ -27,6 +35,13 @@ export interface HttpDeps {
   readonly graphiql: boolean;
   readonly trustProxy: boolean;
   readonly corsOrigins: readonly string[];
+  /** Introspection on (development) or refused (production unless INTROSPECTION=true). */
+  readonly introspection: boolean;
+  readonly graphqlLimits: GraphQLLimitsConfig;
+  /** https:// public URL: responses carry Strict-Transport-Security. */
+  readonly hsts: boolean;
+  /** Told +1/-1 as WebSocket subscriptions open and end (metrics). */
+  readonly onSubscriptionChange?: (delta: 1 | -1) => void;
 }
 
 interface ServerContext {
@@ -44,23 +59,55 @@ export interface HttpServer {
 }
 
 export function createHttpServer(deps: HttpDeps): HttpServer {
+  const scopes = createRequestScopes(deps.logger);
+  const scopedLogger = () => scopes.current()?.logger ?? deps.logger;
+  // Errors the mask has logged (with the request id): Yoga would log each of them a second time.
+  const logged = new WeakSet<object>();
+  let graphiqlPageCsp: string | undefined;
   const yoga = createYoga<ServerContext, Context>({
     schema: deps.schema,
     graphqlEndpoint: '/graphql',
     healthCheckEndpoint: '/healthz',
     landingPage: false,
     graphiql: deps.graphiql ? { title: 'Auth server', subscriptionsProtocol: 'WS' } : false,
-    maskedErrors: { maskError: createMaskError(deps.logger) },
-    cors: deps.corsOrigins.length
-      ? { origin: [...deps.corsOrigins], credentials: false, allowedHeaders: ['authorization', 'content-type'] }
-      : false,
-    logging: {
-      debug: (...args) => deps.logger.debug(args.map(String).join(' ')),
-      info: (...args) => deps.logger.info(args.map(String).join(' ')),
-      warn: (...args) => deps.logger.warn(args.map(String).join(' ')),
-      error: (...args) => deps.logger.error(args.map(String).join(' ')),
+    renderGraphiQL: (options) => {
+      const html = renderGraphiQL(options);
+      graphiqlPageCsp ??= graphiqlCsp(html);
+      return html;
     },
-    plugins: deps.plugins,
+    maskedErrors: { maskError: createMaskError(deps.logger, { current: () => scopes.current()?.logger, logged }) },
+    cors: deps.corsOrigins.length
+      ? {
+          origin: [...deps.corsOrigins],
+          credentials: false,
+          allowedHeaders: ['authorization', 'content-type', 'x-graphql-yoga-csrf', 'x-request-id'],
+          exposedHeaders: ['x-request-id'],
+        }
+      : false,
+    // Batched (array) requests stay off: each would be another credential check in one request.
+    batching: false,
+    logging: {
+      debug: (...args) => scopedLogger().debug(args.map(String).join(' ')),
+      info: (...args) => scopedLogger().info(args.map(String).join(' ')),
+      warn: (...args) => scopedLogger().warn(args.map(String).join(' ')),
+      error: (...args) => {
+        if (args.length === 1 && typeof args[0] === 'object' && args[0] !== null && logged.has(args[0])) return;
+        scopedLogger().error(args.map(String).join(' '));
+      },
+    },
+    plugins: [
+      useSecurityHeaders({ graphiqlCsp: () => graphiqlPageCsp, hsts: deps.hsts }),
+      // GraphiQL's own script, styles and workers, from this server rather than a CDN.
+      ...(deps.graphiql ? [useGraphiQLAssets()] : []),
+      // Requests a browser could send cross-site without a preflight (GET, forms, text/plain) need a header
+      // that only a preflighted request can carry. Bearer tokens travel in one, so they count.
+      useCSRFPrevention({ requestHeaders: ['x-graphql-yoga-csrf', 'apollo-require-preflight', 'authorization'] }),
+      useMalformedParams(),
+      ...useGraphQLLimits({ limits: deps.graphqlLimits, introspection: deps.introspection }),
+      useOneCredentialField(),
+      scopes.plugin,
+      ...deps.plugins,
+    ],
     context: async ({ request, req, socketAuth }) => {
       let auth = socketAuth;
       if (auth === undefined) {
@@ -84,7 +131,7 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
     },
   });
 
-  const server = createServer(yoga);
+  const server = createServer(scopes.wrap(yoga));
   const websocket = attachWebSocketServer(server, yoga, deps);
 
   return {

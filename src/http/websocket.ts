@@ -10,6 +10,7 @@ import { WebSocketServer } from 'ws';
 import type { Clock } from '../clock.ts';
 import { AuthError } from '../errors.ts';
 import type { RevocationBus } from '../events/revocation-bus.ts';
+import { toGraphQLError } from '../schema/errors.ts';
 import type { AccessClaims } from '../tokens/claims.ts';
 import type { AccessTokenVerifier } from '../tokens/verify.ts';
 import { authenticate } from './authenticate.ts';
@@ -37,6 +38,55 @@ export interface WebSocketDeps {
   readonly verify: AccessTokenVerifier;
   readonly bus: RevocationBus;
   readonly clock: Clock;
+  /** Told +1 when a subscription starts streaming and -1 when it ends, however it ends. */
+  readonly onSubscriptionChange?: (delta: 1 | -1) => void;
+}
+
+/** `extensions.headers.authorization` (any case) of a subscribe message, when it is a string. */
+function operationAuthorization(extensions: unknown): string | undefined {
+  const headers = (extensions as { headers?: unknown } | null | undefined)?.headers;
+  if (typeof headers !== 'object' || headers === null) return undefined;
+  const entry = Object.entries(headers).find(([name]) => name.toLowerCase() === 'authorization');
+  return typeof entry?.[1] === 'string' ? entry[1] : undefined;
+}
+
+/** Wraps a subscription's stream so that `onChange` hears exactly one +1 and one -1 (end, error or return). */
+function tracked<T>(source: AsyncIterable<T>, onChange: (delta: 1 | -1) => void): AsyncGenerator<T> {
+  const iterator = source[Symbol.asyncIterator]();
+  let open = true;
+  onChange(1);
+  const end = () => {
+    if (open) onChange(-1);
+    open = false;
+  };
+  const wrapper: AsyncGenerator<T> = {
+    async next() {
+      try {
+        const step = await iterator.next();
+        if (step.done) end();
+        return step;
+      } catch (error) {
+        end();
+        throw error;
+      }
+    },
+    async return(value) {
+      end();
+      return iterator.return ? iterator.return(value) : { done: true, value };
+    },
+    async throw(error) {
+      end();
+      if (iterator.throw) return iterator.throw(error);
+      throw error;
+    },
+    [Symbol.asyncIterator]() {
+      return wrapper;
+    },
+    async [Symbol.asyncDispose]() {
+      await wrapper.return(undefined);
+    },
+  };
+  return wrapper;
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: the server and user context types are Yoga's concern here
@@ -76,7 +126,14 @@ export function attachWebSocketServer(server: Server, yoga: YogaServerInstance<a
   useServer<{ authorization?: unknown }, Extra>(
     {
       execute: (args) => (args.rootValue as EnvelopRoot).execute(args),
-      subscribe: (args) => (args.rootValue as EnvelopRoot).subscribe(args),
+      subscribe: async (args) => {
+        const result: unknown = await (args.rootValue as EnvelopRoot).subscribe(args);
+        const onChange = deps.onSubscriptionChange;
+        if (!onChange || typeof result !== 'object' || result === null || !(Symbol.asyncIterator in result)) {
+          return result as never;
+        }
+        return tracked(result as AsyncIterable<unknown>, onChange) as never;
+      },
       onConnect: async (ctx) => {
         const authorization = ctx.connectionParams?.authorization;
         try {
@@ -99,12 +156,24 @@ export function attachWebSocketServer(server: Server, yoga: YogaServerInstance<a
           close(ctx as Ctx, ctx.extra.revoked ? 'Session revoked' : 'Token expired');
           return [];
         }
+        let auth = ctx.extra.auth ?? null;
+        const header = auth ? undefined : operationAuthorization(payload.extensions);
+        if (header !== undefined) {
+          // GraphiQL sends its Headers tab with each operation, not in connection_init: on an anonymous
+          // connection an operation may carry its own token, verified like any other.
+          try {
+            auth = await authenticate(header, deps.verify);
+          } catch (error) {
+            if (error instanceof AuthError) return [toGraphQLError(error)];
+            throw error;
+          }
+        }
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
           ...ctx,
           req: ctx.extra.request,
           socket: ctx.extra.socket,
           params: payload,
-          socketAuth: ctx.extra.auth ?? null,
+          socketAuth: auth,
         });
         const args = {
           schema,

@@ -12,12 +12,14 @@ const UserEdgeType = builder.objectRef<{ cursor: string; node: UserRow }>('UserE
   }),
 });
 
-const PageInfoType = builder.objectRef<{ hasNextPage: boolean; endCursor: string | null }>('PageInfo').implement({
-  fields: (t) => ({
-    hasNextPage: t.exposeBoolean('hasNextPage'),
-    endCursor: t.exposeString('endCursor', { nullable: true }),
-  }),
-});
+export const PageInfoType = builder
+  .objectRef<{ hasNextPage: boolean; endCursor: string | null }>('PageInfo')
+  .implement({
+    fields: (t) => ({
+      hasNextPage: t.exposeBoolean('hasNextPage'),
+      endCursor: t.exposeString('endCursor', { nullable: true }),
+    }),
+  });
 
 const UserConnectionType = builder.objectRef<Awaited<ReturnType<typeof listUsers>>>('UserConnection').implement({
   description: 'A page of users, oldest first.',

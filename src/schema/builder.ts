@@ -1,7 +1,9 @@
 // The single Pothos builder: context type, auth scopes from the token's claims, scalars.
 import SchemaBuilder from '@pothos/core';
+import DirectivePlugin from '@pothos/plugin-directives';
+import FederationPlugin from '@pothos/plugin-federation';
 import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
-import { GraphQLError, Kind } from 'graphql';
+import { GraphQLError, Kind, valueFromASTUntyped } from 'graphql';
 import type { Scope } from '../auth/scopes.ts';
 import type { Context } from './context.ts';
 import { scopeError } from './errors.ts';
@@ -9,12 +11,13 @@ import { scopeError } from './errors.ts';
 export const builder = new SchemaBuilder<{
   Context: Context;
   AuthScopes: { authenticated: boolean; scope: Scope };
-  Scalars: { DateTime: { Input: Date; Output: Date } };
+  Scalars: { DateTime: { Input: Date; Output: Date }; JSON: { Input: unknown; Output: unknown } };
   DefaultInputFieldRequiredness: true;
   DefaultFieldNullability: false;
 }>({
   defaultFieldNullability: false,
-  plugins: [ScopeAuthPlugin],
+  // Federation comes after scope-auth, which wraps resolvers; directives carry @key into the subgraph SDL.
+  plugins: [ScopeAuthPlugin, DirectivePlugin, FederationPlugin],
   defaultInputFieldRequiredness: true,
   scopeAuth: {
     authScopes: (context) => ({
@@ -40,5 +43,13 @@ builder.scalarType('DateTime', {
   },
 });
 
+builder.scalarType('JSON', {
+  description: 'Any JSON value.',
+  serialize: (value) => value,
+  parseValue: (value) => value,
+  parseLiteral: (ast, variables) => valueFromASTUntyped(ast, variables),
+});
+
 builder.queryType({});
 builder.mutationType({});
+builder.subscriptionType({});

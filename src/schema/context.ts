@@ -1,8 +1,12 @@
 // What every resolver receives: the verified claims (or null), a per-request EntityManager and the services.
+import type { AccountDeps } from '../account/deps.ts';
 import type { RequestMeta } from '../audit/audit.ts';
 import type { PasswordHasher } from '../auth/passwords.ts';
 import type { Clock } from '../clock.ts';
 import type { Em } from '../db/orm.ts';
+import type { RevocationBus } from '../events/revocation-bus.ts';
+import type { RateLimits } from '../limits/rate-limits.ts';
+import type { OAuth } from '../oauth/oauth.ts';
 import type { Sessions } from '../sessions/sessions.ts';
 import type { AccessClaims } from '../tokens/claims.ts';
 
@@ -10,6 +14,13 @@ export interface Services {
   readonly clock: Clock;
   readonly hasher: PasswordHasher;
   readonly sessions: Sessions;
+  readonly bus: RevocationBus;
+  /** Throttles of login, registration, refresh and OAuth starts (RATE_LIMIT_*). */
+  readonly limits: RateLimits;
+  /** Email verification, password reset, profile, deletion and export. */
+  readonly account: AccountDeps;
+  /** Configured providers, redirect-URI allow-list and OAuth state. */
+  readonly oauth: OAuth;
 }
 
 export interface Context {

@@ -12,11 +12,18 @@ export function toGraphQLError(error: AuthError, source?: GraphQLError): GraphQL
   });
 }
 
+export interface MaskErrorOptions {
+  /** The logger of the request being answered (it carries the request id), when there is one. */
+  readonly current?: () => Logger | undefined;
+  /** Receives every error this mask has logged, so that nothing else logs it again. */
+  readonly logged?: WeakSet<object>;
+}
+
 /**
  * Yoga's maskError: expected errors pass unchanged (a resolver's AuthError reaches here already wrapped in a
  * GraphQLError carrying its code); parse, validation and coercion errors describe the request and pass too.
  */
-export function createMaskError(logger: Logger) {
+export function createMaskError(logger: Logger, options: MaskErrorOptions = {}) {
   return (error: unknown, message: string): Error => {
     if (error instanceof GraphQLError) {
       const { originalError } = error;
@@ -30,7 +37,8 @@ export function createMaskError(logger: Logger) {
     }
     if (error instanceof AuthError) return toGraphQLError(error);
     const original = error instanceof GraphQLError ? (error.originalError ?? error) : error;
-    logger.error({ err: original }, 'unexpected error');
+    (options.current?.() ?? logger).error({ err: original }, 'unexpected error');
+    if (typeof error === 'object' && error !== null) options.logged?.add(error);
     return new GraphQLError(message, {
       nodes: error instanceof GraphQLError ? error.nodes : undefined,
       path: error instanceof GraphQLError ? error.path : undefined,

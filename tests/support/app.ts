@@ -59,6 +59,14 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
       ISSUER: 'https://auth.test',
       AUDIENCE: 'https://api.test',
+      // Every test client calls from 127.0.0.1: tests of other things must not trip the throttles. The tests of
+      // the limits themselves set their own (tests/rate-limits.test.ts).
+      RATE_LIMIT_LOGIN_ACCOUNT: '1000/15m',
+      RATE_LIMIT_LOGIN_IP: '100000/15m',
+      RATE_LIMIT_REGISTER_IP: '100000/1h',
+      RATE_LIMIT_REFRESH_SESSION: '1000/1m',
+      RATE_LIMIT_CODE_ATTEMPTS: '1000/15m',
+      RATE_LIMIT_OAUTH_START_IP: '100000/15m',
       ...options.env,
     },
     (path) => readFileSync(path, 'utf8'),

@@ -27,7 +27,7 @@ export const servicesRequired = process.env.TEST_REQUIRE_SERVICES === '1';
 /** Says whether a suite that needs `binary` can run; fails loudly when services are required. */
 export function serviceAvailable(binary: string): boolean {
   if (findBinary(binary)) return true;
-  const message = `${binary} not found: install it (apt-get install -y mariadb-server redis-server) to run this suite`;
+  const message = `${binary} not found: install it (apt-get install -y mariadb-server redis-server chromium) to run this suite`;
   if (servicesRequired) throw new Error(message);
   console.warn(`skipping: ${message}`);
   return false;

@@ -1,0 +1,125 @@
+// Feeds Metrics from Yoga: HTTP requests and latencies, GraphQL operations, and sign-in outcomes read off the
+// results of login/register/refresh; serves GET /metrics (behind a bearer token when METRICS_TOKEN is set).
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { type DocumentNode, type ExecutionResult, getOperationAST, Kind, type SelectionSetNode } from 'graphql';
+import type { Plugin } from 'graphql-yoga';
+import type { Metrics, OperationType, SignInKind } from './metrics.ts';
+
+/** Paths reported as they are; anything else is "other", so scanners cannot grow the label set. */
+const ROUTES = new Set([
+  '/graphql',
+  '/healthz',
+  '/readyz',
+  '/metrics',
+  '/.well-known/jwks.json',
+  '/.well-known/oauth-authorization-server',
+]);
+
+/** Root mutation fields whose outcome is counted as a sign-in. */
+const SIGN_INS: Record<string, SignInKind> = {
+  login: 'login',
+  loginWithOAuth: 'oauth',
+  register: 'register',
+  refresh: 'refresh',
+};
+
+const digest = (value: string) => createHash('sha256').update(value).digest();
+
+/** Response keys (alias or name) of the root fields in `selections` that are sign-ins. */
+function signInFields(selectionSet: SelectionSetNode, found: Map<string, SignInKind> = new Map()) {
+  for (const selection of selectionSet.selections) {
+    if (selection.kind === Kind.FIELD) {
+      const kind = SIGN_INS[selection.name.value];
+      if (kind) found.set(selection.alias?.value ?? selection.name.value, kind);
+    } else if (selection.kind === Kind.INLINE_FRAGMENT) {
+      signInFields(selection.selectionSet, found);
+    }
+  }
+  return found;
+}
+
+function countSignIns(metrics: Metrics, document: DocumentNode, name: string | undefined, result: ExecutionResult) {
+  const operation = getOperationAST(document, name);
+  if (operation?.operation !== 'mutation') return;
+  for (const [key, kind] of signInFields(operation.selectionSet)) {
+    if (result.data?.[key] != null) {
+      metrics.countSignIn(kind, 'success');
+      continue;
+    }
+    const error = result.errors?.find((e) => e.path?.[0] === key);
+    if (!error) continue; // not executed (an earlier field of a serial mutation failed the request)
+    const extensions = error.extensions as { code?: unknown; reason?: unknown } | undefined;
+    const reason = kind === 'refresh' && typeof extensions?.reason === 'string' ? extensions.reason : undefined;
+    metrics.countSignIn(
+      kind,
+      reason ?? (typeof extensions?.code === 'string' ? extensions.code : 'INTERNAL_SERVER_ERROR'),
+    );
+  }
+}
+
+export interface MetricsOptions {
+  /** When set, GET /metrics requires `Authorization: Bearer <token>`. */
+  readonly token?: string | undefined;
+}
+
+export function useMetrics(metrics: Metrics, options: MetricsOptions = {}): Plugin {
+  const started = new WeakMap<Request, number>();
+  const expected = options.token === undefined ? undefined : digest(`Bearer ${options.token}`);
+
+  return {
+    onRequest({ request, url, endResponse, fetchAPI }) {
+      started.set(request, performance.now());
+      if (url.pathname !== '/metrics') return;
+      if (request.method !== 'GET') {
+        endResponse(new fetchAPI.Response(null, { status: 405, headers: { allow: 'GET' } }));
+        return;
+      }
+      if (expected && !timingSafeEqual(digest(request.headers.get('authorization') ?? ''), expected)) {
+        endResponse(
+          new fetchAPI.Response('unauthorized\n', { status: 401, headers: { 'www-authenticate': 'Bearer' } }),
+        );
+        return;
+      }
+      return metrics.registry.metrics().then((body) => {
+        endResponse(
+          new fetchAPI.Response(body, {
+            status: 200,
+            headers: { 'content-type': metrics.registry.contentType, 'cache-control': 'no-store' },
+          }),
+        );
+      });
+    },
+    onResponse({ request, response }) {
+      const start = started.get(request);
+      if (start === undefined) return;
+      const path = new URL(request.url, 'http://localhost').pathname;
+      const route = ROUTES.has(path) ? path : 'other';
+      metrics.observeHttp(request.method, route, response.status, (performance.now() - start) / 1000);
+    },
+    onExecute({ args }) {
+      const start = performance.now();
+      const operation = getOperationAST(args.document, args.operationName);
+      const type = (operation?.operation ?? 'query') as OperationType;
+      const name = args.operationName ?? operation?.name?.value ?? undefined;
+      return {
+        onExecuteDone({ result }) {
+          if (!('data' in result || 'errors' in result)) return; // incremental delivery: not used here
+          const single = result as ExecutionResult;
+          const outcome = single.errors?.length ? 'error' : 'success';
+          metrics.observeOperation(name, type, outcome, (performance.now() - start) / 1000);
+          countSignIns(metrics, args.document, args.operationName ?? undefined, single);
+        },
+      };
+    },
+    onSubscribe({ args }) {
+      const operation = getOperationAST(args.document, args.operationName);
+      const name = args.operationName ?? operation?.name?.value ?? undefined;
+      return {
+        onSubscribeResult({ result }) {
+          const failed = 'errors' in result && Boolean((result as ExecutionResult).errors?.length);
+          metrics.observeOperation(name, 'subscription', failed ? 'error' : 'success');
+        },
+      };
+    },
+  };
+}

@@ -1,0 +1,127 @@
+// GraphiQL in a real browser (Debian's Chromium through playwright-core), with no network but this server:
+// register, put the token in the Headers tab, run `me`, and watch sessionRevoked arrive over WebSocket.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestApp, type TestApp } from './support/app.ts';
+import { loginUser, type Payload, uniqueEmail } from './support/graphql.ts';
+import { findBinary, serviceAvailable } from './support/services.ts';
+
+const available = serviceAvailable('chromium');
+
+const QUERY_EDITOR = '.graphiql-query-editor .monaco-editor';
+const HEADERS_EDITOR = '.monaco-editor[data-uri$="headers.json"]';
+
+/** Replaces the content of a Monaco editor (typing would fight its auto-closing brackets). */
+async function setEditor(page: Page, editor: string, text: string) {
+  await page.locator(editor).first().click();
+  await page.keyboard.press('ControlOrMeta+A');
+  await page.keyboard.press('Delete');
+  await page.keyboard.insertText(text);
+}
+
+/** Runs the operation in the query editor and resolves with the JSON body of its HTTP response. */
+async function run(page: Page): Promise<{ data?: any; errors?: any[] }> {
+  const response = page.waitForResponse((r) => r.url().endsWith('/graphql') && r.request().method() === 'POST');
+  await page.locator('.graphiql-execute-button').click();
+  return (await response).json();
+}
+
+async function responsePane(page: Page, text: string) {
+  await page.locator('.graphiql-response').getByText(text).first().waitFor({ timeout: 10_000 });
+}
+
+describe.skipIf(!available)('GraphiQL in Chromium', () => {
+  let t: TestApp;
+  let context: BrowserContext;
+  let profile: string;
+  let page: Page;
+  /** The account registered through GraphiQL, whose token the Headers tab then holds. */
+  let email: string;
+
+  beforeAll(async () => {
+    t = await startTestApp({ env: { GRAPHIQL: 'true' } });
+    profile = mkdtempSync(join(tmpdir(), 'auth-chromium-'));
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: findBinary('chromium'),
+      headless: true,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+    page = context.pages()[0] ?? (await context.newPage());
+    // Only this server may be reached: a CDN request would fail the page, and the test says which.
+    await context.route(
+      (url) => !url.href.startsWith(t.url) && !url.href.startsWith('blob:') && !url.href.startsWith('data:'),
+      (route) => route.abort(),
+    );
+  });
+
+  afterAll(async () => {
+    await context?.close();
+    if (profile) rmSync(profile, { recursive: true, force: true });
+    await t?.close();
+  });
+
+  it('serves a page whose script, styles and workers all come from this server', async () => {
+    const failed: string[] = [];
+    const errors: string[] = [];
+    page.on('requestfailed', (request) => failed.push(request.url()));
+    page.on('pageerror', (error) => errors.push(error.message));
+    const response = await page.goto(`${t.url}/graphql`);
+    expect(response?.status()).toBe(200);
+    expect(response?.headers()['content-security-policy']).toContain("script-src 'self'");
+    await page.locator(QUERY_EDITOR).first().waitFor({ timeout: 20_000 });
+    expect(failed).toEqual([]);
+    expect(errors).toEqual([]);
+  });
+
+  it('registers, sends the token from the Headers tab and shows me', async () => {
+    email = uniqueEmail('graphiql');
+    await setEditor(
+      page,
+      QUERY_EDITOR,
+      `mutation { register(input: { email: "${email}", password: "correct horse battery", displayName: "Ada" }) { accessToken user { id email } } }`,
+    );
+    const registered = await run(page);
+    expect(registered.errors).toBeUndefined();
+    const token = registered.data.register.accessToken as string;
+    await responsePane(page, 'accessToken');
+
+    await page.getByRole('button', { name: 'Headers' }).click();
+    await setEditor(page, HEADERS_EDITOR, `{ "Authorization": "Bearer ${token}" }`);
+    await setEditor(page, QUERY_EDITOR, '{ me { id email displayName } }');
+    const me = await run(page);
+    expect(me).toEqual({ data: { me: { id: registered.data.register.user.id, email, displayName: 'Ada' } } });
+    await responsePane(page, email);
+    if (process.env.GRAPHIQL_SCREENSHOT) await page.screenshot({ path: process.env.GRAPHIQL_SCREENSHOT });
+  });
+
+  it('runs the sessionRevoked subscription over WebSocket with the token from the Headers tab', async () => {
+    // The header still holds the token of the session registered above: revoke another session of that user.
+    const other = (await loginUser(t.gql, email, 'correct horse battery')).data?.login as Payload;
+
+    await setEditor(page, QUERY_EDITOR, 'subscription { sessionRevoked { sessionId reason } }');
+    await page.locator('.graphiql-execute-button').click();
+    // The subscription is live once the server holds it; then a revocation must show up in the response pane.
+    await expect
+      .poll(
+        async () => (await fetch(`${t.url}/metrics`).then((r) => r.text())).includes('graphql_ws_subscriptions_open 1'),
+        { timeout: 10_000 },
+      )
+      .toBe(true);
+    const revoked = await t.gql('mutation { logout }', {}, { token: other.accessToken });
+    expect(revoked.errors).toBeUndefined();
+    await responsePane(page, other.session.id);
+    await responsePane(page, 'LOGOUT');
+  });
+});
