@@ -1,0 +1,75 @@
+// Child processes of the bench: started by the parent, each prints one JSON line; servers run until told to stop.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+
+export interface Child<T> {
+  readonly pid: number;
+  /** The JSON line the child printed first (a server's URL, a measurement's result). */
+  readonly message: T;
+  /** SIGTERM, then SIGKILL if it has not exited within 5 s. */
+  stop(): Promise<void>;
+}
+
+const exited = (child: ChildProcess) =>
+  new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve();
+    else child.once('exit', () => resolve());
+  });
+
+/** Runs `script` on this Node with `env` and waits (at most `timeoutMs`) for the first line it prints. */
+export async function startChild<T>(
+  script: string,
+  env: NodeJS.ProcessEnv,
+  options: { execArgv?: string[]; timeoutMs?: number } = {},
+): Promise<Child<T>> {
+  const child = spawn(process.execPath, [...(options.execArgv ?? []), script], {
+    env,
+    // The IPC channel is a lifeline: when the parent dies, the child sees `disconnect` and stops.
+    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+  });
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    await exited(child);
+    clearTimeout(timer);
+  };
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  try {
+    const line = await new Promise<string>((resolve, reject) => {
+      const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+      const timer = setTimeout(() => reject(new Error(`${script} printed nothing in ${timeoutMs} ms`)), timeoutMs);
+      lines.once('line', (text) => {
+        clearTimeout(timer);
+        resolve(text);
+      });
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        reject(new Error(`${script} exited (${signal ?? code}) before printing its first line`));
+      });
+      child.once('error', reject);
+    });
+    return { pid: child.pid as number, message: JSON.parse(line) as T, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+/** In a server child: prints `{ url }` and closes the server on SIGTERM, SIGINT or the parent's disconnect. */
+export function serveUntilStopped(url: string, close: () => Promise<void>): void {
+  process.stdout.write(`${JSON.stringify({ url })}\n`);
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    setTimeout(() => process.exit(1), 5000).unref();
+    close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        console.error(error);
+        process.exit(1);
+      },
+    );
+  };
+  for (const event of ['SIGTERM', 'SIGINT', 'disconnect'] as const) process.once(event, stop);
+}

@@ -1,0 +1,36 @@
+// The share of the machine's CPU that went to processes outside the bench while a row ran (Linux /proc).
+import { existsSync, readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+
+/** Linux reports process times in ticks of 1/100 s (USER_HZ). */
+const TICK_MS = 10;
+
+const machineBusyMs = () => cpus().reduce((sum, { times }) => sum + times.user + times.nice + times.sys + times.irq, 0);
+
+/** User plus system time of a process and all its threads; 0 once it has gone. */
+function processMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // After "pid (command) ", the state is field 3: utime and stime (fields 14 and 15) are at 11 and 12.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Starts metering; the returned function gives the fraction (0 to 1) of all CPUs used by processes other than
+ * `pids()` (asked at both ends, so a child started in between counts as ours) since the start, or undefined off Linux.
+ */
+export function meterOtherCpu(pids: () => number[]): () => number | undefined {
+  if (!existsSync('/proc/self/stat')) return () => undefined;
+  const ownMs = () => new Map(pids().map((pid) => [pid, processMs(pid)]));
+  const start = { at: performance.now(), machine: machineBusyMs(), own: ownMs() };
+  return () => {
+    let own = 0;
+    for (const [pid, ms] of ownMs()) own += ms - (start.own.get(pid) ?? 0);
+    const other = machineBusyMs() - start.machine - own;
+    return Math.max(0, other) / ((performance.now() - start.at) * cpus().length);
+  };
+}

@@ -1,0 +1,78 @@
+// Load generation: one GraphQL POST scenario under autocannon, counting only responses without `errors` as done.
+import autocannon from 'autocannon';
+
+export interface Scenario {
+  readonly connections: number;
+  /** The JSON body: fixed, or built per request (e.g. from a pool of single-use tokens). */
+  readonly body: string | (() => string);
+  readonly headers?: Readonly<Record<string, string>>;
+  /** Sees every response body (e.g. to put a rotated token back in the pool). */
+  readonly onBody?: (body: string) => void;
+}
+
+export interface LoadResult {
+  /** Responses that were HTTP 200 without GraphQL `errors`, per second. */
+  readonly rps: number;
+  readonly ok: number;
+  /** Responses that were not 200 or carried `errors`, plus connection errors and timeouts. */
+  readonly errors: number;
+  readonly p50: number;
+  readonly p99: number;
+  /** The first failed response, to say why. */
+  readonly firstError?: string;
+}
+
+/** Runs `scenario` against `${url}/graphql` for `seconds` and summarises it. */
+export async function measure(url: string, scenario: Scenario, seconds: number): Promise<LoadResult> {
+  let ok = 0;
+  let failed = 0;
+  let firstError: string | undefined;
+  const { body } = scenario;
+  const result = await autocannon({
+    url: `${url}/graphql`,
+    connections: scenario.connections,
+    duration: seconds,
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json', ...scenario.headers },
+    requests: [
+      {
+        ...(typeof body === 'string' ? { body } : { setupRequest: (request) => ({ ...request, body: body() }) }),
+        onResponse: (status, text) => {
+          scenario.onBody?.(text);
+          if (status === 200 && !text.includes('"errors"')) ok++;
+          else {
+            failed++;
+            firstError ??= `HTTP ${status} ${text.slice(0, 300)}`;
+          }
+        },
+      },
+    ],
+  });
+  return {
+    rps: ok / result.duration,
+    ok,
+    errors: failed + result.errors,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    ...(firstError === undefined ? {} : { firstError }),
+  };
+}
+
+/** One GraphQL request with fetch; throws on HTTP or GraphQL errors. */
+export async function gql<T>(
+  url: string,
+  query: string,
+  variables: Record<string, unknown> = {},
+  headers: Record<string, string> = {},
+): Promise<T> {
+  const response = await fetch(`${url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json', ...headers },
+    body: JSON.stringify({ query, variables }),
+  });
+  const result = (await response.json()) as { data?: T; errors?: unknown };
+  if (!response.ok || result.errors || !result.data) {
+    throw new Error(`${query.slice(0, 40)}…: HTTP ${response.status} ${JSON.stringify(result.errors)}`);
+  }
+  return result.data;
+}

@@ -1,0 +1,236 @@
+// npm run bench: loads the service, a bare Yoga + jose floor and raw bcrypt in one run, and prints one table.
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { BcryptResult } from './bcrypt.ts';
+import { type Child, startChild } from './children.ts';
+import { meterOtherCpu } from './cpu.ts';
+import { gql, type LoadResult, measure, type Scenario } from './load.ts';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const WARMUP_SECONDS = 2;
+const CONNECTIONS = 50;
+/** bcrypt runs on libuv's pool (4 threads by default): twice that in flight keeps it busy without a long queue. */
+const BCRYPT_IN_FLIGHT = 8;
+const BCRYPT_COST = 10;
+const PASSWORD = 'correct horse battery';
+/** Above this share of the CPUs used by other processes during a row, its verdict is marked skewed. */
+const SKEWED_OTHER_CPU = 0.1;
+/** Each refresh run strands one token per connection (its response arrives after the run stops): two runs, plus spares. */
+const SESSIONS = 2 * CONNECTIONS + 50;
+
+const ME_QUERY = '{ me { id email } }';
+const ME = JSON.stringify({ query: ME_QUERY });
+const REFRESH =
+  'mutation($t: String!) { refresh(refreshToken: $t) { accessToken refreshToken refreshTokenExpiresAt } }';
+const LOGIN =
+  'mutation($input: LoginInput!) { login(input: $input) { accessToken refreshToken refreshTokenExpiresAt } }';
+const REGISTER = 'mutation($input: RegisterInput!) { register(input: $input) { accessToken refreshToken } }';
+
+const log = (message: string) => process.stderr.write(`bench: ${message}\n`);
+
+interface Tokens {
+  accessToken: string;
+  refreshToken: string;
+}
+
+/** Signs up `count` accounts, a few at a time (each costs a bcrypt hash), and returns their first tokens. */
+async function registerAccounts(url: string, count: number): Promise<Tokens[]> {
+  const accounts = new Array<Tokens>(count);
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < count; i = next++) {
+      const input = { email: `bench-${i}@example.com`, password: PASSWORD };
+      accounts[i] = (await gql<{ register: Tokens }>(url, REGISTER, { input })).register;
+    }
+  };
+  await Promise.all(Array.from({ length: BCRYPT_IN_FLIGHT }, worker));
+  return accounts;
+}
+
+/** Refresh with a pool of single-use tokens: each request spends one, each response puts its successor back. */
+function refreshScenario(pool: string[]): Scenario {
+  return {
+    connections: CONNECTIONS,
+    body: () => JSON.stringify({ query: REFRESH, variables: { t: pool.pop() ?? 'the-pool-ran-dry' } }),
+    onBody: (body) => {
+      const token = /"refreshToken":"([^"]+)"/.exec(body)?.[1];
+      if (token) pool.push(token);
+    },
+  };
+}
+
+interface Measured extends Pick<LoadResult, 'rps' | 'p50' | 'p99'> {
+  readonly errors?: number;
+  /** Share of the machine's CPU used by other processes meanwhile. */
+  readonly otherCpu: number | undefined;
+}
+
+async function warmAndMeasure(name: string, url: string, scenario: Scenario): Promise<LoadResult & Measured> {
+  log(`${name}: ${WARMUP_SECONDS} s warm-up, then ${SECONDS} s with ${scenario.connections} connections`);
+  await measure(url, scenario, WARMUP_SECONDS);
+  const otherCpu = meterOtherCpu(ownPids);
+  const result = await measure(url, scenario, SECONDS);
+  return { ...result, otherCpu: otherCpu() };
+}
+
+interface Row {
+  operation: string;
+  result: Measured;
+  reference?: { name: string; result: Measured };
+  target?: { text: string; met: boolean };
+}
+
+const count = (n: number) => Math.round(n).toLocaleString('en-US');
+const ms = (n: number) => (n < 10 ? n.toFixed(1) : count(n));
+
+/** Whether other processes took enough CPU during a row (or its reference) to make its verdict doubtful. */
+const skewed = (...results: (Measured | undefined)[]) => results.some((r) => (r?.otherCpu ?? 0) > SKEWED_OTHER_CPU);
+
+function printTable(rows: Row[]): void {
+  const header = ['operation', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'other CPU', 'reference', 'ratio', 'target'];
+  const cells = rows.map(({ operation, result, reference, target }) => [
+    operation,
+    count(result.rps),
+    ms(result.p50),
+    ms(result.p99),
+    result.errors === undefined ? '' : count(result.errors),
+    result.otherCpu === undefined ? '?' : `${(100 * result.otherCpu).toFixed(0)}%`,
+    reference ? `${reference.name} ${count(reference.result.rps)}/s` : '',
+    reference ? `${((100 * result.rps) / reference.result.rps).toFixed(0)}%` : '',
+    target
+      ? `${target.text}: ${target.met ? 'met' : 'NOT met'}${skewed(result, reference?.result) ? ' (skewed)' : ''}`
+      : '',
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((row) => (row[i] ?? '').length)));
+  const line = (row: string[]) => `| ${row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join(' | ')} |`;
+  console.log([line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...cells.map(line)].join('\n'));
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'auth-bench-'));
+const children: Child<unknown>[] = [];
+const started = <T>(child: Promise<Child<T>>) =>
+  child.then((c) => {
+    children.push(c);
+    return c;
+  });
+const ownPids = () => [process.pid, ...children.map((child) => child.pid)];
+const cleanUp = async () => {
+  await Promise.all(children.splice(0).map((child) => child.stop()));
+  rmSync(dir, { recursive: true, force: true });
+};
+process.once('SIGINT', () => void cleanUp().finally(() => process.exit(130)));
+let exitCode = 0;
+try {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const common = { ...process.env, ISSUER: 'https://auth.bench', AUDIENCE: 'https://api.bench' };
+  const serviceEnv = {
+    ...common,
+    DATA_DIR: dir,
+    DATABASE_URL: `sqlite:${join(dir, 'bench.sqlite')}`,
+    BCRYPT_COST: String(BCRYPT_COST),
+    LOG_LEVEL: 'silent',
+    PORT: '0',
+    HOST: '127.0.0.1',
+    JWT_ALG: 'EdDSA',
+    JWT_PRIVATE_KEY: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    // The throttles stay on, since their bookkeeping is part of each request's cost, but far above what one run reaches.
+    RATE_LIMIT_REGISTER_IP: '1000000/1h',
+    RATE_LIMIT_REFRESH_SESSION: '1000000/1m',
+    RATE_LIMIT_LOGIN_ACCOUNT: '1000000/15m',
+    RATE_LIMIT_LOGIN_IP: '1000000/15m',
+  };
+  const floorEnv = { ...common, FLOOR_PUBLIC_KEY: publicKey.export({ type: 'spki', format: 'pem' }).toString() };
+  // BENCH_CPU_PROF=<dir> writes a V8 CPU profile of the service (the whole run) there, for `node --cpu-prof` digging.
+  const profileDir = process.env.BENCH_CPU_PROF;
+  const execArgv = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+  log('starting the service and the floor');
+  const [service, floor] = await Promise.all([
+    started(startChild<{ url: string }>(join(import.meta.dirname, 'service.ts'), serviceEnv, { execArgv })),
+    started(startChild<{ url: string }>(join(import.meta.dirname, 'floor.ts'), floorEnv)),
+  ]);
+
+  log(`registering ${SESSIONS} accounts (bcrypt cost ${BCRYPT_COST})`);
+  const accounts = await registerAccounts(service.message.url, SESSIONS);
+  const [first] = accounts as [Tokens];
+  const authorization = { authorization: `Bearer ${first.accessToken}` };
+  const me: Scenario = { connections: CONNECTIONS, body: ME, headers: authorization };
+  for (const { message } of [service, floor]) {
+    const check = await gql<{ me: { id: string } | null }>(message.url, ME_QUERY, {}, authorization);
+    if (!check.me) throw new Error(`${message.url}: me is null with a valid access token`);
+  }
+
+  const meFloor = await warmAndMeasure('me on the floor', floor.message.url, me);
+  const meService = await warmAndMeasure('me on the service', service.message.url, me);
+  const refresh = await warmAndMeasure(
+    'refresh',
+    service.message.url,
+    refreshScenario(accounts.map((a) => a.refreshToken)),
+  );
+
+  log(`raw bcrypt.compare: ${SECONDS} s with ${BCRYPT_IN_FLIGHT} in flight`);
+  const bcryptEnv = {
+    ...process.env,
+    BCRYPT_COST: String(BCRYPT_COST),
+    BCRYPT_IN_FLIGHT: String(BCRYPT_IN_FLIGHT),
+    BCRYPT_SECONDS: String(SECONDS),
+    BCRYPT_PASSWORD: PASSWORD,
+  };
+  const otherCpu = meterOtherCpu(ownPids);
+  const bcryptChild = await started(
+    startChild<BcryptResult>(join(import.meta.dirname, 'bcrypt.ts'), bcryptEnv, { timeoutMs: (SECONDS + 30) * 1000 }),
+  );
+  const raw = bcryptChild.message;
+  const bcrypt = { rps: raw.compares / raw.seconds, p50: raw.p50, p99: raw.p99, otherCpu: otherCpu() };
+  await bcryptChild.stop();
+
+  const loginBody = JSON.stringify({
+    query: LOGIN,
+    variables: { input: { email: 'bench-0@example.com', password: PASSWORD } },
+  });
+  const login = await warmAndMeasure('login', service.message.url, { connections: BCRYPT_IN_FLIGHT, body: loginBody });
+
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  const pool = process.env.UV_THREADPOOL_SIZE ?? '4 (default)';
+  console.log(`Node ${process.version}, ${availableParallelism()} CPUs (${cpu}), UV_THREADPOOL_SIZE=${pool}`);
+  console.log(
+    `${SECONDS} s per row after ${WARMUP_SECONDS} s warm-up, ${CONNECTIONS} connections (login: ${BCRYPT_IN_FLIGHT}), ` +
+      `SQLite, bcrypt cost ${BCRYPT_COST}\n`,
+  );
+  printTable([
+    {
+      operation: 'me { id email }',
+      result: meService,
+      reference: { name: 'floor', result: meFloor },
+      target: { text: '≥ 70% of floor', met: meService.rps >= 0.7 * meFloor.rps },
+    },
+    { operation: 'refresh', result: refresh, target: { text: '≥ 1,500/s', met: refresh.rps >= 1500 } },
+    {
+      operation: `login (bcrypt ${BCRYPT_COST})`,
+      result: login,
+      reference: { name: 'raw bcrypt', result: bcrypt },
+      target: { text: '≥ 85% of raw bcrypt', met: login.rps >= 0.85 * bcrypt.rps },
+    },
+    { operation: 'floor: me (Yoga + jose)', result: meFloor },
+    { operation: `raw bcrypt.compare (${BCRYPT_IN_FLIGHT} in flight)`, result: bcrypt },
+  ]);
+  console.log(
+    '\nother CPU: share of all CPUs used by processes outside the bench during the row. The bench alone can use every ' +
+      `core, so above ${100 * SKEWED_OTHER_CPU}% another process (a build, a test run) skewed the row: run it again.`,
+  );
+
+  const runs = { 'me (floor)': meFloor, 'me (service)': meService, refresh, login };
+  for (const [name, run] of Object.entries(runs)) {
+    if (run.errors === 0) continue;
+    console.log(`\n${name}: ${run.errors} errors, first: ${run.firstError ?? 'connection error or timeout'}`);
+    // A measurement may miss a target, but requests that fail mean the numbers are not about the operation.
+    if (run.ok === 0 || run.errors > 0.01 * (run.ok + run.errors)) exitCode = 1;
+  }
+} catch (error) {
+  console.error(error);
+  exitCode = 1;
+} finally {
+  await cleanUp();
+}
+process.exitCode = exitCode;
