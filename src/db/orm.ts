@@ -1,6 +1,7 @@
 // MikroORM set-up for both dialects: node:sqlite (embedded default) and MySQL/MariaDB.
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import type { StatementSync } from 'node:sqlite';
 import { fileURLToPath } from 'node:url';
 import { MariaDbDriver } from '@mikro-orm/mariadb';
 import { Migrator } from '@mikro-orm/migrations';
@@ -24,9 +25,22 @@ function nodeSqliteDialect(path: string) {
       const db = new DatabaseSync(path);
       db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;');
       db.exec('PRAGMA foreign_keys = ON;');
+      // Parameterised statements (the Kysely fast paths) are prepared once; the ORM inlines its values, so its
+      // statements are all different and are not kept.
+      const prepared = new Map<string, StatementSync>();
+      const prepare = (sql: string) => {
+        if (!sql.includes('?')) return db.prepare(sql);
+        let stmt = prepared.get(sql);
+        if (!stmt) {
+          if (prepared.size >= 200) prepared.clear();
+          stmt = db.prepare(sql);
+          prepared.set(sql, stmt);
+        }
+        return stmt;
+      };
       return {
         prepare(sql: string) {
-          const stmt = db.prepare(sql);
+          const stmt = prepare(sql);
           return {
             reader: /^\s*(select|pragma|explain|with)/i.test(sql) || /\breturning\b/i.test(sql),
             all: (params: readonly unknown[]) => stmt.all(...(params as never[])),

@@ -108,7 +108,8 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
       scopes.plugin,
       ...deps.plugins,
     ],
-    context: async ({ request, req, socketAuth }) => {
+    context: async (initial) => {
+      const { request, req, socketAuth } = initial;
       let auth = socketAuth;
       if (auth === undefined) {
         try {
@@ -117,17 +118,23 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
           throw error instanceof AuthError ? toGraphQLError(error) : error;
         }
       }
+      // The EntityManager is forked on first use, and many requests (a token-only `me`) never use it. Yoga
+      // copies the returned fields onto the context with Object.assign, which would call a getter; so the lazy
+      // getter goes on the context object itself.
       let em: Context['em'] | undefined;
+      Object.defineProperty(initial, 'em', {
+        configurable: true,
+        get: () => {
+          em ??= deps.orm.em.fork() as Context['em'];
+          return em;
+        },
+      });
       return {
         auth,
         meta: requestMeta(req, request?.headers, deps.trustProxy),
         services: deps.services,
         signedIn: new Map<string, string>(),
-        get em() {
-          em ??= deps.orm.em.fork() as Context['em'];
-          return em;
-        },
-      };
+      } as Omit<Context, 'em'> as Context;
     },
   });
 

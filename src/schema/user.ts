@@ -1,9 +1,10 @@
 // User: the account as others may see it; email and sessions only for the account holder or scoped admins.
-import { ROLES, User, type UserRow } from '../db/entities.ts';
+import { ROLES, type UserRow } from '../db/entities.ts';
 import { unauthenticated } from '../errors.ts';
 import { rolesOf } from '../sessions/sessions.ts';
 import { builder } from './builder.ts';
-import { currentSessionOf, isSelf } from './context.ts';
+import { type Context, currentSessionOf, isSelf } from './context.ts';
+import { usersOf } from './loaders.ts';
 import { SessionType } from './session.ts';
 
 export const RoleEnum = builder.enumType('Role', {
@@ -11,18 +12,42 @@ export const RoleEnum = builder.enumType('Role', {
   values: ROLES,
 });
 
-export const UserType = builder.objectRef<UserRow>('User').implement({
+/** The caller as the access token describes them: enough for `id` and `roles` without a database read. */
+interface ClaimsUser {
+  readonly id: string;
+  readonly roles: string;
+  readonly fromClaims: true;
+}
+
+/** What a User field resolves from: a loaded row, or (for `me`) the token's claims until a field needs more. */
+export type UserSource = UserRow | ClaimsUser;
+
+async function rowOf(user: UserSource, context: Context): Promise<UserRow> {
+  if (!('fromClaims' in user)) return user;
+  const row = await usersOf(context).load(user.id);
+  if (!row) throw unauthenticated('The account no longer exists', 'ACCOUNT_NOT_FOUND');
+  return row;
+}
+
+export const UserType = builder.objectRef<UserSource>('User').implement({
   description: 'An account.',
   fields: (t) => ({
     id: t.exposeID('id'),
-    email: t.exposeString('email', {
+    email: t.string({
       description: 'Visible to the account holder, or with scope users:read.',
       authScopes: (user, _args, context) => (isSelf(context, user.id) ? true : { scope: 'users:read' }),
+      resolve: async (user, _args, context) => (await rowOf(user, context)).email,
     }),
-    emailVerified: t.exposeBoolean('emailVerified'),
-    displayName: t.string({ nullable: true, resolve: (user) => user.displayName ?? null }),
+    emailVerified: t.boolean({ resolve: async (user, _args, context) => (await rowOf(user, context)).emailVerified }),
+    displayName: t.string({
+      nullable: true,
+      resolve: async (user, _args, context) => (await rowOf(user, context)).displayName ?? null,
+    }),
     roles: t.field({ type: [RoleEnum], resolve: (user) => rolesOf(user) }),
-    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    createdAt: t.field({
+      type: 'DateTime',
+      resolve: async (user, _args, context) => (await rowOf(user, context)).createdAt,
+    }),
     sessions: t.field({
       type: [SessionType],
       description: "Active sessions, newest first: the account holder's (sessions:read) or with sessions:admin.",
@@ -41,11 +66,8 @@ builder.queryField('me', (t) =>
     type: UserType,
     nullable: true,
     description: 'The signed-in user; null when the request carries no token.',
-    resolve: async (_root, _args, context) => {
-      if (!context.auth) return null;
-      const user = await context.em.findOne(User, { id: context.auth.sub });
-      if (!user) throw unauthenticated('The account no longer exists', 'ACCOUNT_NOT_FOUND');
-      return user;
-    },
+    // `id` and `roles` come from the verified token; other fields load the row once per request.
+    resolve: (_root, _args, context) =>
+      context.auth ? { id: context.auth.sub, roles: context.auth.roles.join(','), fromClaims: true as const } : null,
   }),
 );

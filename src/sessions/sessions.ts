@@ -5,6 +5,7 @@ import { type AuditEntry, audit, type RequestMeta } from '../audit/audit.ts';
 import type { Clock } from '../clock.ts';
 import { type RevocationReason, type Role, Session, type SessionRow, type UserRow } from '../db/entities.ts';
 import type { Em } from '../db/orm.ts';
+import { findSessionWithUser, rotateRefreshToken } from '../db/session-rotation.ts';
 import { AuthError, unauthenticated } from '../errors.ts';
 import type { RevocationBus, SessionRevokedEvent } from '../events/revocation-bus.ts';
 import { enforce, type RateLimits } from '../limits/rate-limits.ts';
@@ -130,8 +131,9 @@ export class Sessions {
   async refresh(em: Em, presented: string, meta: RequestMeta): Promise<IssuedTokens> {
     const parts = parseRefreshToken(presented);
     if (!parts) throw unauthenticated('The refresh token is invalid', 'INVALID_REFRESH_TOKEN');
-    const row = await em.findOne(Session, { id: parts.sessionId }, { populate: ['user'] });
-    if (!row) throw unauthenticated('The refresh token is invalid', 'INVALID_REFRESH_TOKEN');
+    const found = await findSessionWithUser(em, parts.sessionId);
+    if (!found) throw unauthenticated('The refresh token is invalid', 'INVALID_REFRESH_TOKEN');
+    const { session: row, user } = found;
     if (!isGenuine(parts, row.refreshTagKey))
       throw unauthenticated('The refresh token is invalid', 'INVALID_REFRESH_TOKEN');
     // Counted only for tokens of this session (genuine tag), so nobody can spend another session's allowance.
@@ -145,26 +147,31 @@ export class Sessions {
         throw unauthenticated('The refresh token has expired', 'REFRESH_TOKEN_EXPIRED');
       const next = newRefreshToken(row.id, current + 1, row.refreshTagKey);
       const at = new Date(now);
-      const changes = {
+      const rotation = {
+        sessionId: row.id,
+        userId: user.id,
+        fromGeneration: current,
+        fromHash: row.refreshTokenHash,
+        toHash: next.hash,
+        at,
+        expiresAt: new Date(Math.min(now + this.#settings.refreshTokenTtlMs, row.maxExpiresAt.getTime())),
+        ipAddress: clip(meta.ipAddress, 45),
+        userAgent: clip(meta.userAgent, 512),
+      };
+      if (!(await rotateRefreshToken(em, rotation))) {
+        throw unauthenticated('The refresh token was already rotated', 'REFRESH_TOKEN_ROTATED');
+      }
+      const rotated = {
+        ...row,
         refreshTokenHash: next.hash,
         refreshGeneration: current + 1,
         rotatedAt: at,
         lastUsedAt: at,
-        expiresAt: new Date(Math.min(now + this.#settings.refreshTokenTtlMs, row.maxExpiresAt.getTime())),
-        ...(meta.ipAddress === null ? {} : { ipAddress: clip(meta.ipAddress, 45) }),
-        ...(meta.userAgent === null ? {} : { userAgent: clip(meta.userAgent, 512) }),
-      };
-      await em.transactional(async (tx) => {
-        // The conditional update is the arbiter between concurrent refreshes: one matches, the rest find 0 rows.
-        const won = await tx.nativeUpdate(
-          Session,
-          { id: row.id, refreshGeneration: current, refreshTokenHash: row.refreshTokenHash, revokedAt: null },
-          changes,
-        );
-        if (won !== 1) throw unauthenticated('The refresh token was already rotated', 'REFRESH_TOKEN_ROTATED');
-        audit(tx, meta, { type: 'TOKEN_REFRESHED', userId: row.user.id, sessionId: row.id }, at);
-      });
-      return this.issue(row.user as UserRow, { ...row, ...changes } as SessionRow, next.token);
+        expiresAt: rotation.expiresAt,
+        ipAddress: rotation.ipAddress ?? row.ipAddress,
+        userAgent: rotation.userAgent ?? row.userAgent,
+      } as SessionRow;
+      return this.issue(user, rotated, next.token);
     }
 
     if (parts.generation < current) {
@@ -174,10 +181,10 @@ export class Sessions {
       if (parts.generation === current - 1 && now - rotatedAt <= this.#settings.refreshReuseGraceMs) {
         throw unauthenticated('The refresh token was already rotated', 'REFRESH_TOKEN_ROTATED');
       }
-      await this.revoke(em, row.user.id, [row.id], 'REFRESH_TOKEN_REUSE', meta, {
+      await this.revoke(em, user.id, [row.id], 'REFRESH_TOKEN_REUSE', meta, {
         extra: {
           type: 'REFRESH_TOKEN_REUSE_DETECTED',
-          userId: row.user.id,
+          userId: user.id,
           sessionId: row.id,
           detail: { generation: parts.generation, current },
         },

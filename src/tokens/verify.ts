@@ -14,6 +14,9 @@ export interface VerifySettings {
   readonly clockToleranceMs: number;
 }
 
+/** How many verified tokens an instance remembers (a few MB at most). */
+const VERIFIED_CACHE_SIZE = 10_000;
+
 export type AccessTokenVerifier = (token: string) => Promise<AccessClaims>;
 
 const isRole = (value: unknown): value is Role =>
@@ -40,7 +43,22 @@ export function createAccessTokenVerifier(
     requiredClaims: ['sub', 'sid', 'jti', 'iat', 'exp', 'scope'],
   };
 
+  // Clients send the same token for its whole life: remember the tokens already verified (by their exact
+  // text) so that each costs one signature check, not one per request. Expiry and revocation are still
+  // checked every time.
+  const verified = new Map<string, AccessClaims>();
+  const toleranceMs = options.clockTolerance * 1000;
+
   return async (token) => {
+    const known = verified.get(token);
+    if (known) {
+      if (known.exp * 1000 + toleranceMs <= clock.now()) {
+        verified.delete(token);
+        throw unauthenticated('The access token has expired', 'TOKEN_EXPIRED');
+      }
+      if (isSessionRevoked(known.sid)) throw unauthenticated('The session has been revoked', 'SESSION_REVOKED');
+      return known;
+    }
     let payload: Record<string, unknown>;
     try {
       ({ payload } = await jwtVerify(token, getKey, { ...options, currentDate: new Date(clock.now()) }));
@@ -61,10 +79,14 @@ export function createAccessTokenVerifier(
       throw unauthenticated('The access token is invalid', 'INVALID_TOKEN');
     }
     if (isSessionRevoked(sid)) throw unauthenticated('The session has been revoked', 'SESSION_REVOKED');
-    return {
+    const claims: AccessClaims = Object.freeze({
       ...(payload as Omit<AccessClaims, 'scopes'>),
-      roles,
+      roles: Object.freeze(roles),
       scopes: new Set(scope.split(' ') as Scope[]),
-    };
+    });
+    // Bounded: past the limit the oldest entry goes (a Map iterates in insertion order).
+    if (verified.size >= VERIFIED_CACHE_SIZE) verified.delete(verified.keys().next().value as string);
+    verified.set(token, claims);
+    return claims;
   };
 }
