@@ -4,6 +4,7 @@
 import type { Kysely } from 'kysely';
 import type { SessionRow, UserRow } from './entities.ts';
 import type { Em } from './orm.ts';
+import { toUser, type UserRecord } from './user-reads.ts';
 
 type Stamp = number | string | Date;
 
@@ -24,16 +25,7 @@ interface Tables {
     revoked_at: Stamp | null;
     revoked_reason: string | null;
   };
-  users: {
-    id: string;
-    email: string;
-    password_hash: string | null;
-    email_verified: number | boolean;
-    display_name: string | null;
-    roles: string;
-    created_at: Stamp;
-    updated_at: Stamp;
-  };
+  users: UserRecord;
   audit_events: {
     type: string;
     user_id: string | null;
@@ -86,16 +78,16 @@ export async function findSessionWithUser(em: Em, sessionId: string): Promise<Se
     .where('s.id', '=', sessionId)
     .executeTakeFirst();
   if (!row) return undefined;
-  const user = {
+  const user = toUser({
     id: row.u_id,
     email: row.u_email,
-    passwordHash: row.u_password_hash,
-    emailVerified: Boolean(row.u_email_verified),
-    displayName: row.u_display_name,
+    password_hash: row.u_password_hash,
+    email_verified: row.u_email_verified,
+    display_name: row.u_display_name,
     roles: row.u_roles,
-    createdAt: date(row.u_created_at),
-    updatedAt: date(row.u_updated_at),
-  } as UserRow;
+    created_at: row.u_created_at,
+    updated_at: row.u_updated_at,
+  });
   const session = {
     id: row.id,
     user,

@@ -5,7 +5,8 @@ import type { Kysely } from 'kysely';
 import type { UserRow } from './entities.ts';
 import type { Em } from './orm.ts';
 
-interface UserRecord {
+/** A users row as the drivers return it. */
+export interface UserRecord {
   id: string;
   email: string;
   password_hash: string | null;
@@ -17,7 +18,7 @@ interface UserRecord {
 }
 
 // SQLite keeps datetimes as epoch milliseconds and booleans as 0/1; MySQL drivers return Date and 0/1.
-const toUser = (r: UserRecord): UserRow =>
+export const toUser = (r: UserRecord): UserRow =>
   ({
     id: r.id,
     email: r.email,
