@@ -6,6 +6,8 @@ export interface Child<T> {
   readonly pid: number;
   /** The JSON line the child printed first (a server's URL, a measurement's result). */
   readonly message: T;
+  /** Sends `message` over the IPC channel and resolves with the child's next message (one question at a time). */
+  ask<R>(message: unknown, timeoutMs?: number): Promise<R>;
   /** SIGTERM, then SIGKILL if it has not exited within 5 s. */
   stop(): Promise<void>;
 }
@@ -33,6 +35,33 @@ export async function startChild<T>(
     await exited(child);
     clearTimeout(timer);
   };
+  const ask = <R>(message: unknown, askTimeoutMs = 30_000) =>
+    new Promise<R>((resolve, reject) => {
+      const done = () => {
+        clearTimeout(timer);
+        child.off('message', onMessage);
+        child.off('exit', onExit);
+      };
+      const onMessage = (reply: unknown) => {
+        done();
+        resolve(reply as R);
+      };
+      const onExit = () => {
+        done();
+        reject(new Error(`${script} exited before answering ${JSON.stringify(message)}`));
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`${script} did not answer ${JSON.stringify(message)} in ${askTimeoutMs} ms`));
+      }, askTimeoutMs);
+      child.on('message', onMessage);
+      child.once('exit', onExit);
+      child.send(message as object, (error) => {
+        if (!error) return;
+        done();
+        reject(error);
+      });
+    });
   const timeoutMs = options.timeoutMs ?? 30_000;
   try {
     const line = await new Promise<string>((resolve, reject) => {
@@ -48,7 +77,7 @@ export async function startChild<T>(
       });
       child.once('error', reject);
     });
-    return { pid: child.pid as number, message: JSON.parse(line) as T, stop };
+    return { pid: child.pid as number, message: JSON.parse(line) as T, ask, stop };
   } catch (error) {
     await stop();
     throw error;

@@ -17,13 +17,17 @@ const yoga = createYoga<object, { claims: JWTPayload | null }>({
   landingPage: false,
   graphiql: false,
   schema: createSchema<{ claims: JWTPayload | null }>({
-    typeDefs: 'type Query { me: User } type User { id: ID! email: String! }',
+    typeDefs: 'type Query { me: User } type User { id: ID! email: String! roles: [String!]! }',
     resolvers: {
       Query: {
         // Our access tokens carry no email; the floor still answers from the claims alone (an empty email unless a
         // token has one), since a floor is the least work a `me` can cost.
         me: (_root, _args, { claims }) =>
-          claims && { id: claims.sub, email: typeof claims.email === 'string' ? claims.email : '' },
+          claims && {
+            id: claims.sub,
+            email: typeof claims.email === 'string' ? claims.email : '',
+            roles: Array.isArray(claims.roles) ? claims.roles : [],
+          },
       },
     },
   }),

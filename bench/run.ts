@@ -1,12 +1,14 @@
-// npm run bench: loads the service, a bare Yoga + jose floor and raw bcrypt in one run, and prints one table.
+// npm run bench: loads the service, a bare Yoga + jose floor and raw bcrypt in one run, and prints one table; then
+// revocation latency over graphql-ws (same instance and across two sharing Redis) and memory per idle subscription.
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BcryptResult } from './bcrypt.ts';
-import { type Child, startChild } from './children.ts';
+import { startChild } from './children.ts';
 import { meterOtherCpu } from './cpu.ts';
 import { gql, type LoadResult, measure, type Scenario } from './load.ts';
+import { benchRealtime, printRealtime, type RealtimeResults, type Stoppable } from './realtime.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const WARMUP_SECONDS = 2;
@@ -20,8 +22,12 @@ const SKEWED_OTHER_CPU = 0.1;
 /** Each refresh run strands one token per connection (its response arrives after the run stops): two runs, plus spares. */
 const SESSIONS = 2 * CONNECTIONS + 50;
 
-const ME_QUERY = '{ me { id email } }';
+// The token path: `me` answered from the verified claims, as DESIGN.md's hot path says (the target row).
+const ME_QUERY = '{ me { id roles } }';
 const ME = JSON.stringify({ query: ME_QUERY });
+// `me` with a field only the users row has: one database read per request (shown beside the same floor).
+const ME_READ_QUERY = '{ me { id email } }';
+const ME_READ = JSON.stringify({ query: ME_READ_QUERY });
 const REFRESH =
   'mutation($t: String!) { refresh(refreshToken: $t) { accessToken refreshToken refreshTokenExpiresAt } }';
 const LOGIN =
@@ -109,12 +115,18 @@ function printTable(rows: Row[]): void {
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'auth-bench-'));
-const children: Child<unknown>[] = [];
-const started = <T>(child: Promise<Child<T>>) =>
-  child.then((c) => {
-    children.push(c);
-    return c;
-  });
+/** Every process the bench started (services, floor, Redis): stopped at the end or on an interrupt. */
+const children: Stoppable[] = [];
+const track = <T extends Stoppable>(child: T) => {
+  children.push(child);
+  return child;
+};
+const started = <T extends Stoppable>(child: Promise<T>) => child.then(track);
+const stopped = async (child: Stoppable) => {
+  const index = children.indexOf(child);
+  if (index >= 0) children.splice(index, 1);
+  await child.stop();
+};
 const ownPids = () => [process.pid, ...children.map((child) => child.pid)];
 const cleanUp = async () => {
   await Promise.all(children.splice(0).map((child) => child.stop()));
@@ -156,13 +168,18 @@ try {
   const [first] = accounts as [Tokens];
   const authorization = { authorization: `Bearer ${first.accessToken}` };
   const me: Scenario = { connections: CONNECTIONS, body: ME, headers: authorization };
+  const meRead: Scenario = { connections: CONNECTIONS, body: ME_READ, headers: authorization };
   for (const { message } of [service, floor]) {
-    const check = await gql<{ me: { id: string } | null }>(message.url, ME_QUERY, {}, authorization);
-    if (!check.me) throw new Error(`${message.url}: me is null with a valid access token`);
+    for (const query of [ME_QUERY, ME_READ_QUERY]) {
+      const check = await gql<{ me: { id: string } | null }>(message.url, query, {}, authorization);
+      if (!check.me) throw new Error(`${message.url}: me is null with a valid access token`);
+    }
   }
 
   const meFloor = await warmAndMeasure('me on the floor', floor.message.url, me);
   const meService = await warmAndMeasure('me on the service', service.message.url, me);
+  const meReadFloor = await warmAndMeasure('me { id email } on the floor', floor.message.url, meRead);
+  const meReadService = await warmAndMeasure('me { id email } on the service', service.message.url, meRead);
   const refresh = await warmAndMeasure(
     'refresh',
     service.message.url,
@@ -183,13 +200,24 @@ try {
   );
   const raw = bcryptChild.message;
   const bcrypt = { rps: raw.compares / raw.seconds, p50: raw.p50, p99: raw.p99, otherCpu: otherCpu() };
-  await bcryptChild.stop();
+  await stopped(bcryptChild);
 
   const loginBody = JSON.stringify({
     query: LOGIN,
     variables: { input: { email: 'bench-0@example.com', password: PASSWORD } },
   });
   const login = await warmAndMeasure('login', service.message.url, { connections: BCRYPT_IN_FLIGHT, body: loginBody });
+
+  // The realtime part has the machine to itself: the throughput service and the floor are done.
+  await Promise.all([stopped(service), stopped(floor)]);
+  const realtime: RealtimeResults = await benchRealtime({
+    dir,
+    env: common,
+    jwtPrivateKey: serviceEnv.JWT_PRIVATE_KEY,
+    track,
+    ownPids,
+    log,
+  });
 
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   const pool = process.env.UV_THREADPOOL_SIZE ?? '4 (default)';
@@ -200,10 +228,15 @@ try {
   );
   printTable([
     {
-      operation: 'me { id email }',
+      operation: 'me { id roles } (token path)',
       result: meService,
       reference: { name: 'floor', result: meFloor },
       target: { text: '≥ 70% of floor', met: meService.rps >= 0.7 * meFloor.rps },
+    },
+    {
+      operation: 'me { id email } (one row read)',
+      result: meReadService,
+      reference: { name: 'floor', result: meReadFloor },
     },
     { operation: 'refresh', result: refresh, target: { text: '≥ 1,500/s', met: refresh.rps >= 1500 } },
     {
@@ -212,7 +245,8 @@ try {
       reference: { name: 'raw bcrypt', result: bcrypt },
       target: { text: '≥ 85% of raw bcrypt', met: login.rps >= 0.85 * bcrypt.rps },
     },
-    { operation: 'floor: me (Yoga + jose)', result: meFloor },
+    { operation: 'floor: me { id roles } (Yoga + jose)', result: meFloor },
+    { operation: 'floor: me { id email }', result: meReadFloor },
     { operation: `raw bcrypt.compare (${BCRYPT_IN_FLIGHT} in flight)`, result: bcrypt },
   ]);
   console.log(
@@ -220,13 +254,23 @@ try {
       `core, so above ${100 * SKEWED_OTHER_CPU}% another process (a build, a test run) skewed the row: run it again.`,
   );
 
-  const runs = { 'me (floor)': meFloor, 'me (service)': meService, refresh, login };
+  const runs = {
+    'me (floor)': meFloor,
+    'me (service)': meService,
+    'me { id email } (floor)': meReadFloor,
+    'me { id email } (service)': meReadService,
+    refresh,
+    login,
+  };
   for (const [name, run] of Object.entries(runs)) {
     if (run.errors === 0) continue;
     console.log(`\n${name}: ${run.errors} errors, first: ${run.firstError ?? 'connection error or timeout'}`);
     // A measurement may miss a target, but requests that fail mean the numbers are not about the operation.
     if (run.ok === 0 || run.errors > 0.01 * (run.ok + run.errors)) exitCode = 1;
   }
+
+  printRealtime(realtime);
+  if (realtime.failed) exitCode = 1;
 } catch (error) {
   console.error(error);
   exitCode = 1;
