@@ -134,6 +134,17 @@ describe.each(dialects())('admin on %s', (dialect) => {
     expect(wildcard.data?.users.totalCount).toBe(0);
   });
 
+  it('searches for the text as typed: % and _ are characters, not wildcards, and case does not matter', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const percent = await registerUser(gql, { displayName: `Sale 50% ${tag}` });
+    await registerUser(gql, { displayName: `Sale 500 ${tag}` });
+    const query = 'query($query: String) { users(query: $query) { totalCount edges { node { id } } } }';
+    const found = await gql(query, { query: `SALE 50% ${tag}` }, { token: admin.accessToken });
+    expect(found.data?.users).toEqual({ totalCount: 1, edges: [{ node: { id: percent.user.id } }] });
+    const underscore = await gql(query, { query: `sale 50_ ${tag}` }, { token: admin.accessToken });
+    expect(underscore.data?.users.totalCount).toBe(0);
+  });
+
   it('refuses a page over 100, a cursor it did not make, and callers without users:read', async () => {
     const query = 'query($first: Int, $after: String) { users(first: $first, after: $after) { totalCount } }';
     const tooMany = await gql(query, { first: 101 }, { token: admin.accessToken });

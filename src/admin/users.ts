@@ -1,5 +1,6 @@
 // The admin surface over accounts: look up, list and search, change roles, end every session of a user.
 
+import { raw } from '@mikro-orm/core';
 import { audit, type RequestMeta } from '../audit/audit.ts';
 import type { Clock } from '../clock.ts';
 import { ROLES, type Role, User, type UserRow } from '../db/entities.ts';
@@ -29,8 +30,13 @@ function decodeCursor(cursor: string): { createdAt: Date; id: string } {
   throw badInput('after', 'The cursor is not one this API returned');
 }
 
-/** Escapes LIKE wildcards so a search for "50%" means the text "50%". */
-const likePattern = (text: string) => `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+/**
+ * A case-insensitive substring test. `instr` (SQLite and MySQL alike) takes the text literally, where LIKE would
+ * read `%` and `_` in a search as wildcards, and SQLite has no default LIKE escape character.
+ */
+const contains = (column: 'email' | 'display_name', text: string) => ({
+  [raw((alias) => `instr(lower(${alias}.${column}), ?)`, [text.toLowerCase()])]: { $gt: 0 },
+});
 
 export async function listUsers(em: Em, args: { first: number; after?: string | null; query?: string | null }) {
   if (!Number.isInteger(args.first) || args.first < 0 || args.first > MAX_PAGE_SIZE) {
@@ -39,7 +45,7 @@ export async function listUsers(em: Em, args: { first: number; after?: string | 
   const search = args.query?.trim();
   const filter = search
     ? {
-        $or: [{ email: { $like: likePattern(search.toLowerCase()) } }, { displayName: { $like: likePattern(search) } }],
+        $or: [contains('email', search), contains('display_name', search)],
       }
     : {};
   const after = args.after ? decodeCursor(args.after) : undefined;
