@@ -1,6 +1,6 @@
 // The account lifecycle through the public API, with mail captured by a real SMTP server: email verification,
 // password reset, profile, deletion and data export, on every dialect; codes, passwords and tokens never logged.
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +14,7 @@ import type { SessionRevokedEvent } from '../src/events/revocation-bus.ts';
 import { createLogger } from '../src/log.ts';
 import { databaseUrl, dialects, startTestApp, type TestApp } from './support/app.ts';
 import { TestClock } from './support/clock.ts';
+import { ed25519Pem, expectUnauthenticated } from './support/expect.ts';
 import {
   errorCode,
   type Gql,
@@ -56,11 +57,6 @@ function expectError(response: GraphQLResponse, code: string) {
   expect(response.errors).toHaveLength(1);
   expect(errorCode(response)).toBe(code);
   expect(response.data ?? null).toBeNull();
-}
-
-function expectUnauthenticated(response: GraphQLResponse, reason: string) {
-  expect(response.errors).toHaveLength(1);
-  expect(extensionsOf(response)).toEqual({ code: 'UNAUTHENTICATED', reason });
 }
 
 const me = (gql: Gql, token: string) =>
@@ -720,7 +716,7 @@ describe.skipIf(!serviceAvailable('redis-server'))('two instances sharing Redis'
   beforeAll(async () => {
     redis = await startRedis();
     smtp = await startSmtpServer();
-    const key = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    const key = ed25519Pem();
     const env = { ...MAIL_ENV, SMTP_URL: smtp.url, REDIS_URL: redis.url, JWT_PRIVATE_KEY: key };
     const url = await databaseUrl(dialects().includes('mysql') ? 'mysql' : 'sqlite', dir);
     one = await startTestApp({ databaseUrl: url, env });
@@ -768,7 +764,7 @@ describe('a deleted account after a restart', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it("still refuses the deleted account's access tokens on an instance started after the deletion", async () => {
-    const key = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    const key = ed25519Pem();
     const url = await databaseUrl('sqlite', dir);
     const before = await startTestApp({ databaseUrl: url, env: { ...MAIL_ENV, JWT_PRIVATE_KEY: key } });
     const user = await registerUser(before.gql);

@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, type Env, loadConfig, parseDuration, type ReadFile } from '../src/config.ts';
+import { ed25519Pem } from './support/expect.ts';
 
 const MINUTE = 60_000;
 const DAY = 86_400_000;
@@ -18,7 +18,7 @@ const filesOf =
     return content;
   };
 
-const pem = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+const pem = ed25519Pem();
 const secret32 = 's'.repeat(32);
 const productionMail = { SMTP_URL: 'smtps://mailer:secret@smtp.example.com', MAIL_FROM: 'no-reply@example.com' };
 

@@ -1,13 +1,14 @@
 // GraphQL-level abuse (one credential check per request, document limits, introspection), CSRF, CORS and
 // the security headers of every response.
-import { createHash, generateKeyPairSync } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startTestApp, type TestApp } from './support/app.ts';
+import { ed25519Pem } from './support/expect.ts';
 import { errorCode, registerUser } from './support/graphql.ts';
 
 const production = () => ({
   NODE_ENV: 'production',
-  JWT_PRIVATE_KEY: generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+  JWT_PRIVATE_KEY: ed25519Pem(),
   SMTP_URL: 'smtp://127.0.0.1:2525',
   MAIL_FROM: 'no-reply@auth.test',
 });

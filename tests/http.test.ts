@@ -1,6 +1,7 @@
 import { createClient } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from './support/app.ts';
+import { ed25519Pem } from './support/expect.ts';
 import { errorCode, registerUser } from './support/graphql.ts';
 import { createDatabase, serviceAvailable, startMariaDb } from './support/services.ts';
 
@@ -119,8 +120,7 @@ describe('unexpected failures', () => {
 
 describe('production mode', () => {
   it('does not serve GraphiQL unless GRAPHIQL=true', async () => {
-    const { generateKeyPairSync } = await import('node:crypto');
-    const key = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    const key = ed25519Pem();
     const production = {
       NODE_ENV: 'production',
       JWT_PRIVATE_KEY: key,

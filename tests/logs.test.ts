@@ -1,13 +1,11 @@
-// Logs: pino JSON, one line per request with its request id, unexpected errors logged with the same id, and
-// no secret of a whole sign-in flow anywhere in them, even at LOG_LEVEL=trace.
-import { generateKeyPairSync } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../src/log.ts';
 import { startTestApp, type TestApp } from './support/app.ts';
+import { ed25519Pem } from './support/expect.ts';
 import { errorCode, type Gql, graphqlClient, PAYLOAD, type Payload, uniqueEmail } from './support/graphql.ts';
 
-const privateKey = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+const privateKey = ed25519Pem();
 
 describe('logs', () => {
   let t: TestApp;

@@ -1,11 +1,9 @@
-// Two service processes sharing one database and one Redis: a revocation on one is enforced and announced
-// on the other at once, and survives a Redis outage.
-import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseUrl, dialects } from './support/app.ts';
+import { ed25519Pem } from './support/expect.ts';
 import { errorCode, type Gql, graphqlClient, loginUser, type Payload, registerUser } from './support/graphql.ts';
 import { type ServiceProcess, startServiceProcess } from './support/processes.ts';
 import { type RunningService, serviceAvailable, startRedis } from './support/services.ts';
@@ -26,7 +24,7 @@ describe.skipIf(!serviceAvailable('redis-server'))('two instances sharing the da
     redis = await startRedis();
     // MariaDB when the run has it (the production set-up); otherwise one SQLite file shared by both.
     const dialect = dialects().includes('mysql') ? 'mysql' : 'sqlite';
-    const key = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    const key = ed25519Pem();
     const env = {
       DATABASE_URL: await databaseUrl(dialect, dir),
       REDIS_URL: redis.url,

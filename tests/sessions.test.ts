@@ -1,6 +1,6 @@
 // Sessions through the public API: refresh rotation and reuse detection, expiry, listing, revocation,
 // password change, and revocations surviving a restart.
-import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,7 @@ import type { Em } from '../src/db/orm.ts';
 import type { AuthError } from '../src/errors.ts';
 import { databaseUrl, dialects, startTestApp, type TestApp } from './support/app.ts';
 import { TestClock } from './support/clock.ts';
+import { ed25519Pem, expectUnauthenticated } from './support/expect.ts';
 import {
   errorCode,
   type Gql,
@@ -43,13 +44,6 @@ const iso = (ms: number) => new Date(ms).toISOString();
 
 /** The extensions of the first error (code, reason, field…). */
 const extensionsOf = (response: GraphQLResponse) => response.errors?.[0]?.extensions;
-
-/** Expects an UNAUTHENTICATED answer with exactly this reason and no data. */
-function expectUnauthenticated(response: GraphQLResponse, reason: string) {
-  expect(response.errors).toHaveLength(1);
-  expect(extensionsOf(response)).toEqual({ code: 'UNAUTHENTICATED', reason });
-  expect(response.data ?? null).toBeNull();
-}
 
 const me = (gql: Gql, token: string) => gql<{ me: { id: string } | null }>('{ me { id } }', {}, { token });
 
@@ -112,8 +106,6 @@ const auditCount = (t: TestApp, type: AuditEventType, sessionId: string) =>
 
 const sessionRow = (t: TestApp, id: string) =>
   t.app.orm.em.fork().findOneOrFail(Session, { id }, { disableIdentityMap: true });
-
-const ed25519Pem = () => generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
 
 describe.each(dialects())('sessions on %s', (dialect) => {
   const clock = new TestClock();

@@ -15,7 +15,8 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from './support/app.ts';
 import { TestClock } from './support/clock.ts';
-import { type GraphQLResponse, loginUser, type Payload, registerUser } from './support/graphql.ts';
+import { expectUnauthenticated } from './support/expect.ts';
+import { loginUser, type Payload, registerUser } from './support/graphql.ts';
 
 const ISSUER = 'https://auth.test';
 const AUDIENCE = 'https://api.test';
@@ -67,12 +68,6 @@ const pemOfJwk = (jwk: JWK) =>
 
 const me = (t: TestApp, authorization?: string) =>
   t.gql<{ me: { id: string } | null }>(ME, {}, authorization === undefined ? {} : { headers: { authorization } });
-
-function expectUnauthenticated(response: GraphQLResponse, reason: string) {
-  expect(response.data?.me ?? null).toBeNull();
-  expect(response.errors).toHaveLength(1);
-  expect(response.errors?.[0]?.extensions).toEqual({ code: 'UNAUTHENTICATED', reason });
-}
 
 const encodeSegment = (value: unknown) => base64url.encode(JSON.stringify(value));
 
