@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Session, User } from '../src/db/entities.ts';
+import type { Em } from '../src/db/orm.ts';
 import { dialects, startTestApp, type TestApp } from './support/app.ts';
 import { errorCode, loginUser, registerUser, uniqueEmail } from './support/graphql.ts';
 
@@ -29,5 +31,24 @@ describe.each(dialects())('password sign-in on %s', (dialect) => {
     expect(errorCode(wrong)).toBe('INVALID_CREDENTIALS');
     expect(errorCode(unknown)).toBe('INVALID_CREDENTIALS');
     expect(wrong.errors?.[0]?.message).toBe(unknown.errors?.[0]?.message);
+  });
+});
+
+describe.each(dialects())('a login racing the deletion of its account on %s', (dialect) => {
+  let t: TestApp;
+  beforeAll(async () => {
+    // bcrypt at cost 10 takes tens of milliseconds: the window in which the account disappears.
+    t = await startTestApp({ dialect, env: { BCRYPT_COST: '10' } });
+  });
+  afterAll(() => t?.close());
+
+  it('answers INVALID_CREDENTIALS and opens no session when the account is deleted mid-login', async () => {
+    const user = await registerUser(t.gql);
+    const login = loginUser(t.gql, user.user.email, user.password);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await (t.app.orm.em.fork() as Em).nativeDelete(User, { id: user.user.id });
+    const result = await login;
+    expect(errorCode(result)).toBe('INVALID_CREDENTIALS');
+    expect(await (t.app.orm.em.fork() as Em).count(Session, { user: user.user.id })).toBe(0);
   });
 });

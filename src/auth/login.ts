@@ -1,5 +1,5 @@
 // login: email and password to a new session. Unknown email and wrong password look and take the same.
-
+import { ForeignKeyConstraintViolationException } from '@mikro-orm/core';
 import { audit, type RequestMeta } from '../audit/audit.ts';
 import type { Clock } from '../clock.ts';
 import { User } from '../db/entities.ts';
@@ -50,10 +50,19 @@ export async function login(deps: LoginDeps, em: Em, input: LoginInput, meta: Re
     throw new AuthError('INVALID_CREDENTIALS', 'The email or password is incorrect');
   }
   await deps.limits.login.succeeded(email);
-  const { row, refreshToken } = await em.transactional(async (tx) => {
-    const opened = deps.sessions.open(tx, user, meta);
-    audit(tx, meta, { type: 'LOGIN_SUCCEEDED', userId: user.id, sessionId: opened.row.id }, now);
-    return opened;
-  });
-  return deps.sessions.issue(user, row, refreshToken);
+  let opened: ReturnType<typeof deps.sessions.open>;
+  try {
+    opened = await em.transactional(async (tx) => {
+      const session = deps.sessions.open(tx, user, meta);
+      audit(tx, meta, { type: 'LOGIN_SUCCEEDED', userId: user.id, sessionId: session.row.id }, now);
+      return session;
+    });
+  } catch (error) {
+    // The account was deleted between the password check and the new session: as if it never existed.
+    if (error instanceof ForeignKeyConstraintViolationException) {
+      throw new AuthError('INVALID_CREDENTIALS', 'The email or password is incorrect');
+    }
+    throw error;
+  }
+  return deps.sessions.issue(user, opened.row, opened.refreshToken);
 }
