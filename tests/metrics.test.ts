@@ -100,6 +100,23 @@ describe('metrics', () => {
     expect(after.value('auth_revocations_total', reason) - before.value('auth_revocations_total', reason)).toBe(3);
   });
 
+  it('counts requests that the guards refuse before GraphQL runs (CSRF, malformed parameters)', async () => {
+    const before = await scrapeMetrics(t.url);
+    // A GET without a preflight-only header is refused by CSRF prevention; garbage `variables` by the parser guard.
+    const csrf = await fetch(`${t.url}/graphql?query=${encodeURIComponent('{ me { id } }')}`);
+    const malformed = await fetch(`${t.url}/graphql?query=${encodeURIComponent('{ me { id } }')}&variables=%7B`, {
+      headers: { 'x-graphql-yoga-csrf': '1' },
+    });
+    const after = await scrapeMetrics(t.url);
+    for (const response of [csrf, malformed]) {
+      const labels = { method: 'GET', route: '/graphql', status: String(response.status) };
+      expect(response.status).toBeGreaterThanOrEqual(400);
+      expect(after.value('http_requests_total', labels) - before.value('http_requests_total', labels)).toBe(
+        csrf.status === malformed.status ? 2 : 1,
+      );
+    }
+  });
+
   it('groups unknown paths under one route label', async () => {
     await fetch(`${t.url}/no/such/path/${Math.random()}`);
     const scrape = await scrapeMetrics(t.url);
