@@ -42,9 +42,6 @@ export function createListeners(onError: (error: unknown) => void) {
       }
     },
     clear: () => listeners.clear(),
-    get size() {
-      return listeners.size;
-    },
   };
 }
 
