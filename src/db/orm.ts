@@ -3,12 +3,11 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { StatementSync } from 'node:sqlite';
 import { fileURLToPath } from 'node:url';
-import { MariaDbDriver } from '@mikro-orm/mariadb';
 import { Migrator } from '@mikro-orm/migrations';
-import { MySqlDriver } from '@mikro-orm/mysql';
-import { MikroORM, type SqlEntityManager, SqliteDriver } from '@mikro-orm/sql';
+import { MikroORM, type SqlEntityManager } from '@mikro-orm/sql';
 import { SqliteDialect } from 'kysely';
 import type { DatabaseConfig } from '../config.ts';
+import { BoundMariaDbDriver, BoundMySqlDriver, BoundSqliteDriver } from './bound-parameters.ts';
 import { entities } from './entities.ts';
 
 export type Orm = MikroORM;
@@ -25,8 +24,7 @@ function nodeSqliteDialect(path: string) {
       const db = new DatabaseSync(path);
       db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;');
       db.exec('PRAGMA foreign_keys = ON;');
-      // Parameterised statements (the Kysely fast paths) are prepared once; the ORM inlines its values, so its
-      // statements are all different and are not kept.
+      // Every statement is parameterised (the ORM's too: bound-parameters.ts), so each text is prepared once.
       const prepared = new Map<string, StatementSync>();
       const prepare = (sql: string) => {
         if (!sql.includes('?')) return db.prepare(sql);
@@ -98,14 +96,14 @@ export function ormOptions(database: DatabaseConfig, flavor: ServerFlavor = 'mys
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     return {
       ...common,
-      driver: SqliteDriver,
+      driver: BoundSqliteDriver,
       dbName: path,
       driverOptions: nodeSqliteDialect(path),
     } as unknown as Options;
   }
   return {
     ...common,
-    driver: flavor === 'mariadb' ? MariaDbDriver : MySqlDriver,
+    driver: flavor === 'mariadb' ? BoundMariaDbDriver : BoundMySqlDriver,
     host: database.host,
     port: database.port,
     user: database.user,

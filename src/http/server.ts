@@ -18,6 +18,7 @@ import { requestMeta } from './request-meta.ts';
 import { createRequestScopes } from './request-scope.ts';
 import { renderGraphiQL, useGraphiQLAssets } from './use-graphiql.ts';
 import { useGraphQLLimits } from './use-graphql-limits.ts';
+import { useInputIntegrity } from './use-input-integrity.ts';
 import { useMalformedParams } from './use-malformed-params.ts';
 import { useOneCredentialField } from './use-one-credential-field.ts';
 import { graphiqlCsp, useSecurityHeaders } from './use-security-headers.ts';
@@ -105,6 +106,7 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
       useMalformedParams(),
       ...useGraphQLLimits({ limits: deps.graphqlLimits, introspection: deps.introspection }),
       useOneCredentialField(),
+      useInputIntegrity(),
       scopes.plugin,
       ...deps.plugins,
     ],
