@@ -1,10 +1,10 @@
 // The admin surface over accounts: look up, list and search, change roles, end every session of a user.
-
-import { raw } from '@mikro-orm/core';
+import { type Kysely, sql } from 'kysely';
 import { audit, type RequestMeta } from '../audit/audit.ts';
 import type { Clock } from '../clock.ts';
 import { ROLES, type Role, User, type UserRow } from '../db/entities.ts';
 import type { Em } from '../db/orm.ts';
+import { toUser, type UserRecord } from '../db/user-reads.ts';
 import { AuthError, badInput } from '../errors.ts';
 import { rolesOf, type Sessions } from '../sessions/sessions.ts';
 
@@ -17,56 +17,77 @@ export interface UserPage {
 export const MAX_PAGE_SIZE = 100;
 
 // Users are listed oldest first; the cursor is the last row's (createdAt, id), which never changes.
-const encodeCursor = (user: UserRow) =>
+const encodeCursor = (user: Pick<UserRow, 'createdAt' | 'id'>) =>
   Buffer.from(JSON.stringify([user.createdAt.getTime(), user.id])).toString('base64url');
 
+const USER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+// The range of a JavaScript Date; a created_at outside it would make an Invalid Date reach the query.
+const MAX_TIME = 8.64e15;
+
+/** Accepts only what encodeCursor writes: a cursor this API did not issue is BAD_USER_INPUT, never a query. */
 function decodeCursor(cursor: string): { createdAt: Date; id: string } {
-  try {
-    const [createdAt, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown[];
-    if (typeof createdAt === 'number' && Number.isFinite(createdAt) && typeof id === 'string') {
-      return { createdAt: new Date(createdAt), id };
-    }
-  } catch {}
+  if (cursor.length <= 200 && /^[\w-]+$/.test(cursor)) {
+    try {
+      const value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
+      if (Array.isArray(value) && value.length === 2) {
+        const [time, id] = value as unknown[];
+        if (Number.isSafeInteger(time) && (time as number) >= 0 && (time as number) <= MAX_TIME) {
+          const decoded = { createdAt: new Date(time as number), id: String(id) };
+          if (typeof id === 'string' && USER_ID.test(id) && encodeCursor(decoded) === cursor) return decoded;
+        }
+      }
+    } catch {}
+  }
   throw badInput('after', 'The cursor is not one this API returned');
 }
 
 /**
- * A case-insensitive substring test. `instr` (SQLite and MySQL alike) takes the text literally, where LIKE would
- * read `%` and `_` in a search as wildcards, and SQLite has no default LIKE escape character.
+ * Lists through MikroORM's Kysely so that the search text is a bound parameter: the ORM's QueryBuilder writes the
+ * values of a raw() condition into the statement's text. `instr` (SQLite and MySQL alike) takes the text literally,
+ * where LIKE would read `%` and `_` in a search as wildcards, and SQLite has no default LIKE escape character.
  */
-const contains = (column: 'email' | 'display_name', text: string) => ({
-  [raw((alias) => `instr(lower(${alias}.${column}), ?)`, [text.toLowerCase()])]: { $gt: 0 },
-});
-
 export async function listUsers(em: Em, args: { first: number; after?: string | null; query?: string | null }) {
   if (!Number.isInteger(args.first) || args.first < 0 || args.first > MAX_PAGE_SIZE) {
     throw badInput('first', `first must be an integer from 0 to ${MAX_PAGE_SIZE}`);
   }
-  const search = args.query?.trim();
-  const filter = search
-    ? {
-        $or: [contains('email', search), contains('display_name', search)],
-      }
-    : {};
   const after = args.after ? decodeCursor(args.after) : undefined;
+  const search = args.query?.trim().toLowerCase();
+  const stamp = (value: Date) => em.getPlatform().processDateProperty(value) as UserRecord['created_at'];
+  const db = em.getKysely() as unknown as Kysely<{ users: UserRecord }>;
+  const matching = search
+    ? db
+        .selectFrom('users')
+        .where((eb) =>
+          eb.or([
+            eb(sql<number>`instr(lower(email), ${search})`, '>', 0),
+            eb(sql<number>`instr(lower(display_name), ${search})`, '>', 0),
+          ]),
+        )
+    : db.selectFrom('users');
   const page = after
-    ? {
-        $and: [
-          filter,
-          { $or: [{ createdAt: { $gt: after.createdAt } }, { createdAt: after.createdAt, id: { $gt: after.id } }] },
-        ],
-      }
-    : filter;
-  const [rows, totalCount] = await Promise.all([
-    em.find(User, page, { orderBy: { createdAt: 'asc', id: 'asc' }, limit: args.first + 1 }),
-    em.count(User, filter),
+    ? matching.where((eb) =>
+        eb.or([
+          eb('created_at', '>', stamp(after.createdAt)),
+          eb.and([eb('created_at', '=', stamp(after.createdAt)), eb('id', '>', after.id)]),
+        ]),
+      )
+    : matching;
+  const [records, counted] = await Promise.all([
+    page
+      .selectAll()
+      .orderBy('created_at', 'asc')
+      .orderBy('id', 'asc')
+      .limit(args.first + 1)
+      .execute(),
+    matching.select((eb) => eb.fn.countAll<number | string>().as('count')).executeTakeFirstOrThrow(),
   ]);
+  const rows = records.map(toUser);
   const nodes = rows.slice(0, args.first);
   const last = nodes.at(-1);
   return {
     edges: nodes.map((node) => ({ cursor: encodeCursor(node), node })),
     pageInfo: { hasNextPage: rows.length > args.first, endCursor: last ? encodeCursor(last) : null },
-    totalCount,
+    totalCount: Number(counted.count),
   } satisfies UserPage;
 }
 
