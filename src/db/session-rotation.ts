@@ -4,6 +4,7 @@
 import type { Kysely } from 'kysely';
 import type { SessionRow, UserRow } from './entities.ts';
 import type { Em } from './orm.ts';
+import { retryTransient } from './transaction.ts';
 import { toUser, type UserRecord } from './user-reads.ts';
 
 type Stamp = number | string | Date;
@@ -126,38 +127,43 @@ export interface Rotation {
  */
 export async function rotateRefreshToken(em: Em, rotation: Rotation): Promise<boolean> {
   const stamp = (value: Date) => em.getPlatform().processDateProperty(value) as Stamp;
-  return db(em)
-    .transaction()
-    .execute(async (trx) => {
-      const result = await trx
-        .updateTable('sessions')
-        .set({
-          refresh_token_hash: rotation.toHash,
-          refresh_generation: rotation.fromGeneration + 1,
-          rotated_at: stamp(rotation.at),
-          last_used_at: stamp(rotation.at),
-          expires_at: stamp(rotation.expiresAt),
-          ...(rotation.ipAddress === null ? {} : { ip_address: rotation.ipAddress }),
-          ...(rotation.userAgent === null ? {} : { user_agent: rotation.userAgent }),
-        })
-        .where('id', '=', rotation.sessionId)
-        .where('refresh_generation', '=', rotation.fromGeneration)
-        .where('refresh_token_hash', '=', rotation.fromHash)
-        .where('revoked_at', 'is', null)
-        .executeTakeFirst();
-      if (Number(result.numUpdatedRows) !== 1) return false;
-      await trx
-        .insertInto('audit_events')
-        .values({
-          type: 'TOKEN_REFRESHED',
-          user_id: rotation.userId,
-          session_id: rotation.sessionId,
-          ip_address: rotation.ipAddress,
-          user_agent: rotation.userAgent,
-          detail: null,
-          created_at: stamp(rotation.at),
-        })
-        .execute();
-      return true;
-    });
+  return retryTransient(() =>
+    db(em)
+      .transaction()
+      .execute(async (trx) => {
+        const result = await trx
+          .updateTable('sessions')
+          .set({
+            refresh_token_hash: rotation.toHash,
+            refresh_generation: rotation.fromGeneration + 1,
+            rotated_at: stamp(rotation.at),
+            last_used_at: stamp(rotation.at),
+            expires_at: stamp(rotation.expiresAt),
+            ...(rotation.ipAddress === null ? {} : { ip_address: rotation.ipAddress }),
+            ...(rotation.userAgent === null ? {} : { user_agent: rotation.userAgent }),
+          })
+          .where('id', '=', rotation.sessionId)
+          .where('refresh_generation', '=', rotation.fromGeneration)
+          .where('refresh_token_hash', '=', rotation.fromHash)
+          // Not `revoked_at is null`: the optimizer may read that index first and lock it before the row, the
+          // opposite order to a revocation (row, then index), which deadlocks on MySQL. revoked_reason is set in
+          // the same statement as revoked_at and has no index, so this UPDATE locks the primary key row alone.
+          .where('revoked_reason', 'is', null)
+          .executeTakeFirst();
+        if (Number(result.numUpdatedRows) !== 1) return false;
+        await trx
+          .insertInto('audit_events')
+          .values({
+            type: 'TOKEN_REFRESHED',
+            user_id: rotation.userId,
+            session_id: rotation.sessionId,
+            ip_address: rotation.ipAddress,
+            user_agent: rotation.userAgent,
+            detail: null,
+            created_at: stamp(rotation.at),
+          })
+          .execute();
+        return true;
+      }),
+  );
 }

@@ -6,6 +6,7 @@ import type { Clock } from '../clock.ts';
 import { type RevocationReason, type Role, Session, type SessionRow, type UserRow } from '../db/entities.ts';
 import type { Em } from '../db/orm.ts';
 import { findSessionWithUser, rotateRefreshToken } from '../db/session-rotation.ts';
+import { transactional } from '../db/transaction.ts';
 import { AuthError, unauthenticated } from '../errors.ts';
 import type { RevocationBus, SessionRevokedEvent } from '../events/revocation-bus.ts';
 import { enforce, type RateLimits } from '../limits/rate-limits.ts';
@@ -208,9 +209,13 @@ export class Sessions {
     except?: string,
   ): Promise<Revocation> {
     const at = new Date(this.#clock.now());
+    // `revokedReason` (set together with revokedAt, and not indexed) rather than `revokedAt` marks the active
+    // rows here: a condition on the revoked-at index would let MySQL lock that index before the rows, the
+    // opposite order to the refresh's UPDATE, and deadlock with it. Lock order everywhere: session rows
+    // (by primary key or by user), then the indexes the UPDATE changes.
     const where = {
       user: userId,
-      revokedAt: null,
+      revokedReason: null,
       ...(sessionIds === 'all' ? {} : { id: { $in: [...sessionIds] } }),
     };
     // FOR UPDATE on MySQL: also keeps a racing sign-in from adding a session this revocation would miss.
@@ -221,7 +226,7 @@ export class Sessions {
     });
     const ids = rows.map((r) => r.id).filter((id) => id !== except);
     if (ids.length > 0) {
-      await tx.nativeUpdate(Session, { id: { $in: ids }, revokedAt: null }, { revokedAt: at, revokedReason: reason });
+      await tx.nativeUpdate(Session, { id: { $in: ids } }, { revokedAt: at, revokedReason: reason });
       for (const id of ids) audit(tx, meta, { type: 'SESSION_REVOKED', userId, sessionId: id, detail: { reason } }, at);
     }
     return { userId, sessionIds: ids, reason, revokedAt: at.getTime() };
@@ -242,7 +247,7 @@ export class Sessions {
     meta: RequestMeta,
     options: { extra?: AuditEntry; except?: string } = {},
   ): Promise<number> {
-    const revocation = await em.transactional(async (tx) => {
+    const revocation = await transactional(em, async (tx) => {
       const done = await this.revokeIn(tx, userId, sessionIds, reason, meta, options.except);
       if (options.extra) audit(tx, meta, options.extra, new Date(done.revokedAt));
       return done;

@@ -1,0 +1,166 @@
+// Every revocation path racing a refresh of the same session, 30 rounds each, on both databases: the
+// revocation answers success, neither side answers INTERNAL_SERVER_ERROR, and the session ends revoked
+// whichever side won (a refreshed token pair of a revoked session is refused too).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { User } from '../src/db/entities.ts';
+import type { Em } from '../src/db/orm.ts';
+import { dialects, startTestApp, type TestApp } from './support/app.ts';
+import { expectUnauthenticated } from './support/expect.ts';
+import {
+  errorCode,
+  type Gql,
+  type GraphQLResponse,
+  loginUser,
+  type Payload,
+  refreshToken,
+  registerUser,
+  uniqueEmail,
+} from './support/graphql.ts';
+
+const ROUNDS = 30;
+const PASSWORD = 'correct horse battery';
+
+interface Round {
+  /** The session whose refresh races the revocation. */
+  victim: Payload;
+  /** Runs the revocation; its answer must carry no error. */
+  revoke(): Promise<GraphQLResponse>;
+}
+
+describe.each(dialects())('revocation racing refresh on %s', (dialect) => {
+  let t: TestApp;
+  let admin: Payload;
+  const gql: Gql = (query, variables, options) => t.gql(query, variables, options);
+
+  beforeAll(async () => {
+    t = await startTestApp({ dialect });
+    const email = uniqueEmail('race-admin');
+    await registerUser(gql, { email, password: PASSWORD });
+    await (t.app.orm.em.fork() as Em).nativeUpdate(User, { email }, { roles: 'USER,ADMIN' });
+    admin = (await loginUser(gql, email, PASSWORD)).data?.login as Payload;
+  });
+  afterAll(() => t?.close());
+
+  async function signIn(): Promise<Payload & { email: string }> {
+    const email = uniqueEmail('race');
+    return { ...(await registerUser(gql, { email, password: PASSWORD })), email };
+  }
+
+  /** Races `round.revoke()` against a refresh of the victim's session and checks the outcome. */
+  async function race(round: Round) {
+    const [revoked, refreshed] = await Promise.all([round.revoke(), refreshToken(gql, round.victim.refreshToken)]);
+    expect(revoked.errors, JSON.stringify(revoked.errors)).toBeUndefined();
+    if (refreshed.errors) {
+      expect(errorCode(refreshed)).toBe('UNAUTHENTICATED');
+    }
+    // Whichever won, nothing of the session works any more.
+    expectUnauthenticated(await gql('{ me { id } }', {}, { token: round.victim.accessToken }), 'SESSION_REVOKED');
+    const rotated = refreshed.data?.refresh as Payload | undefined;
+    if (rotated) {
+      expectUnauthenticated(await gql('{ me { id } }', {}, { token: rotated.accessToken }), 'SESSION_REVOKED');
+      const again = await refreshToken(gql, rotated.refreshToken);
+      expect(errorCode(again)).toBe('UNAUTHENTICATED');
+    }
+  }
+
+  const paths: [string, () => Promise<Round>][] = [
+    [
+      'logout',
+      async () => {
+        const victim = await signIn();
+        return { victim, revoke: () => gql('mutation { logout }', {}, { token: victim.accessToken }) };
+      },
+    ],
+    [
+      'revokeSession from another session',
+      async () => {
+        const victim = await signIn();
+        const other = (await loginUser(gql, victim.email, PASSWORD)).data?.login as Payload;
+        return {
+          victim,
+          revoke: () =>
+            gql(
+              'mutation($id: ID!) { revokeSession(id: $id) }',
+              { id: victim.session.id },
+              { token: other.accessToken },
+            ),
+        };
+      },
+    ],
+    [
+      'revokeOtherSessions',
+      async () => {
+        const victim = await signIn();
+        const other = (await loginUser(gql, victim.email, PASSWORD)).data?.login as Payload;
+        return { victim, revoke: () => gql('mutation { revokeOtherSessions }', {}, { token: other.accessToken }) };
+      },
+    ],
+    [
+      'changePassword from another session',
+      async () => {
+        const victim = await signIn();
+        const other = (await loginUser(gql, victim.email, PASSWORD)).data?.login as Payload;
+        return {
+          victim,
+          revoke: () =>
+            gql(
+              'mutation($input: ChangePasswordInput!) { changePassword(input: $input) { accessToken } }',
+              { input: { currentPassword: PASSWORD, newPassword: 'another horse battery' } },
+              { token: other.accessToken },
+            ),
+        };
+      },
+    ],
+    [
+      'revokeUserSessions (admin)',
+      async () => {
+        const victim = await signIn();
+        return {
+          victim,
+          revoke: () =>
+            gql(
+              'mutation($id: ID!) { revokeUserSessions(userId: $id) }',
+              { id: victim.user.id },
+              { token: admin.accessToken },
+            ),
+        };
+      },
+    ],
+    [
+      'setUserRoles removing a role',
+      async () => {
+        const victim = await signIn();
+        await (t.app.orm.em.fork() as Em).nativeUpdate(User, { id: victim.user.id }, { roles: 'USER,ADMIN' });
+        const promoted = (await loginUser(gql, victim.email, PASSWORD)).data?.login as Payload;
+        return {
+          victim: promoted,
+          revoke: () =>
+            gql(
+              'mutation($id: ID!) { setUserRoles(userId: $id, roles: [USER]) { id } }',
+              { id: victim.user.id },
+              { token: admin.accessToken },
+            ),
+        };
+      },
+    ],
+    [
+      'deleteAccount',
+      async () => {
+        const victim = await signIn();
+        return {
+          victim,
+          revoke: () =>
+            gql('mutation($p: String) { deleteAccount(password: $p) }', { p: PASSWORD }, { token: victim.accessToken }),
+        };
+      },
+    ],
+  ];
+
+  it.each(paths)(
+    `%s racing refresh: ${ROUNDS} rounds, revocation always succeeds and wins`,
+    async (_name, setUp) => {
+      for (let i = 0; i < ROUNDS; i++) await race(await setUp());
+    },
+    120_000,
+  );
+});
