@@ -294,6 +294,23 @@ describe('forged and invalid access tokens', () => {
     expectUnauthenticated(await me(t, `Bearer ${token}`), 'TOKEN_EXPIRED');
   });
 
+  it('refuses a token signed with our key whose lifetime exceeds the configured one plus the tolerance', async () => {
+    const nowS = Math.floor(Date.now() / 1000);
+    const tenYears = await sign({ ...claimsFor(user), exp: nowS + 10 * 365 * 86_400 }, header(), key.privateKey);
+    expectUnauthenticated(await me(t, `Bearer ${tenYears}`), 'INVALID_TOKEN');
+    // The bound is the lifetime plus the 5 s tolerance, to the second.
+    const justOver = await sign({ ...claimsFor(user), exp: nowS + FIFTEEN_MINUTES_S + 6 }, header(), key.privateKey);
+    expectUnauthenticated(await me(t, `Bearer ${justOver}`), 'INVALID_TOKEN');
+    const atBound = await sign({ ...claimsFor(user), exp: nowS + FIFTEEN_MINUTES_S + 5 }, header(), key.privateKey);
+    expect((await me(t, `Bearer ${atBound}`)).data).toEqual({ me: { id: user.user.id } });
+  });
+
+  it('refuses a token that claims to be issued in the future', async () => {
+    const later = Math.floor(Date.now() / 1000) + 3600;
+    const token = await sign(claimsFor(user, later), header(), key.privateKey);
+    expectUnauthenticated(await me(t, `Bearer ${token}`), 'INVALID_TOKEN');
+  });
+
   it('refuses a real token whose payload was changed after signing', async () => {
     const [head, payload, signature] = user.accessToken.split('.');
     const claims = JSON.parse(new TextDecoder().decode(base64url.decode(payload!)));
@@ -374,6 +391,16 @@ describe('key rotation', () => {
     const response = await me(newApp, `Bearer ${user.accessToken}`);
     expect(response.data).toEqual({ me: { id: user.user.id } });
     expect(response.errors).toBeUndefined();
+  });
+
+  it('refuses a token signed with the previous key whose lifetime exceeds the configured one', async () => {
+    const nowS = Math.floor(Date.now() / 1000);
+    const token = await sign(
+      { ...claimsFor(user, nowS), exp: nowS + 10 * 365 * 86_400 },
+      { alg: 'EdDSA', kid: keyA.kid, typ: 'at+jwt' },
+      keyA.privateKey,
+    );
+    expectUnauthenticated(await me(newApp, `Bearer ${token}`), 'INVALID_TOKEN');
   });
 
   it('publishes the signing key first and the previous key after it, both public only', async () => {
@@ -533,5 +560,35 @@ describe('development signing key', () => {
     expect(readFileSync(file, 'utf8')).toBe(pem);
     expect((await jwksOf(second)).keys.map((k) => k.kid)).toEqual([firstKey!.kid]);
     expect((await me(second, `Bearer ${user.accessToken}`)).data).toEqual({ me: { id: user.user.id } });
+  });
+});
+
+describe('a revoked session after its entry leaves the revoked set', () => {
+  let key: TestKey;
+  let t: TestApp;
+  const clock = new TestClock();
+  beforeAll(async () => {
+    key = await generateKey('EdDSA');
+    t = await startTestApp({ clock, env: { JWT_PRIVATE_KEY: key.privatePem } });
+  });
+  afterAll(() => t?.close());
+
+  it('never accepts a token of the session again, however long-lived it claims to be', async () => {
+    const user = await registerUser(t.gql);
+    const issuedS = Math.floor(clock.now() / 1000);
+    const longLived = await sign(
+      { ...claimsFor(user, issuedS), exp: issuedS + 10 * 365 * 86_400 },
+      { alg: 'EdDSA', kid: key.kid, typ: 'at+jwt' },
+      key.privateKey,
+    );
+    const logout = await t.gql('mutation { logout }', {}, { token: user.accessToken });
+    expect(logout.data).toEqual({ logout: true });
+    expectUnauthenticated(await me(t, `Bearer ${user.accessToken}`), 'SESSION_REVOKED');
+    // Past every token's possible lifetime, the entry may go; every token of the session is dead by then.
+    clock.advance(FIFTEEN_MINUTES_S * 1000 + 60_000);
+    t.app.revoked.sweep();
+    expect(t.app.revoked.has(user.session.id)).toBe(false);
+    expectUnauthenticated(await me(t, `Bearer ${user.accessToken}`), 'TOKEN_EXPIRED');
+    expectUnauthenticated(await me(t, `Bearer ${longLived}`), 'INVALID_TOKEN');
   });
 });

@@ -1,5 +1,5 @@
-// Verifies access tokens: pinned algorithms, known kid, typ at+jwt, iss/aud/exp, and the revoked-session set.
-// No database or network: a signature check and one in-memory lookup.
+// Verifies access tokens: pinned algorithms, known kid, typ at+jwt, iss/aud/exp, a lifetime no longer than we
+// issue, and the revoked-session set. No database or network: a signature check and one in-memory lookup.
 import { type JWTHeaderParameters, jwtVerify } from 'jose';
 import type { Scope } from '../auth/scopes.ts';
 import type { Clock } from '../clock.ts';
@@ -12,6 +12,8 @@ export interface VerifySettings {
   readonly issuer: string;
   readonly audience: string;
   readonly clockToleranceMs: number;
+  /** The lifetime we issue tokens with: a token claiming a longer one (`exp - iat`) was not minted by us. */
+  readonly accessTokenTtlMs: number;
 }
 
 /** How many verified tokens an instance remembers (a few MB at most). */
@@ -48,6 +50,7 @@ export function createAccessTokenVerifier(
   // checked every time.
   const verified = new Map<string, AccessClaims>();
   const toleranceMs = options.clockTolerance * 1000;
+  const maxLifetimeSeconds = Math.floor((settings.accessTokenTtlMs + toleranceMs) / 1000);
 
   return async (token) => {
     const known = verified.get(token);
@@ -68,8 +71,13 @@ export function createAccessTokenVerifier(
         ? unauthenticated('The access token has expired', 'TOKEN_EXPIRED')
         : unauthenticated('The access token is invalid', 'INVALID_TOKEN');
     }
-    const { sub, sid, scope, roles } = payload;
+    const { sub, sid, scope, roles, iat, exp } = payload as Record<string, unknown> & { iat: number; exp: number };
     if (
+      // Bounded lifetime: whatever key signed it, a token never outlives what we issue, so a revoked session's
+      // tokens are all expired by the time its entry leaves the revoked set, and a retired key's tokens die
+      // within one lifetime of its retirement. Nor may it claim to be issued in the future.
+      exp - iat > maxLifetimeSeconds ||
+      iat * 1000 > clock.now() + toleranceMs ||
       typeof sub !== 'string' ||
       typeof sid !== 'string' ||
       typeof scope !== 'string' ||
