@@ -1,5 +1,4 @@
 // MikroORM set-up for both dialects: node:sqlite (embedded default) and MySQL/MariaDB.
-import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { StatementSync } from 'node:sqlite';
 import { fileURLToPath } from 'node:url';
@@ -7,6 +6,7 @@ import { Migrator } from '@mikro-orm/migrations';
 import { MikroORM, type SqlEntityManager } from '@mikro-orm/sql';
 import { SqliteDialect } from 'kysely';
 import type { DatabaseConfig } from '../config.ts';
+import { ensurePrivateDir, ensurePrivateFile } from '../private-files.ts';
 import { BoundMariaDbDriver, BoundMySqlDriver, BoundSqliteDriver } from './bound-parameters.ts';
 import { entities } from './entities.ts';
 
@@ -93,7 +93,10 @@ export function ormOptions(database: DatabaseConfig, flavor: ServerFlavor = 'mys
   };
   if (database.dialect === 'sqlite') {
     const path = database.path === ':memory:' ? database.path : resolve(database.path);
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    if (path !== ':memory:') {
+      ensurePrivateDir(dirname(path));
+      ensurePrivateFile(path);
+    }
     return {
       ...common,
       driver: BoundSqliteDriver,

@@ -7,10 +7,11 @@ import {
   type KeyObject,
   randomBytes,
 } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { base64url, type CryptoKey, calculateJwkThumbprint, exportJWK, importPKCS8, importSPKI, type JWK } from 'jose';
 import type { Config, JwtAlgorithm } from '../config.ts';
+import { ensurePrivateDir, PRIVATE_FILE_MODE } from '../private-files.ts';
 
 export interface VerificationKey {
   readonly kid: string;
@@ -65,9 +66,9 @@ function generatePem(alg: Exclude<JwtAlgorithm, 'HS256'>): string {
 function developmentKey(config: Config): string {
   const path = join(config.dataDir, `dev-signing-key.${config.jwt.alg.toLowerCase()}.pem`);
   if (existsSync(path)) return readFileSync(path, 'utf8');
-  mkdirSync(config.dataDir, { recursive: true });
+  ensurePrivateDir(config.dataDir);
   const material = config.jwt.alg === 'HS256' ? randomBytes(32).toString('base64url') : generatePem(config.jwt.alg);
-  writeFileSync(path, material, { mode: 0o600 });
+  writeFileSync(path, material, { mode: PRIVATE_FILE_MODE });
   return material;
 }
 
