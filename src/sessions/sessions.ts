@@ -112,7 +112,12 @@ export class Sessions {
 
   /** Signs the access token that goes with a session's new refresh token. */
   async issue(user: UserRow, row: SessionRow, refreshToken: string): Promise<IssuedTokens> {
-    const access = await this.#sign({ userId: user.id, sessionId: row.id, roles: rolesOf(user) });
+    const access = await this.#sign({
+      userId: user.id,
+      sessionId: row.id,
+      roles: rolesOf(user),
+      notAfter: row.expiresAt,
+    });
     return {
       accessToken: access.token,
       accessTokenExpiresAt: access.expiresAt,
@@ -213,9 +218,12 @@ export class Sessions {
     // rows here: a condition on the revoked-at index would let MySQL lock that index before the rows, the
     // opposite order to the refresh's UPDATE, and deadlock with it. Lock order everywhere: session rows
     // (by primary key or by user), then the indexes the UPDATE changes.
+    // A session whose refresh token has expired is over already (its access tokens never outlive its refresh
+    // token, see `issue`): nothing to revoke, count or announce.
     const where = {
       user: userId,
       revokedReason: null,
+      expiresAt: { $gt: at },
       ...(sessionIds === 'all' ? {} : { id: { $in: [...sessionIds] } }),
     };
     // FOR UPDATE on MySQL: also keeps a racing sign-in from adding a session this revocation would miss.
@@ -275,7 +283,11 @@ export class Sessions {
     reason: RevocationReason,
     meta: RequestMeta,
   ): Promise<void> {
-    const row = await em.findOne(Session, { id: sessionId, user: userId }, { fields: ['id', 'revokedAt'] });
+    const row = await em.findOne(
+      Session,
+      { id: sessionId, user: userId, expiresAt: { $gt: new Date(this.#clock.now()) } },
+      { fields: ['id', 'revokedAt'] },
+    );
     if (!row) throw new AuthError('NOT_FOUND', 'No such session');
     await this.revoke(em, userId, [sessionId], reason, meta);
   }
