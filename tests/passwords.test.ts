@@ -211,6 +211,124 @@ describe.each(dialects())('password account input rules on %s', (dialect) => {
     });
   });
 
+  describe('Unicode (API.md "Input integrity")', () => {
+    const tag = () => randomUUID().slice(0, 8);
+    const UPDATE_PROFILE = 'mutation($input: UpdateProfileInput!) { updateProfile(input: $input) { displayName } }';
+
+    it('makes café@ in NFC and in NFD one account, stored in NFC', async () => {
+      const local = `café-${tag()}`;
+      const nfc = `${local}@example.com`.normalize('NFC');
+      const nfd = nfc.normalize('NFD');
+      expect(nfd).not.toBe(nfc);
+      const first = await registerUser(t.gql, { email: nfd, password: 'password of café' });
+      expect(first.user.email).toBe(nfc);
+      expect((await userRow(nfc))?.email).toBe(nfc);
+      const again = await register(t.gql, { email: nfc, password: 'another password' });
+      expect(again.errors?.[0]?.extensions).toEqual({ code: 'EMAIL_TAKEN', field: 'email' });
+      expect(await usersWithEmail(nfc)).toBe(1);
+      expect(await usersWithEmail(nfd)).toBe(0);
+      for (const email of [nfc, nfd, nfd.toUpperCase()]) {
+        expect((await loginUser(t.gql, email, 'password of café')).data?.login.user.id).toBe(first.user.id);
+      }
+    });
+
+    it('refuses invisible, format and compatibility characters in an email anywhere, ends included', async () => {
+      const local = `ada-${tag()}`;
+      const plain = `${local}@example.com`;
+      await registerUser(t.gql, { email: plain });
+      const refused = [
+        `ada\u200b-${tag()}@example.com`, // zero-width space
+        `${local}\u200b@example.com`, // ...that would look like the account above
+        `\ufeff${local}@example.com`, // U+FEFF is not White_Space: trim() would silently drop it
+        `${local}@example.com\ufeff`,
+        `${local}@exa\u00admple.com`, // soft hyphen
+        `${local}\u2060@example.com`, // word joiner
+        `\u202e${local}@example.com`, // right-to-left override
+        `${local}\u200d@example.com`, // zero-width joiner
+        `${local}\u180e@example.com`, // Mongolian vowel separator
+        `\uff41\uff44\uff41-${tag()}@example.com`, // fullwidth ａｄａ
+        `${local}\uff20example.com`, // fullwidth @
+        `${local}@example\uff0ecom`, // fullwidth full stop
+        `\ufb01-${tag()}@example.com`, // the ﬁ ligature
+        `${local}@example.com\u0000`,
+      ];
+      for (const email of refused) {
+        expectBadInput(await register(t.gql, { email }), 'email');
+        expectBadInput(await loginUser(t.gql, email, 'correct horse battery'), 'email');
+      }
+      expect(await usersWithEmail(plain)).toBe(1);
+      // White_Space around it (NBSP, ideographic space, line separator) is trimmed: the same account.
+      const spaced = await loginUser(t.gql, `\u00a0\u3000${plain}\u2028`, 'correct horse battery');
+      expect(spaced.data?.login.user.email).toBe(plain);
+    });
+
+    it('never normalises a password, and refuses one with a lone surrogate instead of hashing U+FFFD', async () => {
+      for (const password of ['password\ud800', 'password\udbff', '\udc00password', 'password\udc00\ud800']) {
+        const email = uniqueEmail('surrogate');
+        expectBadInput(await register(t.gql, { email, password }), 'password');
+        expect(await usersWithEmail(email)).toBe(0);
+      }
+      const user = await registerUser(t.gql, { password: 'password\ud83d\ude00' }); // a proper pair: 😀
+      expect((await loginUser(t.gql, user.user.email, 'password😀')).data?.login.user.id).toBe(user.user.id);
+      for (const wrong of ['password\ud83d', 'password\ude00', 'password\ud83d\ud83d']) {
+        expectBadInput(await loginUser(t.gql, user.user.email, wrong), 'password');
+      }
+      // What a lone surrogate used to become is just another wrong password.
+      expect(errorCode(await loginUser(t.gql, user.user.email, 'password\ufffd'))).toBe('INVALID_CREDENTIALS');
+      // NFC and NFD passwords are different passwords.
+      const nfd = 'cafe\u0301-password';
+      const accented = await registerUser(t.gql, { password: nfd });
+      expect(errorCode(await loginUser(t.gql, accented.user.email, nfd.normalize('NFC')))).toBe('INVALID_CREDENTIALS');
+      expect((await loginUser(t.gql, accented.user.email, nfd)).data?.login.user.id).toBe(accented.user.id);
+    });
+
+    it('refuses bidi controls, control characters and invisible-only display names; keeps joiners and variation selectors', async () => {
+      const user = await registerUser(t.gql);
+      const refused = [
+        'evil\u202etxt.exe',
+        '\u061cname',
+        'a\u200eb',
+        'a\u200fb',
+        '\u202aname',
+        '\u202bname',
+        '\u202cname',
+        '\u202dname',
+        '\u2066a\u2069',
+        '\u2067a',
+        '\u2068a',
+        'tab\tinside',
+        'bell\u0007',
+        'nul\u0000',
+        '\u200b', // only a zero-width space: nothing visible
+        '\u200b\u200d\ufe0f',
+        ' \u2060 ',
+      ];
+      for (const displayName of refused) {
+        const email = uniqueEmail('bidi');
+        expectBadInput(await register(t.gql, { email, displayName }), 'displayName');
+        expect(await usersWithEmail(email)).toBe(0);
+        expectBadInput(
+          await t.gql(UPDATE_PROFILE, { input: { displayName } }, { token: user.accessToken }),
+          'displayName',
+        );
+      }
+      const kept = ['👩\u200d💻 Ada', '❤\ufe0f', 'क्\u200dष', 'Zoë'];
+      for (const displayName of kept) {
+        const registered = await registerUser(t.gql, { displayName });
+        expect(registered.user.displayName).toBe(displayName);
+      }
+      // NFC first, then at most 100 code points: 100 × (e + combining acute) is 100 × é.
+      const decomposed = 'e\u0301'.repeat(100);
+      const composed = await registerUser(t.gql, { displayName: decomposed });
+      expect(composed.user.displayName).toBe('é'.repeat(100));
+      expect((await userRow(composed.user.email))?.displayName).toBe('é'.repeat(100));
+      // Only whitespace clears the name.
+      await t.gql(UPDATE_PROFILE, { input: { displayName: 'Ada' } }, { token: user.accessToken });
+      const cleared = await t.gql(UPDATE_PROFILE, { input: { displayName: ' \u3000 ' } }, { token: user.accessToken });
+      expect(cleared.data).toEqual({ updateProfile: { displayName: null } });
+    });
+  });
+
   describe('login', () => {
     it('answers INVALID_CREDENTIALS alike for an unknown email and a wrong password, and audits both', async () => {
       const user = await registerUser(t.gql);
