@@ -264,9 +264,19 @@ describe.each(dialects())('OAuth on %s', (dialect) => {
       ]);
     });
 
-    it('marks the email unverified when the provider has not verified it', async () => {
-      const payload = await signIn('acme', oidcAccount({ email_verified: false }));
-      expect(payload.user.emailVerified).toBe(false);
+    it('refuses to create an account when the provider has not verified the email', async () => {
+      const account = oidcAccount({ email_verified: false });
+      expectError(
+        await login(await authorize('acme', account)),
+        { code: 'OAUTH_FAILED' },
+        'Acme ID did not share a verified email address, which a new account needs; verify one there and try again',
+      );
+      expect(await userCount(account.email as string)).toBe(0);
+      expect(await auditRows('OAUTH_FAILED', null)).toContainEqual({
+        userId: null,
+        sessionId: null,
+        detail: { provider: 'acme', reason: 'NO_VERIFIED_EMAIL', purpose: 'login' },
+      });
     });
 
     it('signs a linked provider account in to the same user with a new session', async () => {
@@ -296,24 +306,21 @@ describe.each(dialects())('OAuth on %s', (dialect) => {
       ]);
     });
 
-    it('answers ACCOUNT_EXISTS when the email belongs to an account, verified or not, and creates nothing', async () => {
+    it('answers ACCOUNT_EXISTS when a verified email belongs to an account, and creates nothing', async () => {
       const owner = await registerUser(gql);
-      for (const email_verified of [true, false]) {
-        const account = oidcAccount({ email: owner.user.email.toUpperCase(), email_verified });
-        expectError(
-          await login(await authorize('acme', account)),
-          { code: 'ACCOUNT_EXISTS' },
-          'An account with this email already exists: sign in to it, then link Acme ID from there',
-        );
-        expect(await em().count(LinkedAccount, { providerUserId: account.sub })).toBe(0);
-      }
+      const account = oidcAccount({ email: owner.user.email.toUpperCase() });
+      expectError(
+        await login(await authorize('acme', account)),
+        { code: 'ACCOUNT_EXISTS' },
+        'An account with this email already exists: sign in to it, then link Acme ID from there',
+      );
+      expect(await em().count(LinkedAccount, { providerUserId: account.sub })).toBe(0);
+      // An unverified one is not looked up at all: the answer says nothing about the account.
+      const unverified = oidcAccount({ email: owner.user.email, email_verified: false });
+      expect(errorCode(await login(await authorize('acme', unverified)))).toBe('OAUTH_FAILED');
+      expect(await em().count(LinkedAccount, { providerUserId: unverified.sub })).toBe(0);
       expect(await userCount(owner.user.email)).toBe(1);
       expect(await auditRows('OAUTH_FAILED', owner.user.id)).toEqual([
-        {
-          userId: owner.user.id,
-          sessionId: null,
-          detail: { provider: 'acme', reason: 'ACCOUNT_EXISTS', purpose: 'login' },
-        },
         {
           userId: owner.user.id,
           sessionId: null,

@@ -6,6 +6,7 @@ import { unauthenticated } from '../errors.ts';
 import { rateLimited } from '../limits/limiters.ts';
 import { ensureAllowed } from '../limits/rate-limits.ts';
 import { verificationMail } from '../mail/templates.ts';
+import { removeUnverifiedLinks } from '../oauth/unverified-links.ts';
 import { invalidCode } from './codes.ts';
 import type { AccountDeps } from './deps.ts';
 
@@ -55,6 +56,8 @@ export async function verifyEmail(deps: AccountDeps, em: Em, userId: string, cod
     throw invalidCode();
   }
   await em.transactional(async (tx) => {
+    // First, before the user changes: it takes the user row's lock and reads whether the email was unproven.
+    await removeUnverifiedLinks(tx, user.id, meta, now);
     user.emailVerified = true;
     user.updatedAt = now;
     audit(tx, meta, { type: 'EMAIL_VERIFIED', userId }, now);

@@ -6,6 +6,7 @@ import { User } from '../db/entities.ts';
 import type { Em } from '../db/orm.ts';
 import { ensureAllowed } from '../limits/rate-limits.ts';
 import { passwordResetMail } from '../mail/templates.ts';
+import { removeUnverifiedLinks } from '../oauth/unverified-links.ts';
 import { invalidCode } from './codes.ts';
 import type { AccountDeps } from './deps.ts';
 
@@ -85,6 +86,8 @@ export async function resetPassword(
   }
   const passwordHash = await deps.hasher.hash(newPassword);
   const revocation = await em.transactional(async (tx) => {
+    // First, before the user changes: it takes the user row's lock and reads whether the email was unproven.
+    await removeUnverifiedLinks(tx, user.id, meta, now);
     user.passwordHash = passwordHash;
     // The code reached this address, which proves it as well as a verification code would.
     user.emailVerified = true;

@@ -21,7 +21,10 @@ export interface CallbackDeps {
 export type FailureReason =
   | 'INVALID_STATE'
   | 'PROVIDER_ERROR'
-  | 'NO_EMAIL'
+  /** The provider shared no email, or did not say it verified it (a new account needs one it did). */
+  | 'NO_VERIFIED_EMAIL'
+  /** The provider account's link was removed while the sign-in was under way. */
+  | 'LINK_REMOVED'
   | 'ACCOUNT_EXISTS'
   | 'ACCOUNT_IN_USE'
   | 'PROVIDER_ALREADY_LINKED';

@@ -8,6 +8,7 @@ import {
   type ProviderProfile,
   ProviderResponseError,
   providerFailure,
+  verifiedEmailOf,
 } from './provider-client.ts';
 
 type GitHubConfig = Extract<OAuthProviderConfig, { kind: 'github' }>;
@@ -103,11 +104,12 @@ export function createGitHubClient(provider: GitHubConfig, timeoutMs: number, re
         if ((typeof user.id !== 'number' && typeof user.id !== 'string') || !Array.isArray(emails)) {
           throw new client.ClientError('unexpected GitHub API response');
         }
-        const primary = emails.find((entry) => entry.primary && entry.verified && typeof entry.email === 'string');
+        // Strictly `true`: a string "false" is truthy. The primary address only, even when another is verified: it
+        // is the one GitHub itself treats as the account's.
+        const primary = emails.find((entry) => entry?.primary === true);
         return {
           providerUserId: String(user.id),
-          email: primary ? primary.email.trim().toLowerCase() : null,
-          emailVerified: primary !== undefined,
+          verifiedEmail: verifiedEmailOf(primary?.email, primary?.verified === true),
           displayName: user.name?.trim() || user.login || null,
         };
       } catch (error) {

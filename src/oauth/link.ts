@@ -1,8 +1,8 @@
 // linkOAuthProvider: connects a provider account to the signed-in user who started the attempt.
 import { randomUUID } from 'node:crypto';
-import { UniqueConstraintViolationException } from '@mikro-orm/core';
+import { LockMode, UniqueConstraintViolationException } from '@mikro-orm/core';
 import { audit, type RequestMeta } from '../audit/audit.ts';
-import { LinkedAccount, User, type UserRow } from '../db/entities.ts';
+import { LinkedAccount, Session, User, type UserRow } from '../db/entities.ts';
 import type { Em } from '../db/orm.ts';
 import { badInput, unauthenticated } from '../errors.ts';
 import { accountInUse, auditFailure, type CallbackDeps, type OAuthCodeInput, redeemCallback } from './callback.ts';
@@ -11,14 +11,24 @@ import type { ProviderClient } from './provider-client.ts';
 const alreadyLinked = (client: ProviderClient) =>
   badInput('provider', `Another ${client.name} account is linked to this account; unlink it first`);
 
-/** Links the provider account to `userId`. OAUTH_ACCOUNT_IN_USE when it is linked to someone else. */
+/** The signed-in caller: the user and the session of the access token. */
+export interface LinkCaller {
+  readonly sub: string;
+  readonly sid: string;
+}
+
+/**
+ * Links the provider account to the caller. OAUTH_ACCOUNT_IN_USE when it is linked to someone else; UNAUTHENTICATED
+ * when the caller's session was revoked while the link was under way.
+ */
 export async function linkOAuthProvider(
   deps: CallbackDeps,
   em: Em,
-  userId: string,
+  caller: LinkCaller,
   input: OAuthCodeInput,
   meta: RequestMeta,
 ): Promise<UserRow> {
+  const userId = caller.sub;
   const { client, profile } = await redeemCallback(deps, em, meta, input, userId);
   const user = await em.findOne(User, { id: userId });
   if (!user) throw unauthenticated('The account no longer exists', 'ACCOUNT_NOT_FOUND');
@@ -41,13 +51,24 @@ export async function linkOAuthProvider(
   }
   try {
     await em.transactional(async (tx) => {
+      // The user row's lock orders this against a password reset or verification of the account's email (which
+      // takes it first, removes links made before the proof and revokes every session). Had one committed since
+      // this request's token was checked, the caller's session is gone: a link made now would survive the proof.
+      await tx.find(
+        User,
+        { id: userId },
+        { fields: ['id'], lockMode: LockMode.PESSIMISTIC_WRITE, disableIdentityMap: true },
+      );
+      const session = await tx.count(Session, { id: caller.sid, user: userId, revokedAt: null });
+      if (session === 0) throw unauthenticated('The session has been revoked', 'SESSION_REVOKED');
       const now = new Date(deps.clock.now());
       tx.create(LinkedAccount, {
         id: randomUUID(),
         user: userId,
         provider: client.id,
         providerUserId: profile.providerUserId,
-        email: profile.email,
+        // Only an address the provider verified is kept (and shown); null otherwise.
+        email: profile.verifiedEmail,
         linkedAt: now,
       });
       audit(tx, meta, { type: 'OAUTH_LINKED', userId, detail: { provider: client.id } }, now);

@@ -1,9 +1,8 @@
-// loginWithOAuth: a linked provider account signs in; an unknown one becomes a new account, unless its email
-// already belongs to one (ACCOUNT_EXISTS: the person signs in and links instead, no silent takeover).
+// loginWithOAuth: a linked provider account signs in; an unknown one becomes a new account when the provider
+// verified its email, unless that email already belongs to one (ACCOUNT_EXISTS: sign in and link instead).
 import { randomUUID } from 'node:crypto';
-import { UniqueConstraintViolationException } from '@mikro-orm/core';
+import { LockMode, UniqueConstraintViolationException } from '@mikro-orm/core';
 import { audit, type RequestMeta } from '../audit/audit.ts';
-import { normalizeEmail } from '../auth/validate.ts';
 import { LinkedAccount, User, type UserRow } from '../db/entities.ts';
 import type { Em } from '../db/orm.ts';
 import { AuthError } from '../errors.ts';
@@ -19,15 +18,6 @@ export interface OAuthLoginDeps extends CallbackDeps {
 function displayNameOf(profile: ProviderProfile): string | null {
   const name = [...(profile.displayName ?? '').replace(/\p{Cc}/gu, ' ').trim()].slice(0, 100).join('').trim();
   return name === '' ? null : name;
-}
-
-function emailOf(profile: ProviderProfile): string | null {
-  if (profile.email === null) return null;
-  try {
-    return normalizeEmail(profile.email);
-  } catch {
-    return null;
-  }
 }
 
 const accountExists = (client: ProviderClient) =>
@@ -51,7 +41,15 @@ export async function loginWithOAuth(
   );
   if (linked) {
     const user = linked.user as UserRow;
-    const { row, refreshToken } = await em.transactional(async (tx) => {
+    const opened = await em.transactional(async (tx) => {
+      // Under the user row's lock (which the transaction that proves an email takes first), the link must still
+      // be there: a password reset that removed it meanwhile also revoked every session, and this one would escape.
+      await tx.find(
+        User,
+        { id: user.id },
+        { fields: ['id'], lockMode: LockMode.PESSIMISTIC_WRITE, disableIdentityMap: true },
+      );
+      if ((await tx.count(LinkedAccount, { id: linked.id, user: user.id })) === 0) return null;
       const opened = deps.sessions.open(tx, user, meta);
       audit(
         tx,
@@ -61,12 +59,23 @@ export async function loginWithOAuth(
       );
       return opened;
     });
-    return deps.sessions.issue(user, row, refreshToken);
+    if (!opened) {
+      await auditFailure(deps, em, meta, {
+        provider: client.id,
+        reason: 'LINK_REMOVED',
+        userId: user.id,
+        purpose: 'login',
+      });
+      throw new AuthError('OAUTH_FAILED', `This ${client.name} account was unlinked meanwhile; start again`);
+    }
+    return deps.sessions.issue(user, opened.row, opened.refreshToken);
   }
 
-  const email = emailOf(profile);
+  // An address the provider did not verify could be anyone's: it neither creates an account nor is looked up,
+  // so the answer is the same whether or not an account has it.
+  const email = profile.verifiedEmail;
   if (email === null) {
-    await auditFailure(deps, em, meta, { provider: client.id, reason: 'NO_EMAIL', purpose: 'login' });
+    await auditFailure(deps, em, meta, { provider: client.id, reason: 'NO_VERIFIED_EMAIL', purpose: 'login' });
     throw new AuthError(
       'OAUTH_FAILED',
       `${client.name} did not share a verified email address, which a new account needs; verify one there and try again`,
@@ -74,7 +83,7 @@ export async function loginWithOAuth(
   }
   const existing = await em.findOne(User, { email }, { fields: ['id'] });
   if (existing) {
-    // Whether or not the provider verified the email: only the account holder may connect the two.
+    // Verified or not on our side: only the account holder may connect the two.
     await auditFailure(deps, em, meta, {
       provider: client.id,
       reason: 'ACCOUNT_EXISTS',
@@ -89,7 +98,8 @@ export async function loginWithOAuth(
         id: randomUUID(),
         email,
         passwordHash: null,
-        emailVerified: profile.emailVerified,
+        // The provider vouched for it, which is all a verification code would prove.
+        emailVerified: true,
         displayName: displayNameOf(profile),
         roles: 'USER',
         createdAt: now,

@@ -3,7 +3,7 @@
 import * as client from 'openid-client';
 import type { OAuthProviderConfig } from '../config.ts';
 import type { FailureReporter, ProviderClient, ProviderProfile } from './provider-client.ts';
-import { providerFailure } from './provider-client.ts';
+import { providerFailure, verifiedEmailOf } from './provider-client.ts';
 
 type OidcConfig = Extract<OAuthProviderConfig, { kind: 'oidc' }>;
 
@@ -11,6 +11,10 @@ const SCOPE = 'openid email profile';
 
 const text = (value: unknown): string | null =>
   typeof value === 'string' && value.trim() !== '' ? value.trim() : null;
+
+// OIDC Core says a JSON boolean; some providers (AWS Cognito among them) send the strings "true" and "false".
+// Anything else, a missing claim included, is unverified: a truthiness test would take "false" for yes.
+const isTrue = (value: unknown): boolean => value === true || value === 'true';
 
 /** Builds the client; nothing is fetched until the first sign-in, so a provider that is down does not stop us. */
 export function createOidcClient(provider: OidcConfig, timeoutMs: number, report: FailureReporter): ProviderClient {
@@ -82,17 +86,16 @@ export function createOidcClient(provider: OidcConfig, timeoutMs: number, report
         });
         const claims = tokens.claims();
         if (!claims) throw new client.ClientError('no ID token');
-        let info: Record<string, unknown> = claims;
         // Some providers keep email out of the ID token when an access token for the UserInfo endpoint is issued.
+        // The address and its email_verified are taken from the same source, never one from each.
+        let source: Record<string, unknown> = claims;
         if (text(claims.email) === null && metadata.userinfo_endpoint) {
-          info = { ...claims, ...(await client.fetchUserInfo(config, tokens.access_token, claims.sub)) };
+          source = await client.fetchUserInfo(config, tokens.access_token, claims.sub);
         }
-        const email = text(info.email)?.toLowerCase() ?? null;
         return {
           providerUserId: claims.sub,
-          email,
-          emailVerified: email !== null && (info.email_verified === true || info.email_verified === 'true'),
-          displayName: text(info.name),
+          verifiedEmail: verifiedEmailOf(text(source.email), isTrue(source.email_verified)),
+          displayName: text(claims.name) ?? text(source.name),
         };
       } catch (error) {
         throw fail(error);

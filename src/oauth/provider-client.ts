@@ -1,16 +1,30 @@
 // What every provider client offers (an authorization URL, then a code exchanged for a verified profile), and
 // how a provider's or the library's failure becomes one OAUTH_FAILED error that names no secret.
 import { ClientError, ResponseBodyError } from 'openid-client';
+import { normalizeEmail } from '../auth/validate.ts';
 import { AuthError } from '../errors.ts';
 
 /** Who the provider says signed in. */
 export interface ProviderProfile {
   /** Stable id at the provider: GitHub's numeric id, an OIDC `sub`. */
   readonly providerUserId: string;
-  /** Lower-cased; null when the provider shared none (GitHub: when the primary email is not verified). */
-  readonly email: string | null;
-  readonly emailVerified: boolean;
+  /**
+   * The email the provider vouches for, normalised as ours are; null when it shared none, did not say it verified
+   * it, or sent one we would not accept. An unverified address is dropped here so that nothing downstream (sign-up,
+   * the stored link, its display) can trust it by mistake.
+   */
+  readonly verifiedEmail: string | null;
   readonly displayName: string | null;
+}
+
+/** `email` as ProviderProfile.verifiedEmail: only when `verified`, and only an address we accept. */
+export function verifiedEmailOf(email: unknown, verified: boolean): string | null {
+  if (!verified || typeof email !== 'string') return null;
+  try {
+    return normalizeEmail(email);
+  } catch {
+    return null;
+  }
 }
 
 export interface AuthorizationRequest {

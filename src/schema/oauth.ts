@@ -92,7 +92,7 @@ builder.mutationFields((t) => ({
     authScopes: { authenticated: true },
     args: { input: t.arg({ type: OAuthCodeInput }) },
     resolve: (_root, { input }, context) =>
-      linkOAuthProvider(context.services, context.em, claimsOf(context).sub, input, context.meta),
+      linkOAuthProvider(context.services, context.em, claimsOf(context), input, context.meta),
   }),
   unlinkOAuthProvider: t.field({
     type: UserType,

@@ -21,6 +21,14 @@ export interface GitHubAccount {
 /** `hang`: accept the connection and never answer; `error`: answer 500. */
 export type GitHubFault = 'none' | 'hang' | 'error';
 
+/** Token requests held at the provider until released, so a test can act while a sign-in is half way. */
+export interface TokenHold {
+  /** Resolves once `count` token requests are being held. */
+  arrived(count: number): Promise<void>;
+  /** Lets every held request, and every later one, through. */
+  release(): void;
+}
+
 export interface FakeGitHub {
   readonly url: string;
   readonly clientId: string;
@@ -33,6 +41,8 @@ export interface FakeGitHub {
   authorize(authorizationUrl: string, account: GitHubAccount): URL;
   /** The user declining: GitHub redirects back with error=access_denied. */
   deny(authorizationUrl: string): URL;
+  /** Holds token requests from now until the hold is released. */
+  holdTokens(): TokenHold;
   stop(): Promise<void>;
 }
 
@@ -54,6 +64,7 @@ export async function startFakeGitHub(): Promise<FakeGitHub> {
   const codes = new Map<string, Grant>();
   const tokens = new Map<string, GitHubAccount>();
   const state = { fault: 'none' as GitHubFault };
+  let hold: { held: number; wake: () => void; released: Promise<void> } | undefined;
 
   const server = createServer(async (req, res) => {
     const json = (status: number, body: unknown) => {
@@ -64,6 +75,11 @@ export async function startFakeGitHub(): Promise<FakeGitHub> {
     if (state.fault === 'error') return json(500, { message: 'Server Error' });
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (req.method === 'POST' && url.pathname === '/login/oauth/access_token') {
+      if (hold) {
+        hold.held++;
+        hold.wake();
+        await hold.released;
+      }
       const form = new URLSearchParams(await readBody(req));
       if (form.get('client_id') !== clientId || form.get('client_secret') !== clientSecret) {
         return json(200, {
@@ -138,6 +154,24 @@ export async function startFakeGitHub(): Promise<FakeGitHub> {
       back.searchParams.set('code', code);
       back.searchParams.set('state', params.get('state') as string);
       return back;
+    },
+    holdTokens() {
+      let release = () => {};
+      const released = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      let wake = () => {};
+      const current = { held: 0, wake: () => wake(), released };
+      hold = current;
+      return {
+        async arrived(count) {
+          while (current.held < count) await new Promise<void>((resolve) => (wake = resolve));
+        },
+        release() {
+          if (hold === current) hold = undefined;
+          release();
+        },
+      };
     },
     deny(authorizationUrl) {
       const params = checkRequest(authorizationUrl);

@@ -8,7 +8,8 @@ import { Provider } from 'oidc-provider';
 export interface OidcAccount {
   sub: string;
   email?: string;
-  email_verified?: boolean;
+  /** A boolean per OIDC Core; some providers send the strings "true" and "false", which tests reproduce. */
+  email_verified?: boolean | string;
   name?: string;
 }
 

@@ -99,3 +99,10 @@ export async function startSmtpServer(): Promise<SmtpCapture> {
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
 }
+
+/** The code in a verification or reset mail's text body: the indented line of 6 characters from the code alphabet. */
+export function mailedCode(mail: CapturedMail): string {
+  const match = /^ {4}([A-HJ-NP-Z2-9]{6})$/m.exec(mail.text);
+  if (!match?.[1]) throw new Error('no code in the mail');
+  return match[1];
+}
