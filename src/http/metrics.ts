@@ -2,10 +2,10 @@
 // (event-loop lag included), and the counters the transport feeds. Domain code never sees prom-client.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { SessionRevokedEvent } from '../events/revocation-bus.ts';
+import type { SignInKind } from '../schema/marks.ts';
 
 export type OperationType = 'query' | 'mutation' | 'subscription';
 /** Which sign-in a counted result came from. */
-export type SignInKind = 'login' | 'oauth' | 'register' | 'refresh';
 
 /** Distinct operation names kept as label values; later ones share `__other` so clients cannot grow the registry. */
 const MAX_OPERATION_NAMES = 200;

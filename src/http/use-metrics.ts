@@ -1,9 +1,17 @@
 // Feeds Metrics from Yoga: HTTP requests and latencies, GraphQL operations, and sign-in outcomes read off the
 // results of login/register/refresh; serves GET /metrics (behind a bearer token when METRICS_TOKEN is set).
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { type DocumentNode, type ExecutionResult, getOperationAST, Kind, type SelectionSetNode } from 'graphql';
+import {
+  type DocumentNode,
+  type ExecutionResult,
+  type GraphQLSchema,
+  getOperationAST,
+  type OperationDefinitionNode,
+} from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import type { Metrics, OperationType, SignInKind } from './metrics.ts';
+import type { SignInKind } from '../schema/marks.ts';
+import type { Metrics, OperationType } from './metrics.ts';
+import { fragmentsOf, rootFields } from './root-fields.ts';
 
 /** Paths reported as they are; anything else is "other", so scanners cannot grow the label set. */
 const ROUTES = new Set([
@@ -15,33 +23,27 @@ const ROUTES = new Set([
   '/.well-known/oauth-authorization-server',
 ]);
 
-/** Root mutation fields whose outcome is counted as a sign-in. */
-const SIGN_INS: Record<string, SignInKind> = {
-  login: 'login',
-  loginWithOAuth: 'oauth',
-  register: 'register',
-  refresh: 'refresh',
-};
-
 const digest = (value: string) => createHash('sha256').update(value).digest();
 
-/** Response keys (alias or name) of the root fields in `selections` that are sign-ins. */
-function signInFields(selectionSet: SelectionSetNode, found: Map<string, SignInKind> = new Map()) {
-  for (const selection of selectionSet.selections) {
-    if (selection.kind === Kind.FIELD) {
-      const kind = SIGN_INS[selection.name.value];
-      if (kind) found.set(selection.alias?.value ?? selection.name.value, kind);
-    } else if (selection.kind === Kind.INLINE_FRAGMENT) {
-      signInFields(selection.selectionSet, found);
-    }
+/** Response keys of the sign-in fields (marked in the schema) that the operation selects, with their kind. */
+function signInFields(schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode) {
+  const found = new Map<string, SignInKind>();
+  for (const field of rootFields(schema, operation, fragmentsOf(document))) {
+    if (field.marks.signIn) found.set(field.responseKey, field.marks.signIn);
   }
   return found;
 }
 
-function countSignIns(metrics: Metrics, document: DocumentNode, name: string | undefined, result: ExecutionResult) {
+function countSignIns(
+  metrics: Metrics,
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  name: string | undefined,
+  result: ExecutionResult,
+) {
   const operation = getOperationAST(document, name);
   if (operation?.operation !== 'mutation') return;
-  for (const [key, kind] of signInFields(operation.selectionSet)) {
+  for (const [key, kind] of signInFields(schema, document, operation)) {
     if (result.data?.[key] != null) {
       metrics.countSignIn(kind, 'success');
       continue;
@@ -107,7 +109,7 @@ export function useMetrics(metrics: Metrics, options: MetricsOptions = {}): Plug
           const single = result as ExecutionResult;
           const outcome = single.errors?.length ? 'error' : 'success';
           metrics.observeOperation(name, type, outcome, (performance.now() - start) / 1000);
-          countSignIns(metrics, args.document, args.operationName ?? undefined, single);
+          countSignIns(metrics, args.schema, args.document, args.operationName ?? undefined, single);
         },
       };
     },

@@ -6,6 +6,7 @@ import { requestPasswordReset, resetPassword } from '../account/password-reset.t
 import { updateProfile } from '../account/profile.ts';
 import { builder } from './builder.ts';
 import { claimsOf } from './context.ts';
+import { checksCredential } from './marks.ts';
 import { UserType } from './user.ts';
 
 const ResetPasswordInput = builder.inputType('ResetPasswordInput', {
@@ -48,6 +49,7 @@ builder.mutationFields((t) => ({
   verifyEmail: t.field({
     type: UserType,
     description: "Spends the code of the caller's pending verification and marks the email verified. INVALID_CODE.",
+    extensions: checksCredential(),
     authScopes: { authenticated: true },
     args: { code: t.arg.string() },
     resolve: (_root, { code }, context) =>
@@ -62,6 +64,7 @@ builder.mutationFields((t) => ({
   resetPassword: t.boolean({
     description:
       'Sets a new password with a reset code, marks the email verified and revokes every session. INVALID_CODE.',
+    extensions: checksCredential(),
     args: { input: t.arg({ type: ResetPasswordInput }) },
     resolve: (_root, { input }, context) => resetPassword(context.services.account, context.em, input, context.meta),
   }),
@@ -77,6 +80,7 @@ builder.mutationFields((t) => ({
     description:
       "Deletes the caller's account, sessions and linked accounts for good. The password is required when the " +
       'account has one (INVALID_CREDENTIALS when wrong).',
+    extensions: checksCredential(),
     authScopes: { authenticated: true },
     args: { password: t.arg.string({ required: false }) },
     resolve: (_root, { password }, context) =>

@@ -5,6 +5,7 @@ import { register } from '../auth/register.ts';
 import type { IssuedTokens } from '../sessions/sessions.ts';
 import { builder } from './builder.ts';
 import { claimsOf, signedIn } from './context.ts';
+import { checksCredential } from './marks.ts';
 import { SessionType } from './session.ts';
 import { UserType } from './user.ts';
 
@@ -41,6 +42,7 @@ builder.mutationFields((t) => ({
   register: t.field({
     type: AuthPayloadType,
     description: 'Creates a password account and signs it in. EMAIL_TAKEN when the email is in use.',
+    extensions: checksCredential('register'),
     args: { input: t.arg({ type: RegisterInput }) },
     resolve: async (_root, { input }, context) =>
       signedIn(context, await register(context.services, context.em, input, context.meta)),
@@ -48,6 +50,7 @@ builder.mutationFields((t) => ({
   login: t.field({
     type: AuthPayloadType,
     description: 'Signs in with email and password: a new session. INVALID_CREDENTIALS for any mismatch.',
+    extensions: checksCredential('login'),
     args: { input: t.arg({ type: LoginInput }) },
     resolve: async (_root, { input }, context) =>
       signedIn(context, await login(context.services, context.em, input, context.meta)),
@@ -55,6 +58,7 @@ builder.mutationFields((t) => ({
   refresh: t.field({
     type: AuthPayloadType,
     description: 'Spends a refresh token for a new access token and a new refresh token (rotation).',
+    extensions: checksCredential('refresh'),
     args: { refreshToken: t.arg.string() },
     resolve: async (_root, { refreshToken }, context) =>
       signedIn(context, await context.services.sessions.refresh(context.em, refreshToken, context.meta)),
@@ -62,6 +66,7 @@ builder.mutationFields((t) => ({
   changePassword: t.field({
     type: AuthPayloadType,
     description: 'Sets a new password, revokes every other session and rotates the current one.',
+    extensions: checksCredential(),
     authScopes: { scope: 'profile:write' },
     args: { input: t.arg({ type: ChangePasswordInput }) },
     resolve: (_root, { input }, context) => {

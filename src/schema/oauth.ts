@@ -11,6 +11,7 @@ import { unlinkOAuthProvider } from '../oauth/unlink.ts';
 import { AuthPayloadType } from './auth.ts';
 import { builder } from './builder.ts';
 import { claimsOf, isSelf, signedIn } from './context.ts';
+import { signsIn } from './marks.ts';
 import { UserType } from './user.ts';
 
 const OAuthProviderType = builder.objectRef<ProviderInfo>('OAuthProvider').implement({
@@ -80,6 +81,7 @@ builder.mutationFields((t) => ({
     description:
       'Signs in with the code and state from the redirect URI: a linked account signs in, an unknown one ' +
       'becomes a new account. ACCOUNT_EXISTS when its email belongs to an account: sign in there and link.',
+    extensions: signsIn('oauth'),
     args: { input: t.arg({ type: OAuthCodeInput }) },
     resolve: async (_root, { input }, context) =>
       signedIn(context, await loginWithOAuth(context.services, context.em, input, context.meta)),
