@@ -1,8 +1,8 @@
 // Serves /.well-known/jwks.json and the RFC 8414 metadata document.
 import type { Plugin } from 'graphql-yoga';
-import type { Scope } from '../auth/scopes.ts';
-import { ADMIN_SCOPES, USER_SCOPES } from '../auth/scopes.ts';
 import type { KeyStore } from '../tokens/key-store.ts';
+import type { Scope } from '../tokens/scopes.ts';
+import { ADMIN_SCOPES, USER_SCOPES } from '../tokens/scopes.ts';
 
 export function useWellKnown(keys: KeyStore, settings: { issuer: string; publicUrl: string }): Plugin {
   const jwks = JSON.stringify(keys.jwks);

@@ -4,7 +4,7 @@ import DirectivePlugin from '@pothos/plugin-directives';
 import FederationPlugin from '@pothos/plugin-federation';
 import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
 import { GraphQLError, Kind, valueFromASTUntyped } from 'graphql';
-import type { Scope } from '../auth/scopes.ts';
+import type { Scope } from '../tokens/scopes.ts';
 import type { Context } from './context.ts';
 import { scopeError } from './errors.ts';
 

@@ -1,7 +1,7 @@
 // The claims of our access tokens (RFC 9068 plus `sid` and `roles`).
 
-import type { Scope } from '../auth/scopes.ts';
 import type { Role } from '../db/entities.ts';
+import type { Scope } from './scopes.ts';
 
 export interface AccessClaims {
   readonly iss: string;

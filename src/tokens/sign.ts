@@ -1,10 +1,10 @@
 // Mints RFC 9068 access tokens with the current signing key.
 import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
-import { scopesForRoles } from '../auth/scopes.ts';
 import type { Clock } from '../clock.ts';
 import type { Role } from '../db/entities.ts';
 import type { KeyStore } from './key-store.ts';
+import { scopesForRoles } from './scopes.ts';
 
 export interface TokenSettings {
   readonly issuer: string;

@@ -1,12 +1,12 @@
 // Verifies access tokens: pinned algorithms, known kid, typ at+jwt, iss/aud/exp, a lifetime no longer than we
 // issue, and the revoked-session set. No database or network: a signature check and one in-memory lookup.
 import { type JWTHeaderParameters, jwtVerify } from 'jose';
-import type { Scope } from '../auth/scopes.ts';
 import type { Clock } from '../clock.ts';
 import { ROLES, type Role } from '../db/entities.ts';
 import { unauthenticated } from '../errors.ts';
 import type { AccessClaims } from './claims.ts';
 import type { KeyStore } from './key-store.ts';
+import type { Scope } from './scopes.ts';
 
 export interface VerifySettings {
   readonly issuer: string;
