@@ -2,6 +2,7 @@
 // everywhere, and leaves only an anonymised audit trail behind.
 import { LockMode } from '@mikro-orm/core';
 import { audit, type RequestMeta } from '../audit/audit.ts';
+import { auditLockouts, couldBeStored } from '../auth/login.ts';
 import { AuditEvent, LinkedAccount, Session, User } from '../db/entities.ts';
 import type { Em } from '../db/orm.ts';
 import { AuthError, badInput, unauthenticated } from '../errors.ts';
@@ -11,12 +12,13 @@ const NO_ONE: RequestMeta = { ipAddress: null, userAgent: null };
 
 /**
  * Deletes the caller's account. An account with a password must confirm it (BAD_USER_INPUT when missing,
- * INVALID_CREDENTIALS when wrong). Sessions are revoked (ACCOUNT_DELETED) and deleted with the user; the user's
- * audit rows lose their user id, IP address and user agent; one ACCOUNT_DELETED row without personal data is
- * added. After commit the revocation is published and the user's pending codes are dropped.
+ * INVALID_CREDENTIALS when wrong, RATE_LIMITED while the account's sign-in is locked). Sessions are revoked
+ * (ACCOUNT_DELETED) and deleted with the user; the user's audit rows lose their user id, IP address and user
+ * agent; one ACCOUNT_DELETED row without personal data is added. After commit the revocation is published and
+ * the user's pending codes are dropped.
  */
 export async function deleteAccount(
-  deps: Pick<AccountDeps, 'clock' | 'hasher' | 'sessions' | 'codes'>,
+  deps: Pick<AccountDeps, 'clock' | 'hasher' | 'sessions' | 'codes' | 'limits'>,
   em: Em,
   userId: string,
   password: string | null | undefined,
@@ -26,15 +28,17 @@ export async function deleteAccount(
   if (!user) throw unauthenticated('The account no longer exists', 'ACCOUNT_NOT_FOUND');
   if (user.passwordHash) {
     if (!password) throw badInput('password', 'Enter your password to delete the account');
-    // bcrypt reads 72 bytes: a longer input can only be wrong (no stored password is longer).
-    const valid = Buffer.byteLength(password) <= 72 && (await deps.hasher.verify(password, user.passwordHash));
-    if (!valid) {
-      audit(
-        em,
-        meta,
-        { type: 'ACCOUNT_DELETION_FAILED', userId, detail: { reason: 'WRONG_PASSWORD' } },
-        new Date(deps.clock.now()),
-      );
+    // A wrong password here is a failed sign-in of the account (a stolen access token must not make this an
+    // unthrottled password oracle): reserved before the comparison, refused while the account is locked.
+    const attempt = await deps.limits.login.reserve(user.email, meta.ipAddress);
+    const hash = user.passwordHash;
+    const verdict = await attempt.compare(
+      async () => couldBeStored(password) && (await deps.hasher.verify(password, hash)),
+    );
+    if (!verdict.matched) {
+      const at = new Date(deps.clock.now());
+      audit(em, meta, { type: 'ACCOUNT_DELETION_FAILED', userId, detail: { reason: 'WRONG_PASSWORD' } }, at);
+      auditLockouts(em, meta, verdict.failure, userId, at);
       await em.flush();
       throw new AuthError('INVALID_CREDENTIALS', 'The password is incorrect', { field: 'password' });
     }

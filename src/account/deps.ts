@@ -3,7 +3,9 @@ import type { Logger } from 'pino';
 import type { PasswordHasher } from '../auth/passwords.ts';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
+import { GuessLimit } from '../limits/attempts.ts';
 import type { Limiter, LimiterFactory } from '../limits/limiters.ts';
+import type { LoginThrottle } from '../limits/login-throttle.ts';
 import type { Mailer } from '../mail/mailer.ts';
 import type { MailSettings } from '../mail/templates.ts';
 import type { Sessions } from '../sessions/sessions.ts';
@@ -19,9 +21,15 @@ export interface AccountDeps {
   readonly mail: MailSettings;
   /**
    * Per account: code requests for email verification (by user id) and password reset (by email); wrong codes
-   * of either kind (by user id, or by email for an address without an account).
+   * of either kind (by email, whether or not an account has it); and the failed-sign-in limit of login, which
+   * deleteAccount's password check shares and proving an email clears.
    */
-  readonly limits: { readonly verification: Limiter; readonly reset: Limiter; readonly attempts: Limiter };
+  readonly limits: {
+    readonly verification: Limiter;
+    readonly reset: Limiter;
+    readonly attempts: GuessLimit;
+    readonly login: LoginThrottle;
+  };
   /** For failures of mail sent after the response (password reset); never given a code. */
   readonly logger: Logger;
 }
@@ -33,6 +41,8 @@ export interface AccountParts {
   readonly store: KeyValueStore;
   readonly mailer: Mailer;
   readonly limiters: LimiterFactory;
+  /** The app's own login throttle: its counters must be the very ones login uses (in memory, one instance). */
+  readonly limits: { readonly login: LoginThrottle };
   readonly logger: Logger;
 }
 
@@ -55,7 +65,8 @@ export function createAccountDeps(
     limits: {
       verification: parts.limiters('email-verification', perWindow),
       reset: parts.limiters('password-reset', perWindow),
-      attempts: parts.limiters('code-attempts', config.rateLimits.codeAttempts),
+      attempts: new GuessLimit(parts.limiters('code-attempts', config.rateLimits.codeAttempts)),
+      login: parts.limits.login,
     },
     logger: parts.logger,
   };

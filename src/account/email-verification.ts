@@ -4,10 +4,9 @@ import { User, type UserRow } from '../db/entities.ts';
 import type { Em } from '../db/orm.ts';
 import { unauthenticated } from '../errors.ts';
 import { rateLimited } from '../limits/limiters.ts';
-import { ensureAllowed } from '../limits/rate-limits.ts';
 import { verificationMail } from '../mail/templates.ts';
 import { removeUnverifiedLinks } from '../oauth/unverified-links.ts';
-import { invalidCode } from './codes.ts';
+import { type CodeRejection, invalidCode } from './codes.ts';
 import type { AccountDeps } from './deps.ts';
 
 async function accountOf(em: Em, userId: string): Promise<UserRow> {
@@ -45,12 +44,15 @@ export async function requestEmailVerification(
 /** Spends the caller's pending verification code and marks the email verified; INVALID_CODE otherwise. */
 export async function verifyEmail(deps: AccountDeps, em: Em, userId: string, code: string, meta: RequestMeta) {
   const user = await accountOf(em, userId);
-  // Past its limit of wrong codes, the account is refused before any code is compared.
-  await ensureAllowed(deps.limits.attempts, user.id);
-  const rejection = await deps.codes.consume('email-verification', user.id, code);
+  // Guesses are reserved before the comparison, per address like a reset code's (they share one budget).
+  const attempt = await deps.limits.attempts.reserve(user.email);
+  let rejection: CodeRejection | null = null;
+  const verdict = await attempt.compare(async () => {
+    rejection = await deps.codes.consume('email-verification', user.id, code);
+    return rejection === null;
+  });
   const now = new Date(deps.clock.now());
-  if (rejection) {
-    await deps.limits.attempts.consume(user.id);
+  if (!verdict.matched) {
     audit(em, meta, { type: 'EMAIL_VERIFICATION_FAILED', userId, detail: { reason: rejection } }, now);
     await em.flush();
     throw invalidCode();
@@ -62,5 +64,7 @@ export async function verifyEmail(deps: AccountDeps, em: Em, userId: string, cod
     user.updatedAt = now;
     audit(tx, meta, { type: 'EMAIL_VERIFIED', userId }, now);
   });
+  // Proving the mailbox ends a lockout of the account's sign-in, as a password reset does.
+  await deps.limits.login.clear(user.email);
   return user;
 }

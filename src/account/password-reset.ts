@@ -4,7 +4,6 @@ import { audit, type RequestMeta } from '../audit/audit.ts';
 import { normalizeEmail, validatePassword } from '../auth/validate.ts';
 import { User } from '../db/entities.ts';
 import type { Em } from '../db/orm.ts';
-import { ensureAllowed } from '../limits/rate-limits.ts';
 import { passwordResetMail } from '../mail/templates.ts';
 import { removeUnverifiedLinks } from '../oauth/unverified-links.ts';
 import { invalidCode } from './codes.ts';
@@ -66,21 +65,20 @@ export async function resetPassword(
 ): Promise<true> {
   const email = normalizeEmail(input.email);
   const newPassword = validatePassword(input.newPassword, 'newPassword');
+  // Guesses are limited per address, whether or not it has an account, and reserved before the lookup and the
+  // comparison: concurrent guesses get no more comparisons than the limit.
+  const attempt = await deps.limits.attempts.reserve(email);
   const user = await em.findOne(User, { email });
   const now = new Date(deps.clock.now());
-  // Wrong codes are limited per account (per address when there is none), checked before any comparison.
-  const attemptsKey = user?.id ?? email;
-  await ensureAllowed(deps.limits.attempts, attemptsKey);
-  if (!user) {
-    await deps.limits.attempts.consume(attemptsKey);
-    audit(em, meta, { type: 'PASSWORD_RESET_FAILED', userId: null, detail: { reason: 'UNKNOWN_EMAIL' } }, now);
-    await em.flush();
-    throw invalidCode();
-  }
-  const rejection = await deps.codes.consume('password-reset', user.id, input.code);
-  if (rejection) {
-    await deps.limits.attempts.consume(attemptsKey);
-    audit(em, meta, { type: 'PASSWORD_RESET_FAILED', userId: user.id, detail: { reason: rejection } }, now);
+  let reason: string = 'UNKNOWN_EMAIL';
+  const verdict = await attempt.compare(async () => {
+    if (!user) return false;
+    const rejection = await deps.codes.consume('password-reset', user.id, input.code);
+    if (rejection) reason = rejection;
+    return rejection === null;
+  });
+  if (!verdict.matched || !user) {
+    audit(em, meta, { type: 'PASSWORD_RESET_FAILED', userId: user?.id ?? null, detail: { reason } }, now);
     await em.flush();
     throw invalidCode();
   }
@@ -97,5 +95,7 @@ export async function resetPassword(
   });
   await deps.sessions.published(revocation);
   await deps.codes.discard('email-verification', user.id);
+  // Whoever holds the mailbox is the account holder: a lockout that guessers caused must not keep them out.
+  await deps.limits.login.clear(user.email);
   return true;
 }

@@ -8,6 +8,7 @@ import type { Em } from '../db/orm.ts';
 import { AuthError, unauthenticated } from '../errors.ts';
 import type { RateLimits } from '../limits/rate-limits.ts';
 import type { IssuedTokens, Sessions } from '../sessions/sessions.ts';
+import { auditLockouts, couldBeStored } from './login.ts';
 import type { PasswordHasher } from './passwords.ts';
 import { validatePassword } from './validate.ts';
 
@@ -32,18 +33,19 @@ export async function changePassword(
 ): Promise<IssuedTokens> {
   const newPassword = validatePassword(input.newPassword, 'newPassword');
   const user = await em.findOne(User, { id: caller.userId });
-  const current = await em.findOne(Session, { id: caller.sessionId, user: caller.userId, revokedAt: null });
-  if (!user || !current) throw unauthenticated('The session has been revoked', 'SESSION_REVOKED');
-  // Guessing the current password with a stolen access token counts against the same limits as login.
-  await deps.limits.login.check(user.email, meta.ipAddress);
-  if (!(await deps.hasher.verify(input.currentPassword, user.passwordHash))) {
-    const lockouts = await deps.limits.login.failed(user.email, meta.ipAddress);
+  const session = await em.findOne(Session, { id: caller.sessionId, user: caller.userId, revokedAt: null });
+  if (!user || !session) throw unauthenticated('The session has been revoked', 'SESSION_REVOKED');
+  // Guessing the current password with a stolen access token is a failed sign-in of the account: reserved
+  // before the comparison, refused while the account is locked, and counted towards its lockout.
+  const attempt = await deps.limits.login.reserve(user.email, meta.ipAddress);
+  const current = input.currentPassword;
+  const verdict = await attempt.compare(
+    async () => couldBeStored(current) && (await deps.hasher.verify(current, user.passwordHash)),
+  );
+  if (!verdict.matched) {
     const at = new Date(deps.clock.now());
-    audit(em, meta, { type: 'PASSWORD_CHANGE_FAILED', userId: user.id, sessionId: current.id }, at);
-    for (const { scope, retryAfter, count } of lockouts) {
-      const userId = scope === 'account' ? user.id : null;
-      audit(em, meta, { type: 'LOCKOUT', userId, detail: { scope, retryAfter, lockouts: count } }, at);
-    }
+    audit(em, meta, { type: 'PASSWORD_CHANGE_FAILED', userId: user.id, sessionId: session.id }, at);
+    auditLockouts(em, meta, verdict.failure, user.id, at);
     await em.flush();
     throw new AuthError('INVALID_CREDENTIALS', 'The current password is incorrect', { field: 'currentPassword' });
   }
@@ -52,10 +54,10 @@ export async function changePassword(
   const { rotated, revocation } = await em.transactional(async (tx) => {
     user.passwordHash = passwordHash;
     user.updatedAt = now;
-    audit(tx, meta, { type: 'PASSWORD_CHANGED', userId: user.id, sessionId: current.id }, now);
+    audit(tx, meta, { type: 'PASSWORD_CHANGED', userId: user.id, sessionId: session.id }, now);
     // The current session goes on with a new refresh token; every other one ends.
-    const rotated = deps.sessions.rotateInPlace(current);
-    const revocation = await deps.sessions.revokeIn(tx, user.id, 'all', 'PASSWORD_CHANGED', meta, current.id);
+    const rotated = deps.sessions.rotateInPlace(session);
+    const revocation = await deps.sessions.revokeIn(tx, user.id, 'all', 'PASSWORD_CHANGED', meta, session.id);
     return { rotated, revocation };
   });
   await deps.sessions.published(revocation);

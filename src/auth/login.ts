@@ -5,6 +5,7 @@ import type { Clock } from '../clock.ts';
 import { User } from '../db/entities.ts';
 import type { Em } from '../db/orm.ts';
 import { AuthError } from '../errors.ts';
+import type { Lockout } from '../limits/login-throttle.ts';
 import type { RateLimits } from '../limits/rate-limits.ts';
 import type { IssuedTokens, Sessions } from '../sessions/sessions.ts';
 import type { PasswordHasher } from './passwords.ts';
@@ -25,13 +26,14 @@ export interface LoginDeps {
 export async function login(deps: LoginDeps, em: Em, input: LoginInput, meta: RequestMeta): Promise<IssuedTokens> {
   const email = normalizeEmail(input.email);
   const password = validatePassword(input.password);
-  // A locked account or IP is refused before the password is looked at: no oracle, no bcrypt work.
-  await deps.limits.login.check(email, meta.ipAddress);
+  // The guess is reserved before the account is even looked up: a refused one costs no query and no bcrypt, and
+  // concurrent guesses get no more comparisons than the limit.
+  const attempt = await deps.limits.login.reserve(email, meta.ipAddress);
   const user = await em.findOne(User, { email });
-  const valid = await deps.hasher.verify(password, user?.passwordHash);
+  const verdict = await attempt.compare(() => deps.hasher.verify(password, user?.passwordHash));
   const now = new Date(deps.clock.now());
-  if (!user || !valid) {
-    const lockouts = await deps.limits.login.failed(email, meta.ipAddress);
+  // (No account never matches: the hasher compares against a dummy hash then.)
+  if (!verdict.matched || !user) {
     audit(
       em,
       meta,
@@ -42,14 +44,10 @@ export async function login(deps: LoginDeps, em: Em, input: LoginInput, meta: Re
       },
       now,
     );
-    for (const { scope, retryAfter, count } of lockouts) {
-      const userId = scope === 'account' ? (user?.id ?? null) : null;
-      audit(em, meta, { type: 'LOCKOUT', userId, detail: { scope, retryAfter, lockouts: count } }, now);
-    }
+    auditLockouts(em, meta, verdict.matched ? [] : verdict.failure, user?.id ?? null, now);
     await em.flush();
     throw new AuthError('INVALID_CREDENTIALS', 'The email or password is incorrect');
   }
-  await deps.limits.login.succeeded(email);
   let opened: ReturnType<typeof deps.sessions.open>;
   try {
     opened = await em.transactional(async (tx) => {
@@ -65,4 +63,35 @@ export async function login(deps: LoginDeps, em: Em, input: LoginInput, meta: Re
     throw error;
   }
   return deps.sessions.issue(user, opened.row, opened.refreshToken);
+}
+
+/** One LOCKOUT event per lock a failed password check caused; an account's names its user when there is one. */
+export function auditLockouts(
+  em: Em,
+  meta: RequestMeta,
+  lockouts: readonly Lockout[],
+  userId: string | null,
+  at: Date,
+) {
+  for (const { scope, retryAfter, count } of lockouts) {
+    audit(
+      em,
+      meta,
+      { type: 'LOCKOUT', userId: scope === 'account' ? userId : null, detail: { scope, retryAfter, lockouts: count } },
+      at,
+    );
+  }
+}
+
+/**
+ * Whether `password` obeys the rules every stored password was set under (validatePassword). Any other input can
+ * only be wrong, and must not reach bcrypt, which reads 72 bytes and stops at NUL: a prefix would match.
+ */
+export function couldBeStored(password: string): boolean {
+  try {
+    validatePassword(password);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -17,10 +17,15 @@ export type LimitOutcome =
   | { readonly allowed: false; readonly retryAfterMs: number };
 
 export interface Limiter {
-  /** Counts one action for `key`; over the limit, says how long until the window lets it through again. */
+  /**
+   * Counts one action for `key`, atomically (one Redis script, or one synchronous step in memory), so that of
+   * any number of concurrent callers exactly `points` are allowed per window; over the limit, says how long
+   * until the window lets it through again. There is deliberately no "may I?" without counting: a check that
+   * counts nothing lets every concurrent caller through.
+   */
   consume(key: string): Promise<LimitOutcome>;
-  /** Whether `key` may act now, without counting anything: refused once `points` actions are used up. */
-  check(key: string): Promise<LimitOutcome>;
+  /** Gives back one action counted by `consume` (one that did not happen after all); never leaves credit. */
+  refund(key: string): Promise<void>;
   /** Refuses `key` for `seconds`, whatever its count. */
   block(key: string, seconds: number): Promise<void>;
   /** Forgets `key`'s count. */
@@ -61,11 +66,11 @@ export function createLimiterFactory(redis: Redis | undefined): LimiterFactory {
           throw rejection;
         }
       },
-      async check(key) {
-        const res = await limiter.get(key);
-        if (res === null) return { allowed: true, remaining: points };
-        if (res.consumedPoints >= points && res.msBeforeNext !== 0) return { allowed: false, retryAfterMs: wait(res) };
-        return { allowed: true, remaining: Math.max(0, points - res.consumedPoints) };
+      async refund(key) {
+        const res = await limiter.reward(key, 1);
+        // The count was forgotten (reset, or its window ended) between the consume and this refund: the refund
+        // made it negative, an action in credit. Take the credit back.
+        if (res.consumedPoints < 0) await limiter.penalty(key, -res.consumedPoints);
       },
       async block(key, seconds) {
         await limiter.block(key, seconds);
