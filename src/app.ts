@@ -108,7 +108,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       sessions,
       bus,
       limits,
-      account: createAccountDeps(config, { clock, hasher, sessions, store, mailer, limiters, logger }),
+      account: createAccountDeps(config, { clock, hasher, sessions, store, mailer, limiters, limits, logger }),
       oauth: createOAuth(config.oauth, store, clock, logger),
     };
     const http = createHttpServer({
