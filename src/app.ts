@@ -124,6 +124,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       corsOrigins: config.corsOrigins,
       introspection: config.introspection,
       graphqlLimits: config.graphqlLimits,
+      webSocket: config.webSocket,
       hsts: config.publicUrl.startsWith('https://'),
       onSubscriptionChange: (delta) => metrics.subscriptionsChanged(delta),
       plugins: [

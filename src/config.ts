@@ -33,7 +33,8 @@ export interface Config {
   readonly refreshReuseGraceMs: number;
   readonly bcryptCost: number;
   readonly corsOrigins: readonly string[];
-  readonly trustProxy: boolean;
+  /** How many proxies in front of us append to X-Forwarded-For (0: ignore the header). */
+  readonly trustProxy: number;
   readonly graphiql: boolean;
   /** When set, GET /metrics requires `Authorization: Bearer <metricsToken>`. */
   readonly metricsToken: string | undefined;
@@ -48,6 +49,16 @@ export interface Config {
   readonly introspection: boolean;
   /** Per-document limits enforced before execution (graphql-armor). */
   readonly graphqlLimits: GraphQLLimitsConfig;
+  readonly webSocket: WebSocketLimitsConfig;
+}
+
+export interface WebSocketLimitsConfig {
+  /** Operations one socket may have running at once. */
+  readonly maxOperations: number;
+  /** Largest message accepted; a bigger one closes the socket with 1009. */
+  readonly maxMessageBytes: number;
+  /** How long a socket may stay open without connection_init (closed with 4408). */
+  readonly connectionInitTimeoutMs: number;
 }
 
 /** `points` actions per `durationSeconds` window. */
@@ -167,6 +178,24 @@ const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'expected true or false' })
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 
+/** false/true or the number of trusted proxies (true means 1, false 0). */
+const proxyHops = z
+  .string()
+  .trim()
+  .transform((value, ctx) => {
+    if (/^(false|0|no)$/.test(value)) return 0;
+    if (/^(true|yes)$/.test(value)) return 1;
+    const hops = /^[1-9]\d{0,1}$/.test(value) ? Number(value) : Number.NaN;
+    if (Number.isNaN(hops)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected true or false, or the number of trusted proxies (1-99), got "${value}"`,
+      });
+      return z.NEVER;
+    }
+    return hops;
+  });
+
 const list = z
   .string()
   .default('')
@@ -210,7 +239,7 @@ const schema = z.object({
   REFRESH_REUSE_GRACE: duration('10s'),
   BCRYPT_COST: z.coerce.number().int().min(4, 'expected an integer from 4 to 31').max(31).default(12),
   CORS_ORIGINS: list,
-  TRUST_PROXY: bool.default(false),
+  TRUST_PROXY: proxyHops.default(0),
   GRAPHIQL: bool.optional(),
   METRICS_TOKEN: optionalText,
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -244,6 +273,9 @@ const schema = z.object({
   GRAPHQL_MAX_DIRECTIVES: positiveInt(10),
   GRAPHQL_MAX_TOKENS: positiveInt(2000),
   GRAPHQL_MAX_COST: positiveInt(5000),
+  WS_MAX_OPERATIONS: positiveInt(100),
+  WS_MAX_MESSAGE_BYTES: positiveInt(1024 * 1024),
+  WS_CONNECTION_INIT_TIMEOUT: duration('10s', 100),
 });
 
 export type Env = Record<string, string | undefined>;
@@ -378,6 +410,11 @@ export function loadConfig(env: Env, readFile: ReadFile): Config {
       maxDirectives: e.GRAPHQL_MAX_DIRECTIVES,
       maxTokens: e.GRAPHQL_MAX_TOKENS,
       maxCost: e.GRAPHQL_MAX_COST,
+    }),
+    webSocket: Object.freeze({
+      maxOperations: e.WS_MAX_OPERATIONS,
+      maxMessageBytes: e.WS_MAX_MESSAGE_BYTES,
+      connectionInitTimeoutMs: e.WS_CONNECTION_INIT_TIMEOUT,
     }),
   });
 }

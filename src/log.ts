@@ -1,6 +1,9 @@
-// The process logger: pino JSON, with every place a secret could sit redacted.
+// The process logger: pino JSON, with every place a secret could sit redacted, and errors serialized without
+// the client values or statement text they may carry.
+import { GraphQLError } from 'graphql';
 import { type Logger, pino } from 'pino';
 import type { Config } from './config.ts';
+import { withoutValues } from './redact.ts';
 
 export const REDACT_PATHS = [
   'req.headers.authorization',
@@ -17,9 +20,61 @@ export const REDACT_PATHS = [
   '*.secret',
   'variables',
   '*.variables',
+  'params',
+  '*.params',
+  'query',
+  '*.query',
+  'connectionParams',
+  '*.connectionParams',
 ];
 
+/** Properties of driver and GraphQL errors that hold statement text, bound values or the request's document. */
+const ERROR_PAYLOAD = new Set(['sql', 'parameters', 'params', 'values', 'query', 'variables', 'source', 'nodes']);
+
+type SerializedError = ReturnType<typeof pino.stdSerializers.err>;
+
+/**
+ * pino's error serializer, then: a GraphQL request error keeps only its message without the values it quotes
+ * (never its document), and no error keeps the statement or values a driver attached to it.
+ */
+export function serializeError(error: unknown, depth = 0): SerializedError | unknown {
+  if (!(error instanceof Error)) return error;
+  const serialized = pino.stdSerializers.err(error) as SerializedError & Record<string, unknown>;
+  for (const key of Object.keys(serialized)) if (ERROR_PAYLOAD.has(key)) delete serialized[key];
+  if (error instanceof GraphQLError) {
+    const message = withoutValues(error.message);
+    serialized.message = message;
+    const frames = (error.stack ?? '').split('\n').filter((line) => line.startsWith('    at '));
+    serialized.stack = [`${error.name}: ${message}`, ...frames].join('\n');
+    delete serialized.locations;
+  }
+  if (error.cause !== undefined && depth < 3)
+    (serialized as Record<string, unknown>).cause = serializeError(error.cause, depth + 1);
+  return serialized;
+}
+
+/** Yoga's logger: its messages are fixed texts and errors; an error goes through serializeError, never String(). */
+export function yogaLogging(current: () => Logger, skip: (error: unknown) => boolean = () => false) {
+  const write =
+    (level: 'debug' | 'info' | 'warn' | 'error') =>
+    (...args: unknown[]) => {
+      const errors = args.filter((arg) => arg instanceof Error);
+      if (errors.length > 0 && errors.every(skip)) return;
+      const text = args
+        .filter((arg) => !(arg instanceof Error))
+        .map((arg) => (typeof arg === 'string' ? withoutValues(arg) : '[value]'))
+        .join(' ');
+      if (errors.length > 0) current()[level]({ err: errors[0] }, text || 'error');
+      else current()[level](text);
+    };
+  return { debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error') };
+}
+
 export function createLogger(config: Pick<Config, 'logLevel'>, destination?: NodeJS.WritableStream): Logger {
-  const options = { level: config.logLevel, redact: { paths: REDACT_PATHS, censor: '[redacted]' } };
+  const options = {
+    level: config.logLevel,
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    serializers: { err: serializeError },
+  };
   return destination ? pino(options, destination as never) : pino(options);
 }

@@ -69,7 +69,7 @@ describe('loadConfig defaults', () => {
       refreshReuseGraceMs: 10_000,
       bcryptCost: 12,
       corsOrigins: [],
-      trustProxy: false,
+      trustProxy: 0,
       graphiql: true,
       logLevel: 'info',
       mail: {
@@ -91,6 +91,7 @@ describe('loadConfig defaults', () => {
       },
       introspection: true,
       graphqlLimits: { maxDepth: 15, maxAliases: 15, maxDirectives: 10, maxTokens: 2000, maxCost: 5000 },
+      webSocket: { maxOperations: 100, maxMessageBytes: 1024 * 1024, connectionInitTimeoutMs: 10_000 },
     });
   });
 
@@ -182,7 +183,21 @@ describe('loadConfig defaults', () => {
     expect(config.refreshReuseGraceMs).toBe(2_000);
     expect(config.jwt.clockToleranceMs).toBe(0);
     expect(config.corsOrigins).toEqual(['https://a.test', 'https://b.test']);
-    expect(config.trustProxy).toBe(true);
+    expect(config.trustProxy).toBe(1);
+  });
+
+  it('reads TRUST_PROXY as false, true (one proxy) or a number of proxies', () => {
+    const hops = (TRUST_PROXY: string) => loadConfig({ TRUST_PROXY }, noFiles).trustProxy;
+    expect([hops('false'), hops('0'), hops('true'), hops('1'), hops('2'), hops(' 3 ')]).toEqual([0, 0, 1, 1, 2, 3]);
+    expect(loadConfig({}, noFiles).trustProxy).toBe(0);
+  });
+
+  it('reads the WebSocket limits', () => {
+    const config = loadConfig(
+      { WS_MAX_OPERATIONS: '5', WS_MAX_MESSAGE_BYTES: '4096', WS_CONNECTION_INIT_TIMEOUT: '2s' },
+      noFiles,
+    );
+    expect(config.webSocket).toEqual({ maxOperations: 5, maxMessageBytes: 4096, connectionInitTimeoutMs: 2000 });
   });
 
   it('treats blank optional variables as unset', () => {
@@ -270,6 +285,11 @@ describe('invalid configuration', () => {
     [{ BCRYPT_COST: '32' }, 'BCRYPT_COST: '],
     [{ BCRYPT_COST: '10.5' }, 'BCRYPT_COST: '],
     [{ TRUST_PROXY: 'maybe' }, 'TRUST_PROXY: expected true or false'],
+    [{ TRUST_PROXY: '-1' }, 'TRUST_PROXY: expected true or false, or the number of trusted proxies'],
+    [{ TRUST_PROXY: '1.5' }, 'TRUST_PROXY: expected true or false, or the number of trusted proxies'],
+    [{ WS_MAX_OPERATIONS: '0' }, 'WS_MAX_OPERATIONS: expected a positive integer'],
+    [{ WS_MAX_MESSAGE_BYTES: 'big' }, 'WS_MAX_MESSAGE_BYTES: '],
+    [{ WS_CONNECTION_INIT_TIMEOUT: '10' }, 'WS_CONNECTION_INIT_TIMEOUT: expected a duration'],
     [{ GRAPHIQL: 'on' }, 'GRAPHIQL: expected true or false'],
     [{ LOG_LEVEL: 'verbose' }, 'LOG_LEVEL: '],
     [

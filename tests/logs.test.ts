@@ -1,9 +1,62 @@
 import { Writable } from 'node:stream';
+import {
+  GraphQLEnumType,
+  GraphQLInputObjectType,
+  type GraphQLInputType,
+  GraphQLList,
+  getNamedType,
+  isNonNullType,
+} from 'graphql';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { WebSocket } from 'ws';
 import { createLogger } from '../src/log.ts';
+import { buildSchema } from '../src/schema/index.ts';
 import { startTestApp, type TestApp } from './support/app.ts';
 import { ed25519Pem } from './support/expect.ts';
 import { errorCode, type Gql, graphqlClient, PAYLOAD, type Payload, uniqueEmail } from './support/graphql.ts';
+import { wsUrl } from './support/subscriptions.ts';
+
+/** Argument and input field names that hold a secret. */
+const SECRET_NAME = /password|token|code|secret|state|recovery/i;
+
+/** A valid value of an input type, for the fields around the one under test. */
+function sample(type: GraphQLInputType): unknown {
+  const inner = isNonNullType(type) ? type.ofType : type;
+  if (inner instanceof GraphQLList) return [sample(inner.ofType)];
+  if (inner instanceof GraphQLEnumType) return inner.getValues()[0]?.value;
+  if (inner instanceof GraphQLInputObjectType) {
+    return Object.fromEntries(
+      Object.values(inner.getFields())
+        .filter((field) => isNonNullType(field.type))
+        .map((field) => [field.name, sample(field.type)]),
+    );
+  }
+  const name = getNamedType(inner).name;
+  if (name === 'Boolean') return true;
+  if (name === 'Int' || name === 'Float') return 1;
+  return 'someone@example.com';
+}
+
+/** Every mutation argument, or field of an input argument, whose name says it holds a secret. */
+function secretArguments() {
+  const mutation = buildSchema().getMutationType();
+  const found: { mutation: string; arg: string; argType: GraphQLInputType; field?: string }[] = [];
+  for (const definition of Object.values(mutation?.getFields() ?? {})) {
+    for (const arg of definition.args) {
+      const named = getNamedType(arg.type);
+      if (named instanceof GraphQLInputObjectType) {
+        for (const inputField of Object.values(named.getFields())) {
+          if (SECRET_NAME.test(inputField.name) && getNamedType(inputField.type).name === 'String') {
+            found.push({ mutation: definition.name, arg: arg.name, argType: arg.type, field: inputField.name });
+          }
+        }
+      } else if (SECRET_NAME.test(arg.name) && named.name === 'String') {
+        found.push({ mutation: definition.name, arg: arg.name, argType: arg.type });
+      }
+    }
+  }
+  return found;
+}
 
 const privateKey = ed25519Pem();
 
@@ -168,5 +221,131 @@ describe('logs', () => {
     await gql('query Who { __typename }');
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(entries().find((entry) => entry.msg === 'request')).toMatchObject({ operationName: 'Who', status: 200 });
+  });
+
+  it('neither logs nor answers a secret of any mutation sent with malformed variables or as a document literal, over HTTP and WebSocket', async () => {
+    const targets = secretArguments();
+    // The mutations of today that take a secret; any added later is found the same way.
+    expect(targets.map((target) => `${target.mutation}.${target.field ?? target.arg}`)).toEqual(
+      expect.arrayContaining([
+        'login.password',
+        'register.password',
+        'changePassword.currentPassword',
+        'changePassword.newPassword',
+        'deleteAccount.password',
+        'refresh.refreshToken',
+        'resetPassword.code',
+        'resetPassword.newPassword',
+        'verifyEmail.code',
+        'loginWithOAuth.code',
+        'loginWithOAuth.state',
+        'linkOAuthProvider.code',
+      ]),
+    );
+    const secrets: string[] = [];
+    const cases: { query: string; variables?: Record<string, unknown> }[] = [];
+    let n = 0;
+    const secret = () => {
+      n += 1;
+      const value = `Sekrit-${n}-${Math.random().toString(36).slice(2, 10)}`;
+      secrets.push(value);
+      return value;
+    };
+    const numericSecret = () => {
+      n += 1;
+      const value = 271_828.182_845 + n;
+      secrets.push(String(value));
+      return value;
+    };
+    for (const { mutation, arg, argType, field } of targets) {
+      const typeName = String(argType);
+      const selection = getNamedType(buildSchema().getMutationType()?.getFields()[mutation]?.type as never).name;
+      const tail = ['Boolean', 'Int', 'String', 'ID'].includes(selection) ? '' : ' { __typename }';
+      const document = `mutation M($v: ${typeName}) { ${mutation}(${arg}: $v)${tail} }`;
+      const wrap = (value: unknown) => (field ? { ...(sample(argType) as object), [field]: value } : value);
+      // Variables that fail coercion: an extra field, a wrong type, a wrong nesting, a list.
+      if (field) cases.push({ query: document, variables: { v: { ...(wrap(secret()) as object), rememberMe: true } } });
+      if (field) cases.push({ query: document, variables: { v: { ...(wrap(secret()) as object), [secret()]: 1 } } });
+      cases.push({ query: document, variables: { v: wrap(numericSecret()) } });
+      cases.push({ query: document, variables: { v: wrap({ value: secret() }) } });
+      cases.push({ query: document, variables: { v: wrap([secret()]) } });
+      cases.push({ query: document, variables: { v: field ? secret() : { [field ?? 'value']: secret() } } });
+      // The secret written into the document: beside an unknown field, as a bare name, a number, a syntax error.
+      const literal = (value: string) => {
+        if (!field) return value;
+        const others = Object.entries(sample(argType) as Record<string, unknown>)
+          .filter(([name]) => name !== field)
+          .map(([name, v]) => `${name}: ${JSON.stringify(v)}`);
+        return `{ ${[...others, `${field}: ${value}`].join(', ')} }`;
+      };
+      const inline = (value: string, extra = '') =>
+        `mutation { ${mutation}(${arg}: ${literal(value)}${extra})${tail} }`;
+      if (field) {
+        const value = secret();
+        cases.push({ query: inline(JSON.stringify(value)).replace(`${field}:`, `unknownField: 1, ${field}:`) });
+      }
+      cases.push({ query: inline(`Sekrit_${secret().replace(/-/g, '_').slice(7)}`) });
+      const bare = `Sekrit_${n}_${Math.random().toString(36).slice(2, 10)}`;
+      secrets.push(bare);
+      cases.push({ query: inline(bare) });
+      cases.push({ query: inline(String(numericSecret())) });
+      cases.push({ query: inline(`"${secret()}" "x"`) });
+      cases.push({ query: inline(`"${secret()}`) });
+    }
+
+    const answers: string[] = [];
+    for (const body of cases) {
+      const response = await fetch(`${t.url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json' },
+        body: JSON.stringify(body),
+      });
+      const text = await response.text();
+      answers.push(text);
+      expect(JSON.parse(text).errors?.length, text).toBeGreaterThan(0);
+    }
+
+    const leaks = (where: string[]) =>
+      secrets.filter((value) => where.some((text) => text.includes(value))).map((value) => value.slice(0, 9));
+    expect(leaks(answers), 'secrets answered over HTTP').toEqual([]);
+    expect(leaks(lines), 'secrets logged').toEqual([]);
+
+    // The same over WebSocket, each case its own operation on one socket.
+    const socket = new WebSocket(wsUrl(t.url), 'graphql-transport-ws');
+    const received: string[] = [];
+    socket.on('message', (data) => received.push(String(data)));
+    await new Promise((resolve) => socket.once('open', resolve));
+    socket.send(JSON.stringify({ type: 'connection_init', payload: {} }));
+    const finished = () =>
+      new Set(
+        received
+          .map((message) => JSON.parse(message) as { id?: string; type: string })
+          .filter((message) => message.type === 'error' || message.type === 'complete')
+          .map((message) => message.id),
+      ).size;
+    const waitFor = async (check: () => boolean) => {
+      const deadline = Date.now() + 15_000;
+      while (!check() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    };
+    await waitFor(() => received.some((message) => message.includes('connection_ack')));
+    // In batches below the socket's limit of operations at once.
+    for (let start = 0; start < cases.length; start += 50) {
+      cases.slice(start, start + 50).forEach((body, i) => {
+        socket.send(JSON.stringify({ id: `c${start + i}`, type: 'subscribe', payload: body }));
+      });
+      await waitFor(() => finished() >= Math.min(cases.length, start + 50));
+    }
+    expect(finished()).toBe(cases.length);
+    expect(socket.readyState).toBe(WebSocket.OPEN);
+    socket.close();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+
+    expect(secrets.length).toBeGreaterThan(targets.length * 8);
+    const output = lines.join('\n');
+    const responses = [...answers, ...received].join('\n');
+    for (const value of secrets) {
+      expect(output, `a secret (${value.slice(0, 9)}…) was logged`).not.toContain(value);
+      expect(responses, `a secret (${value.slice(0, 9)}…) was answered`).not.toContain(value);
+    }
   });
 });

@@ -5,10 +5,11 @@ import type { GraphQLSchema } from 'graphql';
 import { createYoga, type Plugin } from 'graphql-yoga';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.ts';
-import type { GraphQLLimitsConfig } from '../config.ts';
+import type { GraphQLLimitsConfig, WebSocketLimitsConfig } from '../config.ts';
 import type { Orm } from '../db/orm.ts';
 import { AuthError } from '../errors.ts';
 import type { RevocationBus } from '../events/revocation-bus.ts';
+import { yogaLogging } from '../log.ts';
 import type { Context, Services } from '../schema/context.ts';
 import { createMaskError, toGraphQLError } from '../schema/errors.ts';
 import type { AccessClaims } from '../tokens/claims.ts';
@@ -21,6 +22,7 @@ import { useGraphQLLimits } from './use-graphql-limits.ts';
 import { useInputIntegrity } from './use-input-integrity.ts';
 import { useMalformedParams } from './use-malformed-params.ts';
 import { useOneCredentialField } from './use-one-credential-field.ts';
+import { useRequestErrors } from './use-request-errors.ts';
 import { graphiqlCsp, useSecurityHeaders } from './use-security-headers.ts';
 import { attachWebSocketServer } from './websocket.ts';
 
@@ -34,11 +36,14 @@ export interface HttpDeps {
   readonly logger: Logger;
   readonly plugins: Plugin[];
   readonly graphiql: boolean;
-  readonly trustProxy: boolean;
+  /** Proxies trusted to append to X-Forwarded-For (0: the socket address is the client). */
+  readonly trustProxy: number;
   readonly corsOrigins: readonly string[];
   /** Introspection on (development) or refused (production unless INTROSPECTION=true). */
   readonly introspection: boolean;
   readonly graphqlLimits: GraphQLLimitsConfig;
+  /** Per-socket limits; its message size also bounds an HTTP request body. */
+  readonly webSocket: WebSocketLimitsConfig;
   /** https:// public URL: responses carry Strict-Transport-Security. */
   readonly hsts: boolean;
   /** Told +1/-1 as WebSocket subscriptions open and end (metrics). */
@@ -85,17 +90,12 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
           exposedHeaders: ['x-request-id'],
         }
       : false,
+    // One size limit for a request on either transport (413 over HTTP, 1009 over WebSocket).
+    maxRequestBodySize: deps.webSocket.maxMessageBytes,
     // Batched (array) requests stay off: each would be another credential check in one request.
     batching: false,
-    logging: {
-      debug: (...args) => scopedLogger().debug(args.map(String).join(' ')),
-      info: (...args) => scopedLogger().info(args.map(String).join(' ')),
-      warn: (...args) => scopedLogger().warn(args.map(String).join(' ')),
-      error: (...args) => {
-        if (args.length === 1 && typeof args[0] === 'object' && args[0] !== null && logged.has(args[0])) return;
-        scopedLogger().error(args.map(String).join(' '));
-      },
-    },
+    // Never String(error): a GraphQL error prints its document, literals included.
+    logging: yogaLogging(scopedLogger, (error) => typeof error === 'object' && error !== null && logged.has(error)),
     plugins: [
       useSecurityHeaders({ graphiqlCsp: () => graphiqlPageCsp, hsts: deps.hsts }),
       // GraphiQL's own script, styles and workers, from this server rather than a CDN.
@@ -104,6 +104,7 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
       // that only a preflighted request can carry. Bearer tokens travel in one, so they count.
       useCSRFPrevention({ requestHeaders: ['x-graphql-yoga-csrf', 'apollo-require-preflight', 'authorization'] }),
       useMalformedParams(),
+      useRequestErrors(),
       ...useGraphQLLimits({ limits: deps.graphqlLimits, introspection: deps.introspection }),
       useOneCredentialField(),
       useInputIntegrity(),

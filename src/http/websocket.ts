@@ -1,16 +1,21 @@
 // graphql-ws on the HTTP server's /graphql path. A socket authenticates once, in connection_init; it is
 // closed with 4403 when its session is revoked (after any sessionRevoked subscription on it has delivered the
 // event and completed) and when its token expires, so a socket never outlives the token that opened it.
+// A socket is bounded: WS_MAX_OPERATIONS running at once, WS_MAX_MESSAGE_BYTES a message (1009 past it), and
+// connection_init within WS_CONNECTION_INIT_TIMEOUT (4408); errors are masked as over HTTP.
 import type { IncomingMessage, Server } from 'node:http';
-import type { Context as WsContext } from 'graphql-ws';
+import { type DocumentNode, type ExecutionResult, GraphQLError, getOperationAST } from 'graphql';
+import type { SubscribePayload, Context as WsContext } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import type { YogaServerInstance } from 'graphql-yoga';
+import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
 import { WebSocketServer } from 'ws';
 import type { Clock } from '../clock.ts';
+import type { WebSocketLimitsConfig } from '../config.ts';
 import { AuthError } from '../errors.ts';
 import type { RevocationBus } from '../events/revocation-bus.ts';
-import { toGraphQLError } from '../schema/errors.ts';
+import { createMaskError, toGraphQLError, withoutQuotedValues } from '../schema/errors.ts';
 import type { AccessClaims } from '../tokens/claims.ts';
 import type { AccessTokenVerifier } from '../tokens/verify.ts';
 import { authenticate } from './authenticate.ts';
@@ -25,6 +30,8 @@ type Extra = {
   auth?: AccessClaims | null;
   revoked?: boolean;
   timer?: NodeJS.Timeout;
+  /** Operations started on this socket and not yet ended (counted by us: a client's complete does not end one). */
+  operations?: number;
   [key: string]: unknown;
 };
 type Ctx = WsContext<{ authorization?: unknown }, Extra>;
@@ -32,12 +39,16 @@ type Ctx = WsContext<{ authorization?: unknown }, Extra>;
 interface EnvelopRoot {
   execute: (args: unknown) => never;
   subscribe: (args: unknown) => never;
+  /** Ends the operation's claim on the socket's WS_MAX_OPERATIONS (once, however often it is called). */
+  release: () => void;
 }
 
 export interface WebSocketDeps {
   readonly verify: AccessTokenVerifier;
   readonly bus: RevocationBus;
   readonly clock: Clock;
+  readonly logger: Logger;
+  readonly webSocket: WebSocketLimitsConfig;
   /** Told +1 when a subscription starts streaming and -1 when it ends, however it ends. */
   readonly onSubscriptionChange?: (delta: 1 | -1) => void;
 }
@@ -48,6 +59,11 @@ function operationAuthorization(extensions: unknown): string | undefined {
   if (typeof headers !== 'object' || headers === null) return undefined;
   const entry = Object.entries(headers).find(([name]) => name.toLowerCase() === 'authorization');
   return typeof entry?.[1] === 'string' ? entry[1] : undefined;
+}
+
+/** Whether graphql-ws would iterate this operation result (a subscription's stream). */
+function isStream(result: unknown): result is AsyncIterable<unknown> {
+  return typeof result === 'object' && result !== null && Symbol.asyncIterator in result;
 }
 
 /** Wraps a subscription's stream so that `onChange` hears exactly one +1 and one -1 (end, error or return). */
@@ -91,7 +107,12 @@ function tracked<T>(source: AsyncIterable<T>, onChange: (delta: 1 | -1) => void)
 
 // biome-ignore lint/suspicious/noExplicitAny: the server and user context types are Yoga's concern here
 export function attachWebSocketServer(server: Server, yoga: YogaServerInstance<any, any>, deps: WebSocketDeps) {
-  const wss = new WebSocketServer({ server, path: '/graphql' });
+  const limits = deps.webSocket;
+  // ws refuses a bigger message before buffering it whole, and closes the socket with 1009.
+  const wss = new WebSocketServer({ server, path: '/graphql', maxPayload: limits.maxMessageBytes });
+  const maskError = createMaskError(deps.logger);
+  const mask = (errors: readonly GraphQLError[]) =>
+    errors.map((error) => maskError(error, 'Unexpected error.') as GraphQLError);
   const bySession = new Map<string, Set<Ctx>>();
 
   const close = (ctx: Ctx, reason: string) => {
@@ -123,19 +144,92 @@ export function attachWebSocketServer(server: Server, yoga: YogaServerInstance<a
     }
   });
 
+  /** A subscribe message's execution arguments, or the errors that refuse it. */
+  const prepare = async (ctx: Ctx, payload: SubscribePayload, release: () => void) => {
+    if (ctx.extra.revoked || (ctx.extra.auth && ctx.extra.auth.exp * 1000 <= deps.clock.now())) {
+      close(ctx as Ctx, ctx.extra.revoked ? 'Session revoked' : 'Token expired');
+      return [];
+    }
+    let auth = ctx.extra.auth ?? null;
+    const header = auth ? undefined : operationAuthorization(payload.extensions);
+    if (header !== undefined) {
+      // GraphiQL sends its Headers tab with each operation, not in connection_init: on an anonymous
+      // connection an operation may carry its own token, verified like any other.
+      try {
+        auth = await authenticate(header, deps.verify);
+      } catch (error) {
+        if (error instanceof AuthError) return [toGraphQLError(error)];
+        throw error;
+      }
+    }
+    const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
+      ...ctx,
+      req: ctx.extra.request,
+      socket: ctx.extra.socket,
+      params: payload,
+      socketAuth: auth,
+    });
+    let document: DocumentNode;
+    try {
+      document = parse(payload.query);
+    } catch (error) {
+      // A syntax error is the client's; graphql-ws would log it with the document it quotes.
+      if (error instanceof GraphQLError) return [withoutQuotedValues(error)];
+      throw error;
+    }
+    if (!getOperationAST(document, payload.operationName)) {
+      return [new GraphQLError('Unable to identify operation', { extensions: { code: 'BAD_USER_INPUT' } })];
+    }
+    const args = {
+      schema,
+      operationName: payload.operationName,
+      document,
+      variableValues: payload.variables,
+      contextValue: await contextFactory(),
+      rootValue: { execute, subscribe, release },
+    };
+    const errors = validate(args.schema, args.document);
+    return errors.length ? errors : args;
+  };
+
   useServer<{ authorization?: unknown }, Extra>(
     {
-      execute: (args) => (args.rootValue as EnvelopRoot).execute(args),
+      connectionInitWaitTimeout: limits.connectionInitTimeoutMs,
+      execute: async (args) => {
+        const root = args.rootValue as EnvelopRoot;
+        try {
+          return await root.execute(args);
+        } finally {
+          root.release();
+        }
+      },
       subscribe: async (args) => {
-        const result: unknown = await (args.rootValue as EnvelopRoot).subscribe(args);
-        const onChange = deps.onSubscriptionChange;
-        if (!onChange || typeof result !== 'object' || result === null || !(Symbol.asyncIterator in result)) {
+        const root = args.rootValue as EnvelopRoot;
+        let result: unknown;
+        try {
+          result = await root.subscribe(args);
+        } catch (error) {
+          root.release();
+          throw error;
+        }
+        if (!isStream(result)) {
+          root.release();
           return result as never;
         }
-        return tracked(result as AsyncIterable<unknown>, onChange) as never;
+        const onChange = deps.onSubscriptionChange;
+        const released = tracked(result, (delta) => delta === -1 && root.release());
+        return (onChange ? tracked(released, onChange) : released) as never;
       },
+      // Errors over WebSocket pass the same mask as over HTTP: no internal detail, no value the client sent.
+      onNext: (_ctx, _id, _payload, _args, result) =>
+        (result as ExecutionResult).errors
+          ? { ...result, errors: mask((result as ExecutionResult).errors ?? []).map((error) => error.toJSON()) }
+          : undefined,
+      onError: (_ctx, _id, _payload, errors) => mask(errors).map((error) => error.toJSON()),
       onConnect: async (ctx) => {
         const authorization = ctx.connectionParams?.authorization;
+        // Anything but a string (or nothing) is a malformed credential, refused like an invalid token.
+        if (authorization !== undefined && typeof authorization !== 'string') return false;
         try {
           ctx.extra.auth = await authenticate(typeof authorization === 'string' ? authorization : null, deps.verify);
         } catch (error) {
@@ -152,39 +246,33 @@ export function attachWebSocketServer(server: Server, yoga: YogaServerInstance<a
         return true;
       },
       onSubscribe: async (ctx, _id, payload) => {
-        if (ctx.extra.revoked || (ctx.extra.auth && ctx.extra.auth.exp * 1000 <= deps.clock.now())) {
-          close(ctx as Ctx, ctx.extra.revoked ? 'Session revoked' : 'Token expired');
-          return [];
+        // Counted before the first await: a burst of subscribe messages cannot all pass the check together.
+        const running = ctx.extra.operations ?? 0;
+        if (running >= limits.maxOperations) {
+          return [
+            new GraphQLError(`Too many operations on this WebSocket: at most ${limits.maxOperations} at once`, {
+              extensions: { code: 'RATE_LIMITED' },
+            }),
+          ];
         }
-        let auth = ctx.extra.auth ?? null;
-        const header = auth ? undefined : operationAuthorization(payload.extensions);
-        if (header !== undefined) {
-          // GraphiQL sends its Headers tab with each operation, not in connection_init: on an anonymous
-          // connection an operation may carry its own token, verified like any other.
-          try {
-            auth = await authenticate(header, deps.verify);
-          } catch (error) {
-            if (error instanceof AuthError) return [toGraphQLError(error)];
-            throw error;
-          }
-        }
-        const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
-          ...ctx,
-          req: ctx.extra.request,
-          socket: ctx.extra.socket,
-          params: payload,
-          socketAuth: auth,
-        });
-        const args = {
-          schema,
-          operationName: payload.operationName,
-          document: parse(payload.query),
-          variableValues: payload.variables,
-          contextValue: await contextFactory(),
-          rootValue: { execute, subscribe },
+        ctx.extra.operations = running + 1;
+        let claimed = true;
+        const release = () => {
+          if (claimed) ctx.extra.operations = (ctx.extra.operations ?? 1) - 1;
+          claimed = false;
         };
-        const errors = validate(args.schema, args.document);
-        return errors.length ? errors : args;
+        try {
+          const prepared = await prepare(ctx as Ctx, payload, release);
+          if (Array.isArray(prepared)) release();
+          return prepared;
+        } catch (error) {
+          release();
+          return mask([
+            error instanceof GraphQLError
+              ? error
+              : new GraphQLError('Unexpected error.', { originalError: error as Error }),
+          ]);
+        }
       },
       onComplete: (ctx, id) => {
         // Runs just before the complete message is sent; the close frame is queued after it.

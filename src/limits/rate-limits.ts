@@ -15,7 +15,22 @@ export interface RateLimits {
 }
 
 /** Clients without a known address share one bucket rather than escaping the limit. */
-export const ipKey = (ipAddress: string | null): string => ipAddress ?? 'unknown';
+export const ipKey = (ipAddress: string | null): string => {
+  if (ipAddress === null) return 'unknown';
+  if (!ipAddress.includes(':')) return ipAddress;
+  // IPv6: one subscriber is routed a whole /64 and can pick any address in it, so the /64 is the client.
+  const [head = '', tail] = (ipAddress.split('%')[0] as string).toLowerCase().split('::');
+  const groups = head ? head.split(':') : [];
+  if (tail !== undefined) {
+    const right = tail ? tail.split(':') : [];
+    const width = right.reduce((n, group) => n + (group.includes('.') ? 2 : 1), 0);
+    groups.push(...Array<string>(Math.max(0, 8 - groups.length - width)).fill('0'), ...right);
+  }
+  return `${groups
+    .slice(0, 4)
+    .map((group) => Number.parseInt(group, 16).toString(16))
+    .join(':')}::/64`;
+};
 
 export function createRateLimits(config: RateLimitsConfig, limiters: LimiterFactory): RateLimits {
   return {

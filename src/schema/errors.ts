@@ -1,14 +1,35 @@
 // The one place where domain errors become GraphQL errors with `extensions.code`;
-// anything unexpected is masked (no stack, SQL or secret reaches a client) and logged.
+// anything unexpected is masked (no stack, SQL or secret reaches a client) and logged; request errors are
+// answered without the values they quote (a variable's or a document literal's: it may be a password).
 import { GraphQLError } from 'graphql';
 import type { Logger } from 'pino';
 import { AuthError, unauthenticated } from '../errors.ts';
+import { withoutValues } from '../redact.ts';
 
 export function toGraphQLError(error: AuthError, source?: GraphQLError): GraphQLError {
   return new GraphQLError(error.message, {
     nodes: source?.nodes,
     path: source?.path,
     extensions: { code: error.code, ...error.details },
+  });
+}
+
+/** The same request error answered without the values its message quoted (the error itself when none). */
+export function withoutQuotedValues<T extends GraphQLError>(error: T): T | GraphQLError {
+  const { originalError } = error;
+  const literal = /^(Expected value of type "[^"]+"), found /.exec(error.message);
+  // A literal refused by a scalar of ours: the literal goes, our reason stays.
+  const message =
+    literal && originalError instanceof AuthError
+      ? `${literal[1]}; ${withoutValues(originalError.message)}`
+      : withoutValues(error.message);
+  if (message === error.message) return error;
+  return new GraphQLError(message, {
+    nodes: error.nodes,
+    source: error.source,
+    positions: error.positions,
+    path: error.path,
+    extensions: error.extensions,
   });
 }
 
@@ -24,15 +45,21 @@ export interface MaskErrorOptions {
  * GraphQLError carrying its code); parse, validation and coercion errors describe the request and pass too.
  */
 export function createMaskError(logger: Logger, options: MaskErrorOptions = {}) {
+  const answered = (error: GraphQLError, answer: GraphQLError): GraphQLError => {
+    if (answer !== error) options.logged?.add(error);
+    return answer;
+  };
   return (error: unknown, message: string): Error => {
     if (error instanceof GraphQLError) {
       const { originalError } = error;
-      if (!originalError || originalError instanceof AuthError) return error;
+      // Yoga logs every error whose mask differs from it: a request error is the client's, not ours to log.
+      if (!originalError || originalError instanceof AuthError) return answered(error, withoutQuotedValues(error));
       if (
         originalError instanceof GraphQLError &&
         (!originalError.originalError || originalError.originalError instanceof AuthError)
       ) {
-        return originalError;
+        // A variable's coercion error: the inner error says why, with its code when it is ours.
+        return answered(error, withoutQuotedValues(originalError));
       }
     }
     if (error instanceof AuthError) return toGraphQLError(error);
