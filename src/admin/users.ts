@@ -1,10 +1,10 @@
 // The admin surface over accounts: look up, list and search, change roles, end every session of a user.
-import { type Kysely, sql } from 'kysely';
+import { sql } from 'kysely';
 import { audit, type RequestMeta } from '../audit/audit.ts';
 import type { Clock } from '../clock.ts';
 import { ROLES, type Role, User, type UserRow } from '../db/entities.ts';
 import type { Em } from '../db/orm.ts';
-import { toUser, type UserRecord } from '../db/user-reads.ts';
+import { kysely, type Stamp, toUser } from '../db/tables.ts';
 import { AuthError, badInput } from '../errors.ts';
 import { rolesOf, type Sessions } from '../sessions/sessions.ts';
 
@@ -52,8 +52,8 @@ export async function listUsers(em: Em, args: { first: number; after?: string | 
   }
   const after = args.after ? decodeCursor(args.after) : undefined;
   const search = args.query?.trim().toLowerCase();
-  const stamp = (value: Date) => em.getPlatform().processDateProperty(value) as UserRecord['created_at'];
-  const db = em.getKysely() as unknown as Kysely<{ users: UserRecord }>;
+  const stamp = (value: Date) => em.getPlatform().processDateProperty(value) as Stamp;
+  const db = kysely(em);
   const matching = search
     ? db
         .selectFrom('users')

@@ -1,5 +1,5 @@
 // Appends security events to the audit table, inside the caller's unit of work.
-import { AuditEvent, type AuditEventType } from '../db/entities.ts';
+import { AuditEvent, type AuditEventRow, type AuditEventType } from '../db/entities.ts';
 import type { Em } from '../db/orm.ts';
 
 export interface RequestMeta {
@@ -14,9 +14,9 @@ export interface AuditEntry {
   readonly detail?: Readonly<Record<string, string | number | boolean | null>>;
 }
 
-/** Queues the event on `em`; it is written with the surrounding transaction's flush. */
-export function audit(em: Em, meta: RequestMeta, entry: AuditEntry, at: Date): void {
-  em.create(AuditEvent, {
+/** The audit row for `entry`, as `meta` and `at` make it: the one mapping, for the ORM and the Kysely paths. */
+export function auditEvent(meta: RequestMeta, entry: AuditEntry, at: Date): Omit<AuditEventRow, 'id'> {
+  return {
     type: entry.type,
     userId: entry.userId ?? null,
     sessionId: entry.sessionId ?? null,
@@ -24,5 +24,10 @@ export function audit(em: Em, meta: RequestMeta, entry: AuditEntry, at: Date): v
     userAgent: meta.userAgent,
     detail: entry.detail ? JSON.stringify(entry.detail) : null,
     createdAt: at,
-  });
+  };
+}
+
+/** Queues the event on `em`; it is written with the surrounding transaction's flush. */
+export function audit(em: Em, meta: RequestMeta, entry: AuditEntry, at: Date): void {
+  em.create(AuditEvent, auditEvent(meta, entry, at));
 }

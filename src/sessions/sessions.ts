@@ -1,7 +1,7 @@
 // Sessions: open one per sign-in, rotate its refresh token on every use, revoke, list.
 
 import { LockMode } from '@mikro-orm/core';
-import { type AuditEntry, audit, type RequestMeta } from '../audit/audit.ts';
+import { type AuditEntry, audit, auditEvent, type RequestMeta } from '../audit/audit.ts';
 import type { Clock } from '../clock.ts';
 import { type RevocationReason, type Role, Session, type SessionRow, type UserRow } from '../db/entities.ts';
 import type { Em } from '../db/orm.ts';
@@ -20,6 +20,7 @@ import {
   parseRefreshToken,
   sameHash,
 } from './refresh-token.ts';
+import { rotate, slidingExpiry } from './rotation.ts';
 
 export interface SessionInfo {
   readonly id: string;
@@ -100,7 +101,7 @@ export class Sessions {
       rotatedAt: null,
       createdAt: now,
       lastUsedAt: now,
-      expiresAt: new Date(Math.min(now.getTime() + this.#settings.refreshTokenTtlMs, maxExpiresAt.getTime())),
+      expiresAt: slidingExpiry(now.getTime(), maxExpiresAt, this.#settings.refreshTokenTtlMs),
       maxExpiresAt,
       userAgent: clip(meta.userAgent, 512),
       ipAddress: clip(meta.ipAddress, 45),
@@ -151,33 +152,23 @@ export class Sessions {
       if (row.revokedAt) throw unauthenticated('The session has been revoked', 'SESSION_REVOKED');
       if (row.expiresAt.getTime() <= now)
         throw unauthenticated('The refresh token has expired', 'REFRESH_TOKEN_EXPIRED');
-      const next = newRefreshToken(row.id, current + 1, row.refreshTagKey);
-      const at = new Date(now);
-      const rotation = {
+      const { refreshToken, changes } = rotate(row, now, this.#settings.refreshTokenTtlMs);
+      const seen = { ipAddress: clip(meta.ipAddress, 45), userAgent: clip(meta.userAgent, 512) };
+      const written = await rotateRefreshToken(em, {
         sessionId: row.id,
-        userId: user.id,
         fromGeneration: current,
         fromHash: row.refreshTokenHash,
-        toHash: next.hash,
-        at,
-        expiresAt: new Date(Math.min(now + this.#settings.refreshTokenTtlMs, row.maxExpiresAt.getTime())),
-        ipAddress: clip(meta.ipAddress, 45),
-        userAgent: clip(meta.userAgent, 512),
-      };
-      if (!(await rotateRefreshToken(em, rotation))) {
-        throw unauthenticated('The refresh token was already rotated', 'REFRESH_TOKEN_ROTATED');
-      }
-      const rotated = {
+        changes: { ...changes, ...seen },
+        audit: auditEvent(seen, { type: 'TOKEN_REFRESHED', userId: user.id, sessionId: row.id }, new Date(now)),
+      });
+      if (!written) throw unauthenticated('The refresh token was already rotated', 'REFRESH_TOKEN_ROTATED');
+      const rotated: SessionRow = {
         ...row,
-        refreshTokenHash: next.hash,
-        refreshGeneration: current + 1,
-        rotatedAt: at,
-        lastUsedAt: at,
-        expiresAt: rotation.expiresAt,
-        ipAddress: rotation.ipAddress ?? row.ipAddress,
-        userAgent: rotation.userAgent ?? row.userAgent,
-      } as SessionRow;
-      return this.issue(user, rotated, next.token);
+        ...changes,
+        ipAddress: seen.ipAddress ?? row.ipAddress,
+        userAgent: seen.userAgent ?? row.userAgent,
+      };
+      return this.issue(user, rotated, refreshToken);
     }
 
     if (parts.generation < current) {
@@ -265,14 +256,9 @@ export class Sessions {
 
   /** Gives a live session a new refresh token; the old one counts as spent (reuse after the grace revokes). */
   rotateInPlace(row: SessionRow): { row: SessionRow; refreshToken: string } {
-    const now = new Date(this.#clock.now());
-    const next = newRefreshToken(row.id, row.refreshGeneration + 1, row.refreshTagKey);
-    row.refreshGeneration += 1;
-    row.refreshTokenHash = next.hash;
-    row.rotatedAt = now;
-    row.lastUsedAt = now;
-    row.expiresAt = new Date(Math.min(now.getTime() + this.#settings.refreshTokenTtlMs, row.maxExpiresAt.getTime()));
-    return { row, refreshToken: next.token };
+    const { refreshToken, changes } = rotate(row, this.#clock.now(), this.#settings.refreshTokenTtlMs);
+    Object.assign(row, changes);
+    return { row, refreshToken };
   }
 
   /** Revokes one session of the caller's; NOT_FOUND when it is not theirs. Revoking a revoked one is a no-op. */
