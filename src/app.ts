@@ -69,7 +69,10 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     const store = redis ? createRedisStore(redis.commands) : createMemoryStore(clock);
     if (options.migrate !== false) await migrate(orm);
     const keys = await loadKeyStore(config);
-    const revoked = new RevokedSessions(clock, config.accessTokenTtlMs + config.jwt.clockToleranceMs);
+    // The longest a token of a revoked session can still verify: issued up to one tolerance after the
+    // revocation (clock skew between instances), lifetime plus one tolerance (the verifier's bound on
+    // exp - iat), plus one tolerance on exp.
+    const revoked = new RevokedSessions(clock, config.accessTokenTtlMs + 3 * config.jwt.clockToleranceMs);
     let bus: RevocationBus;
     const catchUp = async () => {
       // After a Redis outage: whatever was revoked meanwhile is in the database; reload it and tell listeners.
@@ -110,6 +113,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       limits,
       account: createAccountDeps(config, { clock, hasher, sessions, store, mailer, limiters, limits, logger }),
       oauth: createOAuth(config.oauth, store, clock, logger),
+      federationSdl: config.federationSdl,
     };
     const http = createHttpServer({
       schema: buildSchema(),

@@ -47,6 +47,11 @@ export interface Config {
   readonly rateLimits: RateLimitsConfig;
   /** Introspection queries are refused when false (default: off in production). */
   readonly introspection: boolean;
+  /**
+   * Who may read the subgraph SDL (`_service { sdl }`): anyone ('public', the default outside production), or
+   * only tokens with scope users:read or sessions:feed ('scoped', the default in production).
+   */
+  readonly federationSdl: 'public' | 'scoped';
   /** Per-document limits enforced before execution (graphql-armor). */
   readonly graphqlLimits: GraphQLLimitsConfig;
   readonly webSocket: WebSocketLimitsConfig;
@@ -268,6 +273,7 @@ const schema = z.object({
   RATE_LIMIT_CODE_ATTEMPTS: rate('10/15m'),
   RATE_LIMIT_OAUTH_START_IP: rate('30/15m'),
   INTROSPECTION: bool.optional(),
+  FEDERATION_SDL: z.enum(['public', 'scoped']).optional(),
   GRAPHQL_MAX_DEPTH: positiveInt(15),
   GRAPHQL_MAX_ALIASES: positiveInt(15),
   GRAPHQL_MAX_DIRECTIVES: positiveInt(10),
@@ -404,6 +410,7 @@ export function loadConfig(env: Env, readFile: ReadFile): Config {
       oauthStartIp: e.RATE_LIMIT_OAUTH_START_IP,
     }),
     introspection: e.INTROSPECTION ?? !production,
+    federationSdl: e.FEDERATION_SDL ?? (production ? 'scoped' : 'public'),
     graphqlLimits: Object.freeze({
       maxDepth: e.GRAPHQL_MAX_DEPTH,
       maxAliases: e.GRAPHQL_MAX_ALIASES,

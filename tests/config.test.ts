@@ -90,6 +90,7 @@ describe('loadConfig defaults', () => {
         oauthStartIp: { points: 30, durationSeconds: 900 },
       },
       introspection: true,
+      federationSdl: 'public',
       graphqlLimits: { maxDepth: 15, maxAliases: 15, maxDirectives: 10, maxTokens: 2000, maxCost: 5000 },
       webSocket: { maxOperations: 100, maxMessageBytes: 1024 * 1024, connectionInitTimeoutMs: 10_000 },
     });
@@ -108,6 +109,19 @@ describe('loadConfig defaults', () => {
     expect(() => loadConfig({ GRAPHQL_MAX_DEPTH: '0' }, noFiles)).toThrow(
       'GRAPHQL_MAX_DEPTH: expected a positive integer',
     );
+  });
+
+  it('gates the subgraph SDL in production unless FEDERATION_SDL=public, and refuses other values', () => {
+    const production = {
+      NODE_ENV: 'production',
+      JWT_PRIVATE_KEY: ed25519Pem(),
+      SMTP_URL: 'smtp://mail.test',
+      MAIL_FROM: 'a@b.test',
+    };
+    expect(loadConfig(production, noFiles).federationSdl).toBe('scoped');
+    expect(loadConfig({ ...production, FEDERATION_SDL: 'public' }, noFiles).federationSdl).toBe('public');
+    expect(loadConfig({ FEDERATION_SDL: 'scoped' }, noFiles).federationSdl).toBe('scoped');
+    expect(() => loadConfig({ FEDERATION_SDL: 'open' }, noFiles)).toThrow(/^FEDERATION_SDL: /);
   });
 
   it('turns introspection off in production unless INTROSPECTION=true', () => {

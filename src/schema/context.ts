@@ -21,6 +21,8 @@ export interface Services {
   readonly account: AccountDeps;
   /** Configured providers, redirect-URI allow-list and OAuth state. */
   readonly oauth: OAuth;
+  /** Who may read `_service { sdl }` (FEDERATION_SDL). */
+  readonly federationSdl: 'public' | 'scoped';
 }
 
 export interface Context {
