@@ -1,7 +1,10 @@
 // The Kysely table declarations of the hot paths (src/db/tables.ts) name exactly the columns of the entities.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AuditEvent, Session, User } from '../src/db/entities.ts';
 import { AUDIT_EVENTS_COLUMNS, SESSIONS_COLUMNS, USERS_COLUMNS } from '../src/db/tables.ts';
 import { startTestApp, type TestApp } from './support/app.ts';
+
+type EntityName = typeof User | typeof Session | typeof AuditEvent;
 
 describe('table declarations', () => {
   let t: TestApp;
@@ -10,18 +13,18 @@ describe('table declarations', () => {
   });
   afterAll(() => t?.close());
 
-  const columnsOf = (entity: string) =>
+  const columnsOf = (entity: EntityName) =>
     t.app.orm
       .getMetadata()
-      .get(entity)
+      .get(entity as never)
       .props.flatMap((prop) => prop.fieldNames ?? [])
       .sort();
 
   it.each([
-    ['User', USERS_COLUMNS, []],
-    ['Session', SESSIONS_COLUMNS, []],
-    ['AuditEvent', AUDIT_EVENTS_COLUMNS, ['id']],
-  ] as const)('declares the columns of %s', (entity, declared, generated) => {
+    ['users', User, USERS_COLUMNS, []],
+    ['sessions', Session, SESSIONS_COLUMNS, []],
+    ['audit_events', AuditEvent, AUDIT_EVENTS_COLUMNS, ['id']],
+  ] as const)('declares the columns of %s', (_table, entity, declared, generated) => {
     expect(Object.keys(declared).sort()).toEqual(
       columnsOf(entity).filter((name) => !generated.includes(name as never)),
     );
