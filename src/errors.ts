@@ -17,6 +17,25 @@ export type ErrorCode = (typeof ERROR_CODES)[number];
 
 export type ErrorDetails = Readonly<Record<string, string | number | boolean>>;
 
+/**
+ * Why a request is UNAUTHENTICATED (`extensions.reason`): one vocabulary for the server, the client package and
+ * the verifier package (API.md, "Reasons"), each with the one message the server answers with.
+ */
+export const UNAUTHENTICATED_REASONS = {
+  AUTHENTICATION_REQUIRED: 'Authentication required',
+  INVALID_TOKEN: 'The access token is invalid',
+  TOKEN_EXPIRED: 'The access token has expired',
+  SESSION_REVOKED: 'The session has been revoked',
+  CLIENT_DISABLED: 'The client has been disabled',
+  ACCOUNT_DISABLED: 'The account has been disabled',
+  REFRESH_TOKEN_ROTATED: 'The refresh token was already rotated',
+  REFRESH_TOKEN_REUSE: 'The refresh token was already used; the session has been revoked',
+  REFRESH_TOKEN_EXPIRED: 'The refresh token has expired',
+  INVALID_REFRESH_TOKEN: 'The refresh token is invalid',
+  REVOCATION_FEED_STALE: 'The revocation feed has been unavailable for too long',
+} as const satisfies Record<string, string>;
+export type UnauthenticatedReason = keyof typeof UNAUTHENTICATED_REASONS;
+
 export class AuthError extends Error {
   override name = 'AuthError';
   readonly code: ErrorCode;
@@ -27,14 +46,10 @@ export class AuthError extends Error {
     this.code = code;
     this.details = details;
   }
-
-  /** graphql-js copies an original error's `extensions` onto the located GraphQLError it wraps it in. */
-  get extensions(): Readonly<Record<string, unknown>> {
-    return { code: this.code, ...this.details };
-  }
 }
 
 export const badInput = (field: string, message: string) => new AuthError('BAD_USER_INPUT', message, { field });
 
-export const unauthenticated = (message: string, reason?: string) =>
-  new AuthError('UNAUTHENTICATED', message, reason ? { reason } : undefined);
+/** UNAUTHENTICATED with `reason` and its message. */
+export const unauthenticated = (reason: UnauthenticatedReason) =>
+  new AuthError('UNAUTHENTICATED', UNAUTHENTICATED_REASONS[reason], { reason });

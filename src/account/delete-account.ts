@@ -25,7 +25,7 @@ export async function deleteAccount(
   meta: RequestMeta,
 ): Promise<true> {
   const user = await em.findOne(User, { id: userId });
-  if (!user) throw unauthenticated('The account no longer exists', 'ACCOUNT_NOT_FOUND');
+  if (!user) throw unauthenticated('SESSION_REVOKED');
   if (user.passwordHash) {
     if (!password) throw badInput('password', 'Enter your password to delete the account');
     // A wrong password here is a failed sign-in of the account (a stolen access token must not make this an

@@ -11,7 +11,7 @@ import type { AccountDeps } from './deps.ts';
 
 async function accountOf(em: Em, userId: string): Promise<UserRow> {
   const user = await em.findOne(User, { id: userId });
-  if (!user) throw unauthenticated('The account no longer exists', 'ACCOUNT_NOT_FOUND');
+  if (!user) throw unauthenticated('SESSION_REVOKED');
   return user;
 }
 

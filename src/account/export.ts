@@ -21,7 +21,7 @@ function parseDetail(detail: string | null | undefined): unknown {
 /** Reads the caller's data (fields listed one by one, so a new secret column never leaks by default). */
 export async function exportMyData(deps: Pick<AccountDeps, 'clock'>, em: Em, userId: string, meta: RequestMeta) {
   const user = await em.findOne(User, { id: userId });
-  if (!user) throw unauthenticated('The account no longer exists', 'ACCOUNT_NOT_FOUND');
+  if (!user) throw unauthenticated('SESSION_REVOKED');
   const sessions = await em.find(Session, { user: userId }, { orderBy: { createdAt: 'asc', id: 'asc' } });
   const linked = await em.find(LinkedAccount, { user: userId }, { orderBy: { linkedAt: 'asc', id: 'asc' } });
   const events = await em.find(AuditEvent, { userId }, { orderBy: { createdAt: 'asc', id: 'asc' } });

@@ -21,7 +21,7 @@ export async function updateProfile(
 ): Promise<UserRow> {
   const displayName = input.displayName === undefined ? undefined : normalizeDisplayName(input.displayName);
   const user = await em.findOne(User, { id: userId });
-  if (!user) throw unauthenticated('The account no longer exists', 'ACCOUNT_NOT_FOUND');
+  if (!user) throw unauthenticated('SESSION_REVOKED');
   if (displayName === undefined || displayName === (user.displayName ?? null)) return user;
   const now = new Date(deps.clock.now());
   await em.transactional(async (tx) => {

@@ -34,7 +34,7 @@ export async function changePassword(
   const newPassword = validatePassword(input.newPassword, 'newPassword');
   const user = await em.findOne(User, { id: caller.userId });
   const session = await em.findOne(Session, { id: caller.sessionId, user: caller.userId, revokedAt: null });
-  if (!user || !session) throw unauthenticated('The session has been revoked', 'SESSION_REVOKED');
+  if (!user || !session) throw unauthenticated('SESSION_REVOKED');
   // Guessing the current password with a stolen access token is a failed sign-in of the account: reserved
   // before the comparison, refused while the account is locked, and counted towards its lockout.
   const attempt = await deps.limits.login.reserve(user.email, meta.ipAddress);

@@ -4,6 +4,8 @@
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { type DocumentNode, print } from 'graphql';
 import { createClient, type Client as WsClient } from 'graphql-ws';
+// The server's vocabulary of `extensions.reason` (API.md, "Reasons"); a type only, so nothing server-side is loaded.
+import type { UnauthenticatedReason } from '../errors.ts';
 import {
   LoginDocument,
   type LoginInput,
@@ -15,6 +17,7 @@ import {
   type SignedInFragment,
 } from './generated/graphql.ts';
 
+export type { UnauthenticatedReason } from '../errors.ts';
 export type { LoginInput, RegisterInput, SignedInFragment } from './generated/graphql.ts';
 export * as operations from './generated/graphql.ts';
 
@@ -78,7 +81,8 @@ export interface GraphQLErrorLike {
 export class AuthClientError extends Error {
   override name = 'AuthClientError';
   readonly code: string;
-  readonly reason: string | undefined;
+  /** The `extensions.reason` of an UNAUTHENTICATED answer (one of UnauthenticatedReason). */
+  readonly reason: UnauthenticatedReason | undefined;
   readonly errors: readonly GraphQLErrorLike[];
 
   constructor(errors: readonly GraphQLErrorLike[]) {
@@ -86,18 +90,20 @@ export class AuthClientError extends Error {
     super(first?.message ?? 'GraphQL request failed');
     this.errors = errors;
     this.code = typeof first?.extensions?.code === 'string' ? first.extensions.code : 'INTERNAL_SERVER_ERROR';
-    this.reason = typeof first?.extensions?.reason === 'string' ? first.extensions.reason : undefined;
+    this.reason =
+      typeof first?.extensions?.reason === 'string' ? (first.extensions.reason as UnauthenticatedReason) : undefined;
   }
 }
 
 /** UNAUTHENTICATED reasons after which this session cannot go on: sign in again. */
-const SIGN_OUT_REASONS = new Set([
+const SIGN_OUT_REASONS: ReadonlySet<string> = new Set<UnauthenticatedReason>([
   'REFRESH_TOKEN_REUSE',
   'SESSION_REVOKED',
   'INVALID_REFRESH_TOKEN',
   'REFRESH_TOKEN_EXPIRED',
   'INVALID_TOKEN',
-  'ACCOUNT_NOT_FOUND',
+  'CLIENT_DISABLED',
+  'ACCOUNT_DISABLED',
 ]);
 
 /** The `extensions.reason` of an UNAUTHENTICATED error among `errors`, if there is one. */

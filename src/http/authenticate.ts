@@ -9,6 +9,6 @@ export async function authenticate(
 ): Promise<AccessClaims | null> {
   if (authorization === null || authorization === undefined || authorization === '') return null;
   const match = /^Bearer +([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/i.exec(authorization.trim());
-  if (!match) throw unauthenticated('The Authorization header must be "Bearer <access token>"', 'INVALID_TOKEN');
+  if (!match) throw unauthenticated('INVALID_TOKEN');
   return verify(match[1] as string);
 }

@@ -31,7 +31,7 @@ export async function linkOAuthProvider(
   const userId = caller.sub;
   const { client, profile } = await redeemCallback(deps, em, meta, input, userId);
   const user = await em.findOne(User, { id: userId });
-  if (!user) throw unauthenticated('The account no longer exists', 'ACCOUNT_NOT_FOUND');
+  if (!user) throw unauthenticated('SESSION_REVOKED');
   const failed = async (reason: 'ACCOUNT_IN_USE' | 'PROVIDER_ALREADY_LINKED') => {
     await auditFailure(deps, em, meta, { provider: client.id, reason, userId, purpose: 'link' });
     return reason === 'ACCOUNT_IN_USE' ? accountInUse(client) : alreadyLinked(client);
@@ -60,7 +60,7 @@ export async function linkOAuthProvider(
         { fields: ['id'], lockMode: LockMode.PESSIMISTIC_WRITE, disableIdentityMap: true },
       );
       const session = await tx.count(Session, { id: caller.sid, user: userId, revokedAt: null });
-      if (session === 0) throw unauthenticated('The session has been revoked', 'SESSION_REVOKED');
+      if (session === 0) throw unauthenticated('SESSION_REVOKED');
       const now = new Date(deps.clock.now());
       tx.create(LinkedAccount, {
         id: randomUUID(),

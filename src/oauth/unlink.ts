@@ -21,7 +21,7 @@ export async function unlinkOAuthProvider(
     // The row lock serialises concurrent unlinks of one user on MySQL (so two of them cannot each leave the other's
     // link as "the last one" and remove both); SQLite ignores it and runs one write transaction at a time anyway.
     const user = await tx.findOne(User, { id: userId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
-    if (!user) throw unauthenticated('The account no longer exists', 'ACCOUNT_NOT_FOUND');
+    if (!user) throw unauthenticated('SESSION_REVOKED');
     const link = await tx.findOne(LinkedAccount, { user: userId, provider });
     if (!link) throw new AuthError('NOT_FOUND', 'No account of this provider is linked');
     if (user.passwordHash === null && (await tx.count(LinkedAccount, { user: userId })) <= 1) {

@@ -14,22 +14,30 @@ export function toGraphQLError(error: AuthError, source?: GraphQLError): GraphQL
   });
 }
 
-/** The same request error answered without the values its message quoted (the error itself when none). */
+/** The AuthError an error was raised from (by a resolver, a scope check or a scalar of ours), if any. */
+function domainErrorOf(error: Error | undefined): AuthError | undefined {
+  for (let current = error; current; current = current instanceof GraphQLError ? current.originalError : undefined) {
+    if (current instanceof AuthError) return current;
+  }
+  return undefined;
+}
+
+/**
+ * The same request error as the client gets it: with the code (and details) of the domain error it came from,
+ * and without the values its message quoted. The error itself when there is nothing to change.
+ */
 export function withoutQuotedValues<T extends GraphQLError>(error: T): T | GraphQLError {
-  const { originalError } = error;
+  const domain = domainErrorOf(error.originalError);
   const literal = /^(Expected value of type "[^"]+"), found /.exec(error.message);
   // A literal refused by a scalar of ours: the literal goes, our reason stays.
-  const message =
-    literal && originalError instanceof AuthError
-      ? `${literal[1]}; ${withoutValues(originalError.message)}`
-      : withoutValues(error.message);
-  if (message === error.message) return error;
+  const message = literal && domain ? `${literal[1]}; ${withoutValues(domain.message)}` : withoutValues(error.message);
+  if (message === error.message && (!domain || error.extensions.code === domain.code)) return error;
   return new GraphQLError(message, {
     nodes: error.nodes,
     source: error.source,
     positions: error.positions,
     path: error.path,
-    extensions: error.extensions,
+    extensions: domain ? { ...error.extensions, code: domain.code, ...domain.details } : error.extensions,
   });
 }
 
@@ -41,8 +49,9 @@ export interface MaskErrorOptions {
 }
 
 /**
- * Yoga's maskError: expected errors pass unchanged (a resolver's AuthError reaches here already wrapped in a
- * GraphQLError carrying its code); parse, validation and coercion errors describe the request and pass too.
+ * Yoga's maskError: a domain error (AuthError, however graphql-js wrapped it) is answered with its code; parse,
+ * validation and coercion errors describe the request and pass, without the values they quote; anything else
+ * is masked and logged.
  */
 export function createMaskError(logger: Logger, options: MaskErrorOptions = {}) {
   const answered = (error: GraphQLError, answer: GraphQLError): GraphQLError => {
@@ -53,7 +62,9 @@ export function createMaskError(logger: Logger, options: MaskErrorOptions = {}) 
     if (error instanceof GraphQLError) {
       const { originalError } = error;
       // Yoga logs every error whose mask differs from it: a request error is the client's, not ours to log.
-      if (!originalError || originalError instanceof AuthError) return answered(error, withoutQuotedValues(error));
+      if (!originalError) return answered(error, withoutQuotedValues(error));
+      // A resolver's or a scope check's AuthError, wrapped by graphql-js: its code and details, mapped here only.
+      if (originalError instanceof AuthError) return toGraphQLError(originalError, error);
       if (
         originalError instanceof GraphQLError &&
         (!originalError.originalError || originalError.originalError instanceof AuthError)
@@ -78,5 +89,5 @@ export function createMaskError(logger: Logger, options: MaskErrorOptions = {}) 
 export function scopeError(authenticated: boolean): AuthError {
   return authenticated
     ? new AuthError('FORBIDDEN', 'You are not allowed to do this')
-    : unauthenticated('Authentication required', 'AUTHENTICATION_REQUIRED');
+    : unauthenticated('AUTHENTICATION_REQUIRED');
 }

@@ -34,7 +34,7 @@ builder.subscriptionField('sessionRevoked', (t) =>
     authScopes: { authenticated: true },
     subscribe: (_root, _args, context) => {
       const auth = context.auth;
-      if (!auth) throw unauthenticated('Authentication required', 'AUTHENTICATION_REQUIRED');
+      if (!auth) throw unauthenticated('AUTHENTICATION_REQUIRED');
       const { bus, clock } = context.services;
       return new Repeater<SessionRevocation>(async (push, stop) => {
         const expiry = setTimeout(() => stop(), Math.max(0, auth.exp * 1000 - clock.now()));

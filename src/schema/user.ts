@@ -25,7 +25,7 @@ export type UserSource = UserRow | ClaimsUser;
 async function rowOf(user: UserSource, context: Context): Promise<UserRow> {
   if (!('fromClaims' in user)) return user;
   const row = await usersOf(context).load(user.id);
-  if (!row) throw unauthenticated('The account no longer exists', 'ACCOUNT_NOT_FOUND');
+  if (!row) throw unauthenticated('SESSION_REVOKED');
   return row;
 }
 

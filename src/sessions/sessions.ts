@@ -137,21 +137,21 @@ export class Sessions {
    */
   async refresh(em: Em, presented: string, meta: RequestMeta): Promise<IssuedTokens> {
     const parts = parseRefreshToken(presented);
-    if (!parts) throw unauthenticated('The refresh token is invalid', 'INVALID_REFRESH_TOKEN');
+    if (!parts) throw unauthenticated('INVALID_REFRESH_TOKEN');
     const found = await findSessionWithUser(em, parts.sessionId);
-    if (!found) throw unauthenticated('The refresh token is invalid', 'INVALID_REFRESH_TOKEN');
+    if (!found) throw unauthenticated('INVALID_REFRESH_TOKEN');
     const { session: row, user } = found;
     if (!isGenuine(parts, row.refreshTagKey))
-      throw unauthenticated('The refresh token is invalid', 'INVALID_REFRESH_TOKEN');
+      throw unauthenticated('INVALID_REFRESH_TOKEN');
     // Counted only for tokens of this session (genuine tag), so nobody can spend another session's allowance.
     await enforce(this.#limits.refresh, row.id);
     const now = this.#clock.now();
     const current = row.refreshGeneration;
 
     if (parts.generation === current && sameHash(row.refreshTokenHash, hashSecret(parts.secret))) {
-      if (row.revokedAt) throw unauthenticated('The session has been revoked', 'SESSION_REVOKED');
+      if (row.revokedAt) throw unauthenticated('SESSION_REVOKED');
       if (row.expiresAt.getTime() <= now)
-        throw unauthenticated('The refresh token has expired', 'REFRESH_TOKEN_EXPIRED');
+        throw unauthenticated('REFRESH_TOKEN_EXPIRED');
       const { refreshToken, changes } = rotate(row, now, this.#settings.refreshTokenTtlMs);
       const seen = { ipAddress: clip(meta.ipAddress, 45), userAgent: clip(meta.userAgent, 512) };
       const written = await rotateRefreshToken(em, {
@@ -161,7 +161,7 @@ export class Sessions {
         changes: { ...changes, ...seen },
         audit: auditEvent(seen, { type: 'TOKEN_REFRESHED', userId: user.id, sessionId: row.id }, new Date(now)),
       });
-      if (!written) throw unauthenticated('The refresh token was already rotated', 'REFRESH_TOKEN_ROTATED');
+      if (!written) throw unauthenticated('REFRESH_TOKEN_ROTATED');
       const rotated: SessionRow = {
         ...row,
         ...changes,
@@ -172,11 +172,11 @@ export class Sessions {
     }
 
     if (parts.generation < current) {
-      if (row.revokedAt) throw unauthenticated('The session has been revoked', 'SESSION_REVOKED');
+      if (row.revokedAt) throw unauthenticated('SESSION_REVOKED');
       const rotatedAt = row.rotatedAt?.getTime() ?? 0;
       // Several tabs refreshing at once: the token spent by the latest rotation is forgiven for a moment.
       if (parts.generation === current - 1 && now - rotatedAt <= this.#settings.refreshReuseGraceMs) {
-        throw unauthenticated('The refresh token was already rotated', 'REFRESH_TOKEN_ROTATED');
+        throw unauthenticated('REFRESH_TOKEN_ROTATED');
       }
       await this.revoke(em, user.id, [row.id], 'REFRESH_TOKEN_REUSE', meta, {
         extra: {
@@ -186,10 +186,10 @@ export class Sessions {
           detail: { generation: parts.generation, current },
         },
       });
-      throw unauthenticated('The refresh token was already used; the session has been revoked', 'REFRESH_TOKEN_REUSE');
+      throw unauthenticated('REFRESH_TOKEN_REUSE');
     }
 
-    throw unauthenticated('The refresh token is invalid', 'INVALID_REFRESH_TOKEN');
+    throw unauthenticated('INVALID_REFRESH_TOKEN');
   }
 
   /**

@@ -33,7 +33,7 @@ export function createAccessTokenVerifier(
   const getKey = (header: JWTHeaderParameters) => {
     const key = header.kid === undefined ? undefined : keys.verification.get(header.kid);
     // The key decides the algorithm: a token may not pick a different one for a known kid.
-    if (key === undefined || key.alg !== header.alg) throw unauthenticated('Unknown signing key', 'INVALID_TOKEN');
+    if (key === undefined || key.alg !== header.alg) throw unauthenticated('INVALID_TOKEN');
     return key.key;
   };
   const options = {
@@ -57,9 +57,9 @@ export function createAccessTokenVerifier(
     if (known) {
       if (known.exp * 1000 + toleranceMs <= clock.now()) {
         verified.delete(token);
-        throw unauthenticated('The access token has expired', 'TOKEN_EXPIRED');
+        throw unauthenticated('TOKEN_EXPIRED');
       }
-      if (isSessionRevoked(known.sid)) throw unauthenticated('The session has been revoked', 'SESSION_REVOKED');
+      if (isSessionRevoked(known.sid)) throw unauthenticated('SESSION_REVOKED');
       return known;
     }
     let payload: Record<string, unknown>;
@@ -68,8 +68,8 @@ export function createAccessTokenVerifier(
     } catch (error) {
       const expired = (error as { code?: string }).code === 'ERR_JWT_EXPIRED';
       throw expired
-        ? unauthenticated('The access token has expired', 'TOKEN_EXPIRED')
-        : unauthenticated('The access token is invalid', 'INVALID_TOKEN');
+        ? unauthenticated('TOKEN_EXPIRED')
+        : unauthenticated('INVALID_TOKEN');
     }
     const { sub, sid, scope, roles, iat, exp } = payload as Record<string, unknown> & { iat: number; exp: number };
     if (
@@ -84,9 +84,9 @@ export function createAccessTokenVerifier(
       !Array.isArray(roles) ||
       !roles.every(isRole)
     ) {
-      throw unauthenticated('The access token is invalid', 'INVALID_TOKEN');
+      throw unauthenticated('INVALID_TOKEN');
     }
-    if (isSessionRevoked(sid)) throw unauthenticated('The session has been revoked', 'SESSION_REVOKED');
+    if (isSessionRevoked(sid)) throw unauthenticated('SESSION_REVOKED');
     const claims: AccessClaims = Object.freeze({
       ...(payload as Omit<AccessClaims, 'scopes'>),
       roles: Object.freeze(roles),
