@@ -1,7 +1,7 @@
 // createApp(config): builds every part once, wires them, and returns the server and how to close it.
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
-import { createAccountDeps } from './account/deps.ts';
+import { OneTimeCodes } from './account/codes.ts';
 import { createPasswordHasher } from './auth/passwords.ts';
 import { type Clock, systemClock } from './clock.ts';
 import type { Config } from './config.ts';
@@ -102,7 +102,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     );
     const hasher = await createPasswordHasher(config.bcryptCost);
     const limiters = createLimiterFactory(redis?.commands);
-    const limits = createRateLimits(config.rateLimits, limiters);
+    const limits = createRateLimits(config, limiters);
     const sessions = new Sessions(clock, sign, bus, config, limits);
     const mailer = createMailer(config, logger);
     const services: Services = {
@@ -111,9 +111,12 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       sessions,
       bus,
       limits,
-      account: createAccountDeps(config, { clock, hasher, sessions, store, mailer, limiters, limits, logger }),
+      codes: new OneTimeCodes(store, clock),
+      mailer,
+      mail: { productName: config.mail.productName, appUrl: config.mail.appUrl },
       oauth: createOAuth(config.oauth, store, clock, logger),
       federationSdl: config.federationSdl,
+      logger,
     };
     const http = createHttpServer({
       schema: buildSchema(),

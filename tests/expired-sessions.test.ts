@@ -58,7 +58,8 @@ describe.each(dialects())('expired sessions on %s', (dialect) => {
     const admin = await registerUser(gql);
     await (t.app.orm.em.fork() as Em).nativeUpdate(User, { id: admin.user.id }, { roles: 'USER,ADMIN' });
     const { user, expired, alive } = await expiredAndAlive();
-    const adminToken = ((await loginUser(gql, admin.user.email, admin.password)).data?.login as Payload).accessToken;
+    const signedIn = (await loginUser(gql, admin.user.email, admin.password)).data?.login as Payload;
+    const adminToken = signedIn.accessToken;
     const before = events.length;
     const response = await gql(
       'mutation($id: ID!) { revokeUserSessions(userId: $id) }',

@@ -84,7 +84,7 @@ describe('logs', () => {
 
   it('holds no password, token, code or key of a full flow, at trace level', async () => {
     const secrets: string[] = [];
-    const codes = t.app.services.account.codes;
+    const codes = t.app.services.codes;
     const issue = codes.issue.bind(codes);
     vi.spyOn(codes, 'issue').mockImplementation(async (...args) => {
       const code = await issue(...args);

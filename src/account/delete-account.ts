@@ -3,8 +3,9 @@
 import { LockMode } from '@mikro-orm/core';
 import { audit, type RequestMeta } from '../audit/audit.ts';
 import { auditLockouts, couldBeStored } from '../auth/login.ts';
+import { type Call, callerOf } from '../call.ts';
 import { AuditEvent, LinkedAccount, Session, User } from '../db/entities.ts';
-import type { Em } from '../db/orm.ts';
+import { transactional } from '../db/transaction.ts';
 import { AuthError, badInput, unauthenticated } from '../errors.ts';
 import type { AccountDeps } from './deps.ts';
 
@@ -19,11 +20,11 @@ const NO_ONE: RequestMeta = { ipAddress: null, userAgent: null };
  */
 export async function deleteAccount(
   deps: Pick<AccountDeps, 'clock' | 'hasher' | 'sessions' | 'codes' | 'limits'>,
-  em: Em,
-  userId: string,
-  password: string | null | undefined,
-  meta: RequestMeta,
+  call: Call,
+  { password }: { password?: string | null },
 ): Promise<true> {
+  const { em, meta } = call;
+  const userId = callerOf(call).sub;
   const user = await em.findOne(User, { id: userId });
   if (!user) throw unauthenticated('SESSION_REVOKED');
   if (user.passwordHash) {
@@ -43,11 +44,11 @@ export async function deleteAccount(
       throw new AuthError('INVALID_CREDENTIALS', 'The password is incorrect', { field: 'password' });
     }
   }
-  const revocation = await em.transactional(async (tx) => {
+  const revocation = await transactional(em, async (tx) => {
     // Lock the account first (MySQL): a sign-in racing the deletion waits, then fails on the foreign key,
     // instead of slipping a session in that the revocation below would not know about.
     await tx.findOne(User, { id: userId }, { lockMode: LockMode.PESSIMISTIC_WRITE, disableIdentityMap: true });
-    const revoked = await deps.sessions.revokeIn(tx, userId, 'all', 'ACCOUNT_DELETED', meta);
+    const revoked = await deps.sessions.revokeIn(tx, { userId, sessionIds: 'all', reason: 'ACCOUNT_DELETED', meta });
     // The revocations' audit rows must be written before the trail is anonymised below.
     await tx.flush();
     await tx.nativeUpdate(AuditEvent, { userId }, { userId: null, ipAddress: null, userAgent: null });

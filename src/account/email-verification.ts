@@ -1,7 +1,9 @@
 // requestEmailVerification mails the account holder a code; verifyEmail spends it and marks the email verified.
-import { audit, type RequestMeta } from '../audit/audit.ts';
+import { audit } from '../audit/audit.ts';
+import { type Call, callerOf } from '../call.ts';
 import { User, type UserRow } from '../db/entities.ts';
 import type { Em } from '../db/orm.ts';
+import { transactional } from '../db/transaction.ts';
 import { unauthenticated } from '../errors.ts';
 import { rateLimited } from '../limits/limiters.ts';
 import { verificationMail } from '../mail/templates.ts';
@@ -19,12 +21,9 @@ async function accountOf(em: Em, userId: string): Promise<UserRow> {
  * Mails a new verification code to the caller's address (replacing any earlier one) and returns true; returns
  * false, sending nothing, when the address is already verified. RATE_LIMITED past the per-account limit.
  */
-export async function requestEmailVerification(
-  deps: AccountDeps,
-  em: Em,
-  userId: string,
-  meta: RequestMeta,
-): Promise<boolean> {
+export async function requestEmailVerification(deps: AccountDeps, call: Call): Promise<boolean> {
+  const { em, meta } = call;
+  const userId = callerOf(call).sub;
   const user = await accountOf(em, userId);
   if (user.emailVerified) return false;
   const limit = await deps.limits.verification.consume(user.id);
@@ -42,10 +41,12 @@ export async function requestEmailVerification(
 }
 
 /** Spends the caller's pending verification code and marks the email verified; INVALID_CODE otherwise. */
-export async function verifyEmail(deps: AccountDeps, em: Em, userId: string, code: string, meta: RequestMeta) {
+export async function verifyEmail(deps: AccountDeps, call: Call, { code }: { code: string }): Promise<UserRow> {
+  const { em, meta } = call;
+  const userId = callerOf(call).sub;
   const user = await accountOf(em, userId);
   // Guesses are reserved before the comparison, per address like a reset code's (they share one budget).
-  const attempt = await deps.limits.attempts.reserve(user.email);
+  const attempt = await deps.limits.codeAttempts.reserve(user.email);
   let rejection: CodeRejection | null = null;
   const verdict = await attempt.compare(async () => {
     rejection = await deps.codes.consume('email-verification', user.id, code);
@@ -57,7 +58,7 @@ export async function verifyEmail(deps: AccountDeps, em: Em, userId: string, cod
     await em.flush();
     throw invalidCode();
   }
-  await em.transactional(async (tx) => {
+  await transactional(em, async (tx) => {
     // First, before the user changes: it takes the user row's lock and reads whether the email was unproven.
     await removeUnverifiedLinks(tx, user.id, meta, now);
     user.emailVerified = true;

@@ -1,8 +1,8 @@
 // myData: everything stored about the account holder (account, sessions, linked accounts, audit trail), as JSON,
 // for GDPR access requests. Never a secret: no password hash, no refresh-token hashes or keys, no codes.
-import { audit, type RequestMeta } from '../audit/audit.ts';
+import { audit } from '../audit/audit.ts';
+import { type Call, callerOf } from '../call.ts';
 import { AuditEvent, LinkedAccount, Session, User } from '../db/entities.ts';
-import type { Em } from '../db/orm.ts';
 import { unauthenticated } from '../errors.ts';
 import { rolesOf } from '../sessions/sessions.ts';
 import type { AccountDeps } from './deps.ts';
@@ -19,7 +19,9 @@ function parseDetail(detail: string | null | undefined): unknown {
 }
 
 /** Reads the caller's data (fields listed one by one, so a new secret column never leaks by default). */
-export async function exportMyData(deps: Pick<AccountDeps, 'clock'>, em: Em, userId: string, meta: RequestMeta) {
+export async function exportMyData(deps: Pick<AccountDeps, 'clock'>, call: Call) {
+  const { em, meta } = call;
+  const userId = callerOf(call).sub;
   const user = await em.findOne(User, { id: userId });
   if (!user) throw unauthenticated('SESSION_REVOKED');
   const sessions = await em.find(Session, { user: userId }, { orderBy: { createdAt: 'asc', id: 'asc' } });

@@ -1,9 +1,10 @@
 // requestPasswordReset mails a code to an account's address (always answering true, in about the same time
 // for unknown addresses); resetPassword spends it, sets the password, verifies the email and ends every session.
-import { audit, type RequestMeta } from '../audit/audit.ts';
+import { audit } from '../audit/audit.ts';
 import { normalizeEmail, validatePassword } from '../auth/validate.ts';
+import type { Call } from '../call.ts';
 import { User } from '../db/entities.ts';
-import type { Em } from '../db/orm.ts';
+import { transactional } from '../db/transaction.ts';
 import { passwordResetMail } from '../mail/templates.ts';
 import { removeUnverifiedLinks } from '../oauth/unverified-links.ts';
 import { invalidCode } from './codes.ts';
@@ -20,13 +21,9 @@ export interface ResetPasswordInput {
  * the answer so that SMTP's latency does not tell known addresses from unknown ones; an unknown address, or one
  * over its limit, costs the same store and database work and gets nothing.
  */
-export async function requestPasswordReset(
-  deps: AccountDeps,
-  em: Em,
-  emailInput: string,
-  meta: RequestMeta,
-): Promise<true> {
-  const email = normalizeEmail(emailInput);
+export async function requestPasswordReset(deps: AccountDeps, call: Call, input: { email: string }): Promise<true> {
+  const { em, meta } = call;
+  const email = normalizeEmail(input.email);
   const user = await em.findOne(User, { email });
   // Counted per address whether or not it has an account: the same work either way.
   const limit = await deps.limits.reset.consume(email);
@@ -57,17 +54,13 @@ export async function requestPasswordReset(
  * revokes every session of the account (reason PASSWORD_RESET), published after commit. INVALID_CODE for a
  * wrong, expired, spent or dead code, and for an unknown address.
  */
-export async function resetPassword(
-  deps: AccountDeps,
-  em: Em,
-  input: ResetPasswordInput,
-  meta: RequestMeta,
-): Promise<true> {
+export async function resetPassword(deps: AccountDeps, call: Call, input: ResetPasswordInput): Promise<true> {
+  const { em, meta } = call;
   const email = normalizeEmail(input.email);
   const newPassword = validatePassword(input.newPassword, 'newPassword');
   // Guesses are limited per address, whether or not it has an account, and reserved before the lookup and the
   // comparison: concurrent guesses get no more comparisons than the limit.
-  const attempt = await deps.limits.attempts.reserve(email);
+  const attempt = await deps.limits.codeAttempts.reserve(email);
   const user = await em.findOne(User, { email });
   const now = new Date(deps.clock.now());
   let reason: string = 'UNKNOWN_EMAIL';
@@ -83,7 +76,7 @@ export async function resetPassword(
     throw invalidCode();
   }
   const passwordHash = await deps.hasher.hash(newPassword);
-  const revocation = await em.transactional(async (tx) => {
+  const revocation = await transactional(em, async (tx) => {
     // First, before the user changes: it takes the user row's lock and reads whether the email was unproven.
     await removeUnverifiedLinks(tx, user.id, meta, now);
     user.passwordHash = passwordHash;
@@ -91,7 +84,7 @@ export async function resetPassword(
     user.emailVerified = true;
     user.updatedAt = now;
     audit(tx, meta, { type: 'PASSWORD_RESET', userId: user.id }, now);
-    return deps.sessions.revokeIn(tx, user.id, 'all', 'PASSWORD_RESET', meta);
+    return deps.sessions.revokeIn(tx, { userId: user.id, sessionIds: 'all', reason: 'PASSWORD_RESET', meta });
   });
   await deps.sessions.published(revocation);
   await deps.codes.discard('email-verification', user.id);

@@ -1,8 +1,9 @@
 // updateProfile: the account holder's own editable fields (today the display name).
-import { audit, type RequestMeta } from '../audit/audit.ts';
+import { audit } from '../audit/audit.ts';
 import { normalizeDisplayName } from '../auth/validate.ts';
+import { type Call, callerOf } from '../call.ts';
 import { User, type UserRow } from '../db/entities.ts';
-import type { Em } from '../db/orm.ts';
+import { transactional } from '../db/transaction.ts';
 import { unauthenticated } from '../errors.ts';
 import type { AccountDeps } from './deps.ts';
 
@@ -14,17 +15,17 @@ export interface UpdateProfileInput {
 /** Validates and applies the changes; a change that changes nothing writes nothing. */
 export async function updateProfile(
   deps: Pick<AccountDeps, 'clock'>,
-  em: Em,
-  userId: string,
+  call: Call,
   input: UpdateProfileInput,
-  meta: RequestMeta,
 ): Promise<UserRow> {
+  const { em, meta } = call;
+  const userId = callerOf(call).sub;
   const displayName = input.displayName === undefined ? undefined : normalizeDisplayName(input.displayName);
   const user = await em.findOne(User, { id: userId });
   if (!user) throw unauthenticated('SESSION_REVOKED');
   if (displayName === undefined || displayName === (user.displayName ?? null)) return user;
   const now = new Date(deps.clock.now());
-  await em.transactional(async (tx) => {
+  await transactional(em, async (tx) => {
     user.displayName = displayName;
     user.updatedAt = now;
     audit(tx, meta, { type: 'PROFILE_UPDATED', userId, detail: { fields: 'displayName' } }, now);

@@ -1,10 +1,11 @@
 // The admin surface over accounts: look up, list and search, change roles, end every session of a user.
 import { sql } from 'kysely';
-import { audit, type RequestMeta } from '../audit/audit.ts';
+import { audit } from '../audit/audit.ts';
+import { type Call, callerOf } from '../call.ts';
 import type { Clock } from '../clock.ts';
 import { ROLES, type Role, User, type UserRow } from '../db/entities.ts';
-import type { Em } from '../db/orm.ts';
 import { kysely, type Stamp, toUser } from '../db/tables.ts';
+import { transactional } from '../db/transaction.ts';
 import { AuthError, badInput } from '../errors.ts';
 import { rolesOf, type Sessions } from '../sessions/sessions.ts';
 
@@ -46,7 +47,12 @@ function decodeCursor(cursor: string): { createdAt: Date; id: string } {
  * values of a raw() condition into the statement's text. `instr` (SQLite and MySQL alike) takes the text literally,
  * where LIKE would read `%` and `_` in a search as wildcards, and SQLite has no default LIKE escape character.
  */
-export async function listUsers(em: Em, args: { first: number; after?: string | null; query?: string | null }) {
+export async function listUsers(
+  _deps: unknown,
+  call: Call,
+  args: { first: number; after?: string | null; query?: string | null },
+) {
+  const { em } = call;
   if (!Number.isInteger(args.first) || args.first < 0 || args.first > MAX_PAGE_SIZE) {
     throw badInput('first', `first must be an integer from 0 to ${MAX_PAGE_SIZE}`);
   }
@@ -105,14 +111,14 @@ const isAdmin = (user: Pick<UserRow, 'roles'>) => rolesOf(user).includes('ADMIN'
  */
 export async function setUserRoles(
   deps: AdminDeps,
-  em: Em,
-  actorId: string,
-  userId: string,
-  requested: readonly Role[],
-  meta: RequestMeta,
+  call: Call,
+  input: { userId: string; roles: readonly Role[] },
 ): Promise<UserRow> {
+  const { em, meta } = call;
+  const actorId = callerOf(call).sub;
+  const { userId, roles: requested } = input;
   const roles = ROLES.filter((role) => role === 'USER' || requested.includes(role));
-  const { user, revocation } = await em.transactional(async (tx) => {
+  const { user, revocation } = await transactional(em, async (tx) => {
     const user = await tx.findOne(User, { id: userId });
     if (!user) throw new AuthError('NOT_FOUND', 'No such user');
     const before = rolesOf(user);
@@ -129,7 +135,9 @@ export async function setUserRoles(
       user.updatedAt,
     );
     const removed = before.some((role) => !roles.includes(role));
-    const revocation = removed ? await deps.sessions.revokeIn(tx, userId, 'all', 'REVOKED_BY_ADMIN', meta) : undefined;
+    const revocation = removed
+      ? await deps.sessions.revokeIn(tx, { userId, sessionIds: 'all', reason: 'REVOKED_BY_ADMIN', meta })
+      : undefined;
     return { user, revocation };
   });
   if (revocation) await deps.sessions.published(revocation);
@@ -137,15 +145,20 @@ export async function setUserRoles(
 }
 
 /** Ends every session of a user (reason REVOKED_BY_ADMIN); returns how many were active. */
-export async function revokeUserSessions(
-  deps: AdminDeps,
-  em: Em,
-  actorId: string,
-  userId: string,
-  meta: RequestMeta,
-): Promise<number> {
+export async function revokeUserSessions(deps: AdminDeps, call: Call, { userId }: { userId: string }): Promise<number> {
+  const { em, meta } = call;
+  const actorId = callerOf(call).sub;
   if ((await em.count(User, { id: userId })) === 0) throw new AuthError('NOT_FOUND', 'No such user');
-  return deps.sessions.revoke(em, userId, 'all', 'REVOKED_BY_ADMIN', meta, {
+  return deps.sessions.revoke(em, {
+    userId,
+    sessionIds: 'all',
+    reason: 'REVOKED_BY_ADMIN',
+    meta,
     extra: { type: 'USER_SESSIONS_REVOKED', userId, detail: { by: actorId } },
   });
+}
+
+/** A user by id, for admins; null when there is none. */
+export function findUser(_deps: unknown, call: Call, { id }: { id: string }): Promise<UserRow | null> {
+  return call.em.findOne(User, { id });
 }

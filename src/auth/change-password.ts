@@ -1,10 +1,11 @@
 // changePassword: checks the current password, sets the new one, revokes every other session and
 // gives the current session a fresh refresh token, all in one transaction.
 
-import { audit, type RequestMeta } from '../audit/audit.ts';
+import { audit } from '../audit/audit.ts';
+import { type Call, callerOf } from '../call.ts';
 import type { Clock } from '../clock.ts';
 import { Session, User } from '../db/entities.ts';
-import type { Em } from '../db/orm.ts';
+import { transactional } from '../db/transaction.ts';
 import { AuthError, unauthenticated } from '../errors.ts';
 import type { RateLimits } from '../limits/rate-limits.ts';
 import type { IssuedTokens, Sessions } from '../sessions/sessions.ts';
@@ -26,14 +27,14 @@ export interface ChangePasswordDeps {
 
 export async function changePassword(
   deps: ChangePasswordDeps,
-  em: Em,
-  caller: { userId: string; sessionId: string },
+  call: Call,
   input: ChangePasswordInput,
-  meta: RequestMeta,
 ): Promise<IssuedTokens> {
+  const { em, meta } = call;
+  const { sub, sid } = callerOf(call);
   const newPassword = validatePassword(input.newPassword, 'newPassword');
-  const user = await em.findOne(User, { id: caller.userId });
-  const session = await em.findOne(Session, { id: caller.sessionId, user: caller.userId, revokedAt: null });
+  const user = await em.findOne(User, { id: sub });
+  const session = await em.findOne(Session, { id: sid, user: sub, revokedAt: null });
   if (!user || !session) throw unauthenticated('SESSION_REVOKED');
   // Guessing the current password with a stolen access token is a failed sign-in of the account: reserved
   // before the comparison, refused while the account is locked, and counted towards its lockout.
@@ -51,13 +52,19 @@ export async function changePassword(
   }
   const passwordHash = await deps.hasher.hash(newPassword);
   const now = new Date(deps.clock.now());
-  const { rotated, revocation } = await em.transactional(async (tx) => {
+  const { rotated, revocation } = await transactional(em, async (tx) => {
     user.passwordHash = passwordHash;
     user.updatedAt = now;
     audit(tx, meta, { type: 'PASSWORD_CHANGED', userId: user.id, sessionId: session.id }, now);
     // The current session goes on with a new refresh token; every other one ends.
     const rotated = deps.sessions.rotateInPlace(session);
-    const revocation = await deps.sessions.revokeIn(tx, user.id, 'all', 'PASSWORD_CHANGED', meta, session.id);
+    const revocation = await deps.sessions.revokeIn(tx, {
+      userId: user.id,
+      sessionIds: 'all',
+      reason: 'PASSWORD_CHANGED',
+      meta,
+      except: session.id,
+    });
     return { rotated, revocation };
   });
   await deps.sessions.published(revocation);

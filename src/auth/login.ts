@@ -1,9 +1,11 @@
 // login: email and password to a new session. Unknown email and wrong password look and take the same.
 import { ForeignKeyConstraintViolationException } from '@mikro-orm/core';
 import { audit, type RequestMeta } from '../audit/audit.ts';
+import type { Call } from '../call.ts';
 import type { Clock } from '../clock.ts';
 import { User } from '../db/entities.ts';
 import type { Em } from '../db/orm.ts';
+import { transactional } from '../db/transaction.ts';
 import { AuthError } from '../errors.ts';
 import type { Lockout } from '../limits/login-throttle.ts';
 import type { RateLimits } from '../limits/rate-limits.ts';
@@ -23,7 +25,8 @@ export interface LoginDeps {
   readonly limits: Pick<RateLimits, 'login'>;
 }
 
-export async function login(deps: LoginDeps, em: Em, input: LoginInput, meta: RequestMeta): Promise<IssuedTokens> {
+export async function login(deps: LoginDeps, call: Call, input: LoginInput): Promise<IssuedTokens> {
+  const { em, meta } = call;
   const email = normalizeEmail(input.email);
   const password = validatePassword(input.password);
   // The guess is reserved before the account is even looked up: a refused one costs no query and no bcrypt, and
@@ -50,7 +53,7 @@ export async function login(deps: LoginDeps, em: Em, input: LoginInput, meta: Re
   }
   let opened: ReturnType<typeof deps.sessions.open>;
   try {
-    opened = await em.transactional(async (tx) => {
+    opened = await transactional(em, async (tx) => {
       const session = deps.sessions.open(tx, user, meta);
       audit(tx, meta, { type: 'LOGIN_SUCCEEDED', userId: user.id, sessionId: session.row.id }, now);
       return session;

@@ -1,10 +1,11 @@
 // register: a new password account and its first session.
 import { randomUUID } from 'node:crypto';
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
-import { audit, type RequestMeta } from '../audit/audit.ts';
+import { audit } from '../audit/audit.ts';
+import type { Call } from '../call.ts';
 import type { Clock } from '../clock.ts';
 import { User } from '../db/entities.ts';
-import type { Em } from '../db/orm.ts';
+import { transactional } from '../db/transaction.ts';
 import { AuthError } from '../errors.ts';
 import { enforce, ipKey, type RateLimits } from '../limits/rate-limits.ts';
 import type { IssuedTokens, Sessions } from '../sessions/sessions.ts';
@@ -26,12 +27,8 @@ export interface RegisterDeps {
 
 const emailTaken = () => new AuthError('EMAIL_TAKEN', 'An account with this email already exists', { field: 'email' });
 
-export async function register(
-  deps: RegisterDeps,
-  em: Em,
-  input: RegisterInput,
-  meta: RequestMeta,
-): Promise<IssuedTokens> {
+export async function register(deps: RegisterDeps, call: Call, input: RegisterInput): Promise<IssuedTokens> {
+  const { em, meta } = call;
   const email = normalizeEmail(input.email);
   const password = validatePassword(input.password);
   const displayName = normalizeDisplayName(input.displayName);
@@ -41,7 +38,7 @@ export async function register(
   const passwordHash = await deps.hasher.hash(password);
   const now = new Date(deps.clock.now());
   try {
-    const { user, row, refreshToken } = await em.transactional(async (tx) => {
+    const { user, row, refreshToken } = await transactional(em, async (tx) => {
       const user = tx.create(User, {
         id: randomUUID(),
         email,

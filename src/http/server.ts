@@ -4,9 +4,10 @@ import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import type { GraphQLSchema } from 'graphql';
 import { createYoga, type Plugin } from 'graphql-yoga';
 import type { Logger } from 'pino';
+import { createCall } from '../call.ts';
 import type { Clock } from '../clock.ts';
 import type { GraphQLLimitsConfig, WebSocketLimitsConfig } from '../config.ts';
-import type { Orm } from '../db/orm.ts';
+import type { Em, Orm } from '../db/orm.ts';
 import { AuthError } from '../errors.ts';
 import type { RevocationBus } from '../events/revocation-bus.ts';
 import { yogaLogging } from '../log.ts';
@@ -121,23 +122,14 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
           throw error instanceof AuthError ? toGraphQLError(error) : error;
         }
       }
-      // The EntityManager is forked on first use, and many requests (a token-only `me`) never use it. Yoga
-      // copies the returned fields onto the context with Object.assign, which would call a getter; so the lazy
-      // getter goes on the context object itself.
-      let em: Context['em'] | undefined;
-      Object.defineProperty(initial, 'em', {
-        configurable: true,
-        get: () => {
-          em ??= deps.orm.em.fork() as Context['em'];
-          return em;
-        },
-      });
+      // The EntityManager is forked on first use: many requests (a token-only `me`) never use it.
+      const meta = requestMeta(req, request?.headers, deps.trustProxy);
       return {
         auth,
-        meta: requestMeta(req, request?.headers, deps.trustProxy),
+        call: createCall(() => deps.orm.em.fork() as Em, meta, auth),
         services: deps.services,
         signedIn: new Map<string, string>(),
-      } as Omit<Context, 'em'> as Context;
+      } satisfies Context;
     },
   });
 

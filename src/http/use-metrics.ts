@@ -9,6 +9,7 @@ import {
   type OperationDefinitionNode,
 } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
+import { extensionsOf } from '../schema/errors.ts';
 import type { SignInKind } from '../schema/marks.ts';
 import type { Metrics, OperationType } from './metrics.ts';
 import { fragmentsOf, rootFields } from './root-fields.ts';
@@ -50,7 +51,7 @@ function countSignIns(
     }
     const error = result.errors?.find((e) => e.path?.[0] === key);
     if (!error) continue; // not executed (an earlier field of a serial mutation failed the request)
-    const extensions = error.extensions as { code?: unknown; reason?: unknown } | undefined;
+    const extensions = extensionsOf(error) as { code?: unknown; reason?: unknown };
     const reason = kind === 'refresh' && typeof extensions?.reason === 'string' ? extensions.reason : undefined;
     metrics.countSignIn(
       kind,

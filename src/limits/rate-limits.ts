@@ -1,6 +1,7 @@
 // The app's named throttles (RATE_LIMIT_*), built once in createApp. Checks of a secret go through
 // attempts.ts (reserve, compare, settle); the login throttle is in login-throttle.ts.
-import type { RateLimitsConfig } from '../config.ts';
+import type { Config } from '../config.ts';
+import { GuessLimit } from './attempts.ts';
 import { type Limiter, type LimiterFactory, rateLimited } from './limiters.ts';
 import { LoginThrottle } from './login-throttle.ts';
 
@@ -12,6 +13,12 @@ export interface RateLimits {
   readonly refresh: Limiter;
   /** startOAuth calls per client IP. */
   readonly oauthStart: Limiter;
+  /** Requests for an email verification code, per account (CODE_REQUEST_LIMIT per CODE_REQUEST_WINDOW). */
+  readonly verification: Limiter;
+  /** Requests for a password reset code, per email address (the same limit). */
+  readonly reset: Limiter;
+  /** Guesses of verification and reset codes, per email address (RATE_LIMIT_CODE_ATTEMPTS). */
+  readonly codeAttempts: GuessLimit;
 }
 
 /** Clients without a known address share one bucket rather than escaping the limit. */
@@ -32,12 +39,23 @@ export const ipKey = (ipAddress: string | null): string => {
     .join(':')}::/64`;
 };
 
-export function createRateLimits(config: RateLimitsConfig, limiters: LimiterFactory): RateLimits {
+export function createRateLimits(
+  config: Pick<Config, 'rateLimits' | 'codeRequests'>,
+  limiters: LimiterFactory,
+): RateLimits {
+  const { rateLimits } = config;
+  const codeRequests = {
+    points: config.codeRequests.limit,
+    durationSeconds: Math.max(1, Math.round(config.codeRequests.windowMs / 1000)),
+  };
   return {
-    login: new LoginThrottle(config, limiters, ipKey),
-    register: limiters('register-ip', config.registerIp),
-    refresh: limiters('refresh-session', config.refreshSession),
-    oauthStart: limiters('oauth-start-ip', config.oauthStartIp),
+    login: new LoginThrottle(rateLimits, limiters, ipKey),
+    register: limiters('register-ip', rateLimits.registerIp),
+    refresh: limiters('refresh-session', rateLimits.refreshSession),
+    oauthStart: limiters('oauth-start-ip', rateLimits.oauthStartIp),
+    verification: limiters('email-verification', codeRequests),
+    reset: limiters('password-reset', codeRequests),
+    codeAttempts: new GuessLimit(limiters('code-attempts', rateLimits.codeAttempts)),
   };
 }
 

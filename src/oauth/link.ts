@@ -1,9 +1,10 @@
 // linkOAuthProvider: connects a provider account to the signed-in user who started the attempt.
 import { randomUUID } from 'node:crypto';
 import { LockMode, UniqueConstraintViolationException } from '@mikro-orm/core';
-import { audit, type RequestMeta } from '../audit/audit.ts';
+import { audit } from '../audit/audit.ts';
+import { type Call, callerOf } from '../call.ts';
 import { LinkedAccount, Session, User, type UserRow } from '../db/entities.ts';
-import type { Em } from '../db/orm.ts';
+import { transactional } from '../db/transaction.ts';
 import { badInput, unauthenticated } from '../errors.ts';
 import { accountInUse, auditFailure, type CallbackDeps, type OAuthCodeInput, redeemCallback } from './callback.ts';
 import type { ProviderClient } from './provider-client.ts';
@@ -12,22 +13,13 @@ const alreadyLinked = (client: ProviderClient) =>
   badInput('provider', `Another ${client.name} account is linked to this account; unlink it first`);
 
 /** The signed-in caller: the user and the session of the access token. */
-export interface LinkCaller {
-  readonly sub: string;
-  readonly sid: string;
-}
-
 /**
  * Links the provider account to the caller. OAUTH_ACCOUNT_IN_USE when it is linked to someone else; UNAUTHENTICATED
  * when the caller's session was revoked while the link was under way.
  */
-export async function linkOAuthProvider(
-  deps: CallbackDeps,
-  em: Em,
-  caller: LinkCaller,
-  input: OAuthCodeInput,
-  meta: RequestMeta,
-): Promise<UserRow> {
+export async function linkOAuthProvider(deps: CallbackDeps, call: Call, input: OAuthCodeInput): Promise<UserRow> {
+  const { em, meta } = call;
+  const caller = callerOf(call);
   const userId = caller.sub;
   const { client, profile } = await redeemCallback(deps, em, meta, input, userId);
   const user = await em.findOne(User, { id: userId });
@@ -50,7 +42,7 @@ export async function linkOAuthProvider(
     throw await failed('PROVIDER_ALREADY_LINKED');
   }
   try {
-    await em.transactional(async (tx) => {
+    await transactional(em, async (tx) => {
       // The user row's lock orders this against a password reset or verification of the account's email (which
       // takes it first, removes links made before the proof and revokes every session). Had one committed since
       // this request's token was checked, the caller's session is gone: a link made now would survive the proof.

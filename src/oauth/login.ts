@@ -2,9 +2,10 @@
 // verified its email, unless that email already belongs to one (ACCOUNT_EXISTS: sign in and link instead).
 import { randomUUID } from 'node:crypto';
 import { LockMode, UniqueConstraintViolationException } from '@mikro-orm/core';
-import { audit, type RequestMeta } from '../audit/audit.ts';
+import { audit } from '../audit/audit.ts';
+import type { Call } from '../call.ts';
 import { LinkedAccount, User, type UserRow } from '../db/entities.ts';
-import type { Em } from '../db/orm.ts';
+import { transactional } from '../db/transaction.ts';
 import { AuthError } from '../errors.ts';
 import type { IssuedTokens, Sessions } from '../sessions/sessions.ts';
 import { accountInUse, auditFailure, type CallbackDeps, type OAuthCodeInput, redeemCallback } from './callback.ts';
@@ -26,12 +27,8 @@ const accountExists = (client: ProviderClient) =>
     `An account with this email already exists: sign in to it, then link ${client.name} from there`,
   );
 
-export async function loginWithOAuth(
-  deps: OAuthLoginDeps,
-  em: Em,
-  input: OAuthCodeInput,
-  meta: RequestMeta,
-): Promise<IssuedTokens> {
+export async function loginWithOAuth(deps: OAuthLoginDeps, call: Call, input: OAuthCodeInput): Promise<IssuedTokens> {
+  const { em, meta } = call;
   const { client, profile } = await redeemCallback(deps, em, meta, input, null);
   const now = new Date(deps.clock.now());
   const linked = await em.findOne(
@@ -41,7 +38,7 @@ export async function loginWithOAuth(
   );
   if (linked) {
     const user = linked.user as UserRow;
-    const opened = await em.transactional(async (tx) => {
+    const opened = await transactional(em, async (tx) => {
       // Under the user row's lock (which the transaction that proves an email takes first), the link must still
       // be there: a password reset that removed it meanwhile also revoked every session, and this one would escape.
       await tx.find(
@@ -93,7 +90,7 @@ export async function loginWithOAuth(
     throw accountExists(client);
   }
   try {
-    const { user, row, refreshToken } = await em.transactional(async (tx) => {
+    const { user, row, refreshToken } = await transactional(em, async (tx) => {
       const user = tx.create(User, {
         id: randomUUID(),
         email,

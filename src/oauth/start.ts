@@ -1,6 +1,8 @@
 // startOAuth: checks the redirect URI, stores state with a PKCE verifier and nonce, returns the provider's URL.
 import { calculatePKCECodeChallenge, randomNonce, randomPKCECodeVerifier, randomState } from 'openid-client';
+import type { Call } from '../call.ts';
 import { badInput } from '../errors.ts';
+import { enforce, ipKey, type RateLimits } from '../limits/rate-limits.ts';
 import type { OAuth } from './oauth.ts';
 
 export interface OAuthStart {
@@ -8,12 +10,23 @@ export interface OAuthStart {
   readonly state: string;
 }
 
-/** Starts a sign-in, or with `linkUserId` a link of a provider account to that signed-in user. */
+export interface StartOAuthDeps {
+  readonly oauth: OAuth;
+  readonly limits: Pick<RateLimits, 'oauthStart'>;
+}
+
+/**
+ * Starts a sign-in, or for a signed-in caller a link of a provider account to them. RATE_LIMITED past
+ * RATE_LIMIT_OAUTH_START_IP per client IP (each start stores state).
+ */
 export async function startOAuth(
-  oauth: OAuth,
+  deps: StartOAuthDeps,
+  call: Call,
   input: { readonly provider: string; readonly redirectUri: string },
-  linkUserId: string | null,
 ): Promise<OAuthStart> {
+  const { oauth } = deps;
+  await enforce(deps.limits.oauthStart, ipKey(call.meta.ipAddress));
+  const linkUserId = call.caller?.sub ?? null;
   const client = oauth.providers.get(input.provider);
   if (!oauth.redirectUris.has(input.redirectUri)) {
     throw badInput('redirectUri', 'This redirect URI is not allowed (OAUTH_REDIRECT_URIS)');

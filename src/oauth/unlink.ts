@@ -1,9 +1,10 @@
 // unlinkOAuthProvider: removes a linked provider account, but never the last way into an account.
 import { LockMode } from '@mikro-orm/core';
-import { audit, type RequestMeta } from '../audit/audit.ts';
+import { audit } from '../audit/audit.ts';
+import { type Call, callerOf } from '../call.ts';
 import type { Clock } from '../clock.ts';
 import { LinkedAccount, User, type UserRow } from '../db/entities.ts';
-import type { Em } from '../db/orm.ts';
+import { transactional } from '../db/transaction.ts';
 import { AuthError, badInput, unauthenticated } from '../errors.ts';
 
 /**
@@ -12,12 +13,12 @@ import { AuthError, badInput, unauthenticated } from '../errors.ts';
  */
 export async function unlinkOAuthProvider(
   deps: { readonly clock: Clock },
-  em: Em,
-  userId: string,
-  provider: string,
-  meta: RequestMeta,
+  call: Call,
+  { provider }: { provider: string },
 ): Promise<UserRow> {
-  return em.transactional(async (tx) => {
+  const { em, meta } = call;
+  const userId = callerOf(call).sub;
+  return transactional(em, async (tx) => {
     // The row lock serialises concurrent unlinks of one user on MySQL (so two of them cannot each leave the other's
     // link as "the last one" and remove both); SQLite ignores it and runs one write transaction at a time anyway.
     const user = await tx.findOne(User, { id: userId }, { lockMode: LockMode.PESSIMISTIC_WRITE });

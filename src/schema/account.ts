@@ -5,7 +5,6 @@ import { exportMyData } from '../account/export.ts';
 import { requestPasswordReset, resetPassword } from '../account/password-reset.ts';
 import { updateProfile } from '../account/profile.ts';
 import { builder } from './builder.ts';
-import { claimsOf } from './context.ts';
 import { checksCredential } from './marks.ts';
 import { UserType } from './user.ts';
 
@@ -32,8 +31,7 @@ builder.queryField('myData', (t) =>
     description:
       'Everything stored about the caller (account, sessions, linked accounts, audit events), for data access requests. No secrets.',
     authScopes: { scope: 'profile:read' },
-    resolve: (_root, _args, context) =>
-      exportMyData(context.services.account, context.em, claimsOf(context).sub, context.meta),
+    resolve: (_root, _args, context) => exportMyData(context.services, context.call),
   }),
 );
 
@@ -43,8 +41,7 @@ builder.mutationFields((t) => ({
       "Mails a code to the caller's address (replacing any earlier one); false when it is already verified. " +
       'RATE_LIMITED (with retryAfter seconds) past a few requests per account.',
     authScopes: { authenticated: true },
-    resolve: (_root, _args, context) =>
-      requestEmailVerification(context.services.account, context.em, claimsOf(context).sub, context.meta),
+    resolve: (_root, _args, context) => requestEmailVerification(context.services, context.call),
   }),
   verifyEmail: t.field({
     type: UserType,
@@ -52,29 +49,26 @@ builder.mutationFields((t) => ({
     extensions: checksCredential(),
     authScopes: { authenticated: true },
     args: { code: t.arg.string() },
-    resolve: (_root, { code }, context) =>
-      verifyEmail(context.services.account, context.em, claimsOf(context).sub, code, context.meta),
+    resolve: (_root, args, context) => verifyEmail(context.services, context.call, args),
   }),
   requestPasswordReset: t.boolean({
     description: 'Mails a reset code when the address has an account. Always true, whether it has or not.',
     args: { email: t.arg.string() },
-    resolve: (_root, { email }, context) =>
-      requestPasswordReset(context.services.account, context.em, email, context.meta),
+    resolve: (_root, args, context) => requestPasswordReset(context.services, context.call, args),
   }),
   resetPassword: t.boolean({
     description:
       'Sets a new password with a reset code, marks the email verified and revokes every session. INVALID_CODE.',
     extensions: checksCredential(),
     args: { input: t.arg({ type: ResetPasswordInput }) },
-    resolve: (_root, { input }, context) => resetPassword(context.services.account, context.em, input, context.meta),
+    resolve: (_root, { input }, context) => resetPassword(context.services, context.call, input),
   }),
   updateProfile: t.field({
     type: UserType,
     description: "Updates the caller's profile.",
     authScopes: { scope: 'profile:write' },
     args: { input: t.arg({ type: UpdateProfileInput }) },
-    resolve: (_root, { input }, context) =>
-      updateProfile(context.services.account, context.em, claimsOf(context).sub, input, context.meta),
+    resolve: (_root, { input }, context) => updateProfile(context.services, context.call, input),
   }),
   deleteAccount: t.boolean({
     description:
@@ -83,7 +77,6 @@ builder.mutationFields((t) => ({
     extensions: checksCredential(),
     authScopes: { authenticated: true },
     args: { password: t.arg.string({ required: false }) },
-    resolve: (_root, { password }, context) =>
-      deleteAccount(context.services.account, context.em, claimsOf(context).sub, password, context.meta),
+    resolve: (_root, args, context) => deleteAccount(context.services, context.call, args),
   }),
 }));

@@ -1,8 +1,7 @@
 // The admin surface: user(id), users(...) with Relay-style pagination, setUserRoles, revokeUserSessions.
-import { listUsers, MAX_PAGE_SIZE, revokeUserSessions, setUserRoles } from '../admin/users.ts';
-import { User, type UserRow } from '../db/entities.ts';
+import { findUser, listUsers, MAX_PAGE_SIZE, revokeUserSessions, setUserRoles } from '../admin/users.ts';
+import type { UserRow } from '../db/entities.ts';
 import { builder } from './builder.ts';
-import { claimsOf } from './context.ts';
 import { RoleEnum, UserType } from './user.ts';
 
 const UserEdgeType = builder.objectRef<{ cursor: string; node: UserRow }>('UserEdge').implement({
@@ -37,7 +36,7 @@ builder.queryFields((t) => ({
     description: 'A user by id (scope users:read); null when there is none.',
     authScopes: { scope: 'users:read' },
     args: { id: t.arg.id() },
-    resolve: (_root, { id }, context) => context.em.findOne(User, { id: String(id) }),
+    resolve: (_root, { id }, context) => findUser(context.services, context.call, { id: String(id) }),
   }),
   users: t.field({
     type: UserConnectionType,
@@ -49,7 +48,7 @@ builder.queryFields((t) => ({
       query: t.arg.string({ required: false }),
     },
     resolve: (_root, args, context) =>
-      listUsers(context.em, { first: args.first ?? 20, after: args.after, query: args.query }),
+      listUsers(context.services, context.call, { first: args.first ?? 20, after: args.after, query: args.query }),
   }),
 }));
 
@@ -62,13 +61,13 @@ builder.mutationFields((t) => ({
     authScopes: { scope: 'users:write' },
     args: { userId: t.arg.id(), roles: t.arg({ type: [RoleEnum] }) },
     resolve: (_root, { userId, roles }, context) =>
-      setUserRoles(context.services, context.em, claimsOf(context).sub, String(userId), roles, context.meta),
+      setUserRoles(context.services, context.call, { userId: String(userId), roles }),
   }),
   revokeUserSessions: t.int({
     description: 'Ends every session of a user (scope sessions:admin); returns how many were active.',
     authScopes: { scope: 'sessions:admin' },
     args: { userId: t.arg.id() },
     resolve: (_root, { userId }, context) =>
-      revokeUserSessions(context.services, context.em, claimsOf(context).sub, String(userId), context.meta),
+      revokeUserSessions(context.services, context.call, { userId: String(userId) }),
   }),
 }));

@@ -58,7 +58,7 @@ builder.queryField('auditEvents', (t) =>
       userId: t.arg.id({ required: false }),
     },
     resolve: (_root, args, context) =>
-      listAuditEvents(context.em, {
+      listAuditEvents(context.call.em, {
         first: args.first ?? 20,
         after: args.after,
         type: args.type,
@@ -77,6 +77,6 @@ builder.objectField(UserType, 'auditEvents', (t) =>
       after: t.arg.string({ required: false }),
     },
     resolve: (user, args, context) =>
-      listAuditEvents(context.em, { first: args.first ?? 20, after: args.after, userId: user.id }),
+      listAuditEvents(context.call.em, { first: args.first ?? 20, after: args.after, userId: user.id }),
   }),
 );

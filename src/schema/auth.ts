@@ -2,9 +2,10 @@
 import { changePassword } from '../auth/change-password.ts';
 import { login } from '../auth/login.ts';
 import { register } from '../auth/register.ts';
+import { refresh } from '../sessions/refresh.ts';
 import type { IssuedTokens } from '../sessions/sessions.ts';
 import { builder } from './builder.ts';
-import { claimsOf, signedIn } from './context.ts';
+import { signedIn } from './context.ts';
 import { checksCredential } from './marks.ts';
 import { SessionType } from './session.ts';
 import { UserType } from './user.ts';
@@ -45,23 +46,21 @@ builder.mutationFields((t) => ({
     extensions: checksCredential('register'),
     args: { input: t.arg({ type: RegisterInput }) },
     resolve: async (_root, { input }, context) =>
-      signedIn(context, await register(context.services, context.em, input, context.meta)),
+      signedIn(context, await register(context.services, context.call, input)),
   }),
   login: t.field({
     type: AuthPayloadType,
     description: 'Signs in with email and password: a new session. INVALID_CREDENTIALS for any mismatch.',
     extensions: checksCredential('login'),
     args: { input: t.arg({ type: LoginInput }) },
-    resolve: async (_root, { input }, context) =>
-      signedIn(context, await login(context.services, context.em, input, context.meta)),
+    resolve: async (_root, { input }, context) => signedIn(context, await login(context.services, context.call, input)),
   }),
   refresh: t.field({
     type: AuthPayloadType,
     description: 'Spends a refresh token for a new access token and a new refresh token (rotation).',
     extensions: checksCredential('refresh'),
     args: { refreshToken: t.arg.string() },
-    resolve: async (_root, { refreshToken }, context) =>
-      signedIn(context, await context.services.sessions.refresh(context.em, refreshToken, context.meta)),
+    resolve: async (_root, args, context) => signedIn(context, await refresh(context.services, context.call, args)),
   }),
   changePassword: t.field({
     type: AuthPayloadType,
@@ -69,9 +68,6 @@ builder.mutationFields((t) => ({
     extensions: checksCredential(),
     authScopes: { scope: 'profile:write' },
     args: { input: t.arg({ type: ChangePasswordInput }) },
-    resolve: (_root, { input }, context) => {
-      const { sub, sid } = claimsOf(context);
-      return changePassword(context.services, context.em, { userId: sub, sessionId: sid }, input, context.meta);
-    },
+    resolve: (_root, { input }, context) => changePassword(context.services, context.call, input),
   }),
 }));

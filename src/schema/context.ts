@@ -1,36 +1,44 @@
-// What every resolver receives: the verified claims (or null), a per-request EntityManager and the services.
-import type { AccountDeps } from '../account/deps.ts';
-import type { RequestMeta } from '../audit/audit.ts';
+// What every resolver receives: the verified claims (or null), the call that every flow takes (a per-request
+// EntityManager, the request's meta, the caller) and the services. Resolvers call `flow(services, call, input)`.
+
+import type { Logger } from 'pino';
+import type { OneTimeCodes } from '../account/codes.ts';
 import type { PasswordHasher } from '../auth/passwords.ts';
+import type { Call } from '../call.ts';
 import type { Clock } from '../clock.ts';
-import type { Em } from '../db/orm.ts';
 import type { RevocationBus } from '../events/revocation-bus.ts';
 import type { RateLimits } from '../limits/rate-limits.ts';
+import type { Mailer } from '../mail/mailer.ts';
+import type { MailSettings } from '../mail/templates.ts';
 import type { OAuth } from '../oauth/oauth.ts';
 import type { Sessions } from '../sessions/sessions.ts';
 import type { AccessClaims } from '../tokens/claims.ts';
 
+/** Everything the flows are built from, made once by createApp; each flow takes the part it needs (its `deps`). */
 export interface Services {
   readonly clock: Clock;
   readonly hasher: PasswordHasher;
   readonly sessions: Sessions;
   readonly bus: RevocationBus;
-  /** Throttles of login, registration, refresh and OAuth starts (RATE_LIMIT_*). */
+  /** Every throttle (RATE_LIMIT_*, CODE_REQUEST_*). */
   readonly limits: RateLimits;
-  /** Email verification, password reset, profile, deletion and export. */
-  readonly account: AccountDeps;
+  /** Verification and reset codes. */
+  readonly codes: OneTimeCodes;
+  readonly mailer: Mailer;
+  readonly mail: MailSettings;
   /** Configured providers, redirect-URI allow-list and OAuth state. */
   readonly oauth: OAuth;
   /** Who may read `_service { sdl }` (FEDERATION_SDL). */
   readonly federationSdl: 'public' | 'scoped';
+  /** For what happens after a response (mail sent in the background); never given a secret. */
+  readonly logger: Logger;
 }
 
 export interface Context {
-  /** Claims of a verified, unrevoked access token; null for an anonymous request. */
+  /** Claims of a verified, unrevoked access token; null for an anonymous request (also `call.caller`). */
   readonly auth: AccessClaims | null;
-  /** A fork of the ORM's EntityManager for this request, created on first use. */
-  readonly em: Em;
-  readonly meta: RequestMeta;
+  /** What every flow takes: the request's EntityManager (forked on first use), its meta, the caller. */
+  readonly call: Call;
   readonly services: Services;
   /** Users this request has just signed in (register, login, refresh), with their session: they may read their own payload. */
   readonly signedIn: Map<string, string>;
@@ -48,10 +56,4 @@ export const currentSessionOf = (context: Context, userId: string): string | und
 export function signedIn<T extends { user: { id: string }; session: { id: string } }>(context: Context, payload: T): T {
   context.signedIn.set(payload.user.id, payload.session.id);
   return payload;
-}
-
-/** Narrows the context of a field whose `authScopes` already required a token. */
-export function claimsOf(context: Context): AccessClaims {
-  if (!context.auth) throw new Error('authScopes must guard this field');
-  return context.auth;
 }

@@ -23,6 +23,15 @@ function domainErrorOf(error: Error | undefined): AuthError | undefined {
 }
 
 /**
+ * The extensions the client will see on `error` (`code`, `reason`, `field`…), also before the mask has run: those of
+ * the domain error it was raised from, or its own.
+ */
+export function extensionsOf(error: GraphQLError): Readonly<Record<string, unknown>> {
+  const domain = domainErrorOf(error.originalError);
+  return domain ? { code: domain.code, ...domain.details } : error.extensions;
+}
+
+/**
  * The same request error as the client gets it: with the code (and details) of the domain error it came from,
  * and without the values its message quoted. The error itself when there is nothing to change.
  */

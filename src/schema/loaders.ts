@@ -11,7 +11,7 @@ export function usersOf(context: Context): DataLoader<string, UserRow | null> {
   let loader = loaders.get(context);
   if (!loader) {
     loader = new DataLoader(async (ids) => {
-      const rows = await findUsersByIds(context.em, ids);
+      const rows = await findUsersByIds(context.call.em, ids);
       const byId = new Map(rows.map((row) => [row.id, row]));
       return ids.map((id) => byId.get(id) ?? null);
     });

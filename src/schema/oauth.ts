@@ -1,7 +1,6 @@
 // OAuth sign-in and account linking: the providers on offer, starting an attempt, signing in or linking with the
 // code and state that come back, unlinking, and User.linkedAccounts.
 
-import { enforce, ipKey } from '../limits/rate-limits.ts';
 import { linkOAuthProvider } from '../oauth/link.ts';
 import { type LinkedAccountInfo, listLinkedAccounts } from '../oauth/linked-accounts.ts';
 import { loginWithOAuth } from '../oauth/login.ts';
@@ -10,7 +9,7 @@ import { type OAuthStart, startOAuth } from '../oauth/start.ts';
 import { unlinkOAuthProvider } from '../oauth/unlink.ts';
 import { AuthPayloadType } from './auth.ts';
 import { builder } from './builder.ts';
-import { claimsOf, isSelf, signedIn } from './context.ts';
+import { isSelf, signedIn } from './context.ts';
 import { signsIn } from './marks.ts';
 import { UserType } from './user.ts';
 
@@ -52,7 +51,7 @@ builder.objectField(UserType, 'linkedAccounts', (t) =>
     type: [LinkedAccountType],
     description: 'Linked provider accounts, oldest first: the account holder, or with scope users:read.',
     authScopes: (user, _args, context) => (isSelf(context, user.id) ? true : { scope: 'users:read' }),
-    resolve: (user, _args, context) => listLinkedAccounts(context.em, user.id),
+    resolve: (user, _args, context) => listLinkedAccounts(context.call.em, user.id),
   }),
 );
 
@@ -71,10 +70,7 @@ builder.mutationFields((t) => ({
       'Starts a sign-in with a provider (PKCE, state, nonce). With a bearer token it starts a link to the caller ' +
       'instead, for linkOAuthProvider. redirectUri must be one of OAUTH_REDIRECT_URIS.',
     args: { provider: t.arg.string(), redirectUri: t.arg.string() },
-    resolve: async (_root, args, context) => {
-      await enforce(context.services.limits.oauthStart, ipKey(context.meta.ipAddress));
-      return startOAuth(context.services.oauth, args, context.auth?.sub ?? null);
-    },
+    resolve: (_root, args, context) => startOAuth(context.services, context.call, args),
   }),
   loginWithOAuth: t.field({
     type: AuthPayloadType,
@@ -84,7 +80,7 @@ builder.mutationFields((t) => ({
     extensions: signsIn('oauth'),
     args: { input: t.arg({ type: OAuthCodeInput }) },
     resolve: async (_root, { input }, context) =>
-      signedIn(context, await loginWithOAuth(context.services, context.em, input, context.meta)),
+      signedIn(context, await loginWithOAuth(context.services, context.call, input)),
   }),
   linkOAuthProvider: t.field({
     type: UserType,
@@ -93,8 +89,7 @@ builder.mutationFields((t) => ({
       'OAUTH_ACCOUNT_IN_USE when it is linked to another account.',
     authScopes: { authenticated: true },
     args: { input: t.arg({ type: OAuthCodeInput }) },
-    resolve: (_root, { input }, context) =>
-      linkOAuthProvider(context.services, context.em, claimsOf(context), input, context.meta),
+    resolve: (_root, { input }, context) => linkOAuthProvider(context.services, context.call, input),
   }),
   unlinkOAuthProvider: t.field({
     type: UserType,
@@ -103,7 +98,6 @@ builder.mutationFields((t) => ({
       'the last way to sign in (no password, no other linked account).',
     authScopes: { authenticated: true },
     args: { provider: t.arg.string() },
-    resolve: (_root, { provider }, context) =>
-      unlinkOAuthProvider(context.services, context.em, claimsOf(context).sub, provider, context.meta),
+    resolve: (_root, args, context) => unlinkOAuthProvider(context.services, context.call, args),
   }),
 }));

@@ -1,7 +1,7 @@
 // Session, and the mutations that end sessions.
+import { logout, revokeOtherSessions, revokeSession } from '../sessions/end-sessions.ts';
 import type { SessionInfo } from '../sessions/sessions.ts';
 import { builder } from './builder.ts';
-import { claimsOf } from './context.ts';
 
 export const SessionType = builder.objectRef<SessionInfo>('Session').implement({
   description: 'One signed-in device or client: a login, registration or OAuth sign-in and its refresh-token family.',
@@ -22,33 +22,17 @@ builder.mutationFields((t) => ({
   logout: t.boolean({
     description: 'Revokes the current session.',
     authScopes: { authenticated: true },
-    resolve: async (_root, _args, context) => {
-      const { sub, sid } = claimsOf(context);
-      await context.services.sessions.revoke(context.em, sub, [sid], 'LOGOUT', context.meta);
-      return true;
-    },
+    resolve: (_root, _args, context) => logout(context.services, context.call),
   }),
   revokeSession: t.boolean({
     description: "Revokes one of the caller's sessions (NOT_FOUND for anyone else's).",
     authScopes: { scope: 'sessions:write' },
     args: { id: t.arg.id() },
-    resolve: async (_root, { id }, context) => {
-      await context.services.sessions.revokeOwn(
-        context.em,
-        claimsOf(context).sub,
-        String(id),
-        'REVOKED_BY_USER',
-        context.meta,
-      );
-      return true;
-    },
+    resolve: (_root, { id }, context) => revokeSession(context.services, context.call, { id: String(id) }),
   }),
   revokeOtherSessions: t.int({
     description: "Revokes all of the caller's sessions except the current one; returns how many.",
     authScopes: { scope: 'sessions:write' },
-    resolve: (_root, _args, context) => {
-      const { sub, sid } = claimsOf(context);
-      return context.services.sessions.revoke(context.em, sub, 'all', 'REVOKED_BY_USER', context.meta, { except: sid });
-    },
+    resolve: (_root, _args, context) => revokeOtherSessions(context.services, context.call),
   }),
 }));

@@ -1,14 +1,8 @@
 // Subscription.sessionRevoked: every revocation of any of the caller's sessions, as it happens.
 import { Repeater } from 'graphql-yoga';
-import { REVOCATION_REASONS, type RevocationReason } from '../db/entities.ts';
-import { unauthenticated } from '../errors.ts';
+import { REVOCATION_REASONS } from '../db/entities.ts';
+import { followSessionRevocations, type SessionRevocation } from '../sessions/revocation-events.ts';
 import { builder } from './builder.ts';
-
-interface SessionRevocation {
-  readonly sessionId: string;
-  readonly reason: RevocationReason;
-  readonly revokedAt: Date;
-}
 
 export const RevocationReasonEnum = builder.enumType('RevocationReason', {
   description: 'Why a session ended.',
@@ -32,23 +26,15 @@ builder.subscriptionField('sessionRevoked', (t) =>
       'is delivered, the subscription completes and a WebSocket is closed with 4403. It also completes when ' +
       'the access token expires.',
     authScopes: { authenticated: true },
-    subscribe: (_root, _args, context) => {
-      const auth = context.auth;
-      if (!auth) throw unauthenticated('AUTHENTICATION_REQUIRED');
-      const { bus, clock } = context.services;
-      return new Repeater<SessionRevocation>(async (push, stop) => {
-        const expiry = setTimeout(() => stop(), Math.max(0, auth.exp * 1000 - clock.now()));
-        const unsubscribe = bus.subscribe((event) => {
-          if (event.userId !== auth.sub) return;
-          const revokedAt = new Date(event.revokedAt);
-          for (const sessionId of event.sessionIds) void push({ sessionId, reason: event.reason, revokedAt });
-          if (event.sessionIds.includes(auth.sid)) stop();
+    subscribe: (_root, _args, context) =>
+      new Repeater<SessionRevocation>(async (push, stop) => {
+        const unfollow = followSessionRevocations(context.services, context.call, {
+          event: (revocation) => void push(revocation),
+          end: () => stop(),
         });
         await stop;
-        clearTimeout(expiry);
-        unsubscribe();
-      });
-    },
+        unfollow();
+      }),
     resolve: (event) => event,
   }),
 );

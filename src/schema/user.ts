@@ -56,7 +56,7 @@ export const UserType = builder.objectRef<UserSource>('User').implement({
         return isSelf(context, user.id) ? true : { scope: 'sessions:admin' };
       },
       resolve: (user, _args, context) =>
-        context.services.sessions.listActive(context.em, user.id, currentSessionOf(context, user.id)),
+        context.services.sessions.listActive(context.call.em, user.id, currentSessionOf(context, user.id)),
     }),
   }),
 });

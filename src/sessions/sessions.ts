@@ -44,6 +44,16 @@ export interface IssuedTokens {
 
 export type Revocation = SessionRevokedEvent;
 
+/** What to revoke: sessions of one user (all, or by id; active ones only), why, and who asked from where. */
+export interface RevocationOrder {
+  readonly userId: string;
+  readonly sessionIds: readonly string[] | 'all';
+  readonly reason: RevocationReason;
+  readonly meta: RequestMeta;
+  /** A session to leave alone (the caller's own, for "all other sessions"). */
+  readonly except?: string;
+}
+
 export interface SessionSettings {
   readonly refreshTokenTtlMs: number;
   readonly sessionMaxAgeMs: number;
@@ -141,8 +151,7 @@ export class Sessions {
     const found = await findSessionWithUser(em, parts.sessionId);
     if (!found) throw unauthenticated('INVALID_REFRESH_TOKEN');
     const { session: row, user } = found;
-    if (!isGenuine(parts, row.refreshTagKey))
-      throw unauthenticated('INVALID_REFRESH_TOKEN');
+    if (!isGenuine(parts, row.refreshTagKey)) throw unauthenticated('INVALID_REFRESH_TOKEN');
     // Counted only for tokens of this session (genuine tag), so nobody can spend another session's allowance.
     await enforce(this.#limits.refresh, row.id);
     const now = this.#clock.now();
@@ -150,8 +159,7 @@ export class Sessions {
 
     if (parts.generation === current && sameHash(row.refreshTokenHash, hashSecret(parts.secret))) {
       if (row.revokedAt) throw unauthenticated('SESSION_REVOKED');
-      if (row.expiresAt.getTime() <= now)
-        throw unauthenticated('REFRESH_TOKEN_EXPIRED');
+      if (row.expiresAt.getTime() <= now) throw unauthenticated('REFRESH_TOKEN_EXPIRED');
       const { refreshToken, changes } = rotate(row, now, this.#settings.refreshTokenTtlMs);
       const seen = { ipAddress: clip(meta.ipAddress, 45), userAgent: clip(meta.userAgent, 512) };
       const written = await rotateRefreshToken(em, {
@@ -178,7 +186,11 @@ export class Sessions {
       if (parts.generation === current - 1 && now - rotatedAt <= this.#settings.refreshReuseGraceMs) {
         throw unauthenticated('REFRESH_TOKEN_ROTATED');
       }
-      await this.revoke(em, user.id, [row.id], 'REFRESH_TOKEN_REUSE', meta, {
+      await this.revoke(em, {
+        userId: user.id,
+        sessionIds: [row.id],
+        reason: 'REFRESH_TOKEN_REUSE',
+        meta,
         extra: {
           type: 'REFRESH_TOKEN_REUSE_DETECTED',
           userId: user.id,
@@ -196,14 +208,8 @@ export class Sessions {
    * Marks active sessions of one user revoked inside the caller's transaction, with an audit row each.
    * Returns the ids it revoked; the caller publishes them with `published` after commit.
    */
-  async revokeIn(
-    tx: Em,
-    userId: string,
-    sessionIds: readonly string[] | 'all',
-    reason: RevocationReason,
-    meta: RequestMeta,
-    except?: string,
-  ): Promise<Revocation> {
+  async revokeIn(tx: Em, order: RevocationOrder): Promise<Revocation> {
+    const { userId, sessionIds, reason, meta, except } = order;
     const at = new Date(this.#clock.now());
     // `revokedReason` (set together with revokedAt, and not indexed) rather than `revokedAt` marks the active
     // rows here: a condition on the revoked-at index would let MySQL lock that index before the rows, the
@@ -238,17 +244,10 @@ export class Sessions {
   }
 
   /** Revokes sessions in a transaction of its own (plus an `extra` audit row), then publishes. */
-  async revoke(
-    em: Em,
-    userId: string,
-    sessionIds: readonly string[] | 'all',
-    reason: RevocationReason,
-    meta: RequestMeta,
-    options: { extra?: AuditEntry; except?: string } = {},
-  ): Promise<number> {
+  async revoke(em: Em, order: RevocationOrder & { readonly extra?: AuditEntry }): Promise<number> {
     const revocation = await transactional(em, async (tx) => {
-      const done = await this.revokeIn(tx, userId, sessionIds, reason, meta, options.except);
-      if (options.extra) audit(tx, meta, options.extra, new Date(done.revokedAt));
+      const done = await this.revokeIn(tx, order);
+      if (order.extra) audit(tx, order.meta, order.extra, new Date(done.revokedAt));
       return done;
     });
     return this.published(revocation);
@@ -261,21 +260,15 @@ export class Sessions {
     return { row, refreshToken };
   }
 
-  /** Revokes one session of the caller's; NOT_FOUND when it is not theirs. Revoking a revoked one is a no-op. */
-  async revokeOwn(
-    em: Em,
-    userId: string,
-    sessionId: string,
-    reason: RevocationReason,
-    meta: RequestMeta,
-  ): Promise<void> {
+  /** Revokes one active session of `userId`'s; NOT_FOUND when it is not one. Revoking a revoked one is a no-op. */
+  async revokeOwn(em: Em, order: Omit<RevocationOrder, 'sessionIds' | 'except'> & { sessionId: string }) {
     const row = await em.findOne(
       Session,
-      { id: sessionId, user: userId, expiresAt: { $gt: new Date(this.#clock.now()) } },
+      { id: order.sessionId, user: order.userId, expiresAt: { $gt: new Date(this.#clock.now()) } },
       { fields: ['id', 'revokedAt'] },
     );
     if (!row) throw new AuthError('NOT_FOUND', 'No such session');
-    await this.revoke(em, userId, [sessionId], reason, meta);
+    await this.revoke(em, { ...order, sessionIds: [order.sessionId] });
   }
 
   /** Active sessions, newest first. */

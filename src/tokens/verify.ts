@@ -67,9 +67,7 @@ export function createAccessTokenVerifier(
       ({ payload } = await jwtVerify(token, getKey, { ...options, currentDate: new Date(clock.now()) }));
     } catch (error) {
       const expired = (error as { code?: string }).code === 'ERR_JWT_EXPIRED';
-      throw expired
-        ? unauthenticated('TOKEN_EXPIRED')
-        : unauthenticated('INVALID_TOKEN');
+      throw expired ? unauthenticated('TOKEN_EXPIRED') : unauthenticated('INVALID_TOKEN');
     }
     const { sub, sid, scope, roles, iat, exp } = payload as Record<string, unknown> & { iat: number; exp: number };
     if (
