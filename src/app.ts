@@ -13,9 +13,6 @@ import { createRedisRevocationBus } from './events/redis.ts';
 import type { RevocationBus } from './events/revocation-bus.ts';
 import { createMetrics, type Metrics } from './http/metrics.ts';
 import { createHttpServer } from './http/server.ts';
-import { useMetrics } from './http/use-metrics.ts';
-import { useReadiness } from './http/use-readiness.ts';
-import { useWellKnown } from './http/use-well-known.ts';
 import { createLimiterFactory } from './limits/limiters.ts';
 import { createRateLimits } from './limits/rate-limits.ts';
 import { createLogger } from './log.ts';
@@ -69,29 +66,19 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     const store = redis ? createRedisStore(redis.commands) : createMemoryStore(clock);
     if (options.migrate !== false) await migrate(orm);
     const keys = await loadKeyStore(config);
-    // The longest a token of a revoked session can still verify: issued up to one tolerance after the
-    // revocation (clock skew between instances), lifetime plus one tolerance (the verifier's bound on
-    // exp - iat), plus one tolerance on exp.
-    const revoked = new RevokedSessions(clock, config.accessTokenTtlMs + 3 * config.jwt.clockToleranceMs);
-    let bus: RevocationBus;
-    const catchUp = async () => {
-      // After a Redis outage: whatever was revoked meanwhile is in the database; reload it and tell listeners.
-      try {
-        for (const event of await revoked.load(orm.em.fork() as Em)) bus.deliverLocally(event);
-        logger.info('revocations reloaded after reconnecting to Redis');
-      } catch (error) {
-        logger.error({ err: error }, 'could not reload revocations');
-      }
-    };
+    const revoked = new RevokedSessions(clock, {
+      accessTokenTtlMs: config.accessTokenTtlMs,
+      clockToleranceMs: config.jwt.clockToleranceMs,
+    });
+    const fork = () => orm.em.fork() as Em;
     const metrics = createMetrics();
-    bus = onPublish(
-      redis ? await createRedisRevocationBus(redis, logger, () => void catchUp()) : createMemoryRevocationBus(logger),
+    const bus: RevocationBus = onPublish(
+      redis
+        ? await createRedisRevocationBus(redis, logger, () => void revoked.catchUp(bus, fork, logger))
+        : createMemoryRevocationBus(logger),
       (event) => metrics.countRevocation(event),
     );
-    bus.subscribe((event) => {
-      for (const id of event.sessionIds) revoked.add(id, event.revokedAt);
-    });
-    await revoked.load(orm.em.fork() as Em);
+    await revoked.follow(bus, fork);
 
     const sign = createAccessTokenSigner(keys, config, clock);
     const verify = createAccessTokenVerifier(
@@ -134,16 +121,16 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       webSocket: config.webSocket,
       hsts: config.publicUrl.startsWith('https://'),
       onSubscriptionChange: (delta) => metrics.subscriptionsChanged(delta),
-      plugins: [
-        useMetrics(metrics, { token: config.metricsToken }),
-        useWellKnown(keys, config),
-        useReadiness({
-          database: async () => {
-            await orm.em.getConnection().execute('select 1');
-          },
-          ...(redis ? { redis: async () => void (await redis?.commands.ping()) } : {}),
-        }),
-      ],
+      metrics,
+      metricsToken: config.metricsToken,
+      keys,
+      wellKnown: config,
+      readiness: {
+        database: async () => {
+          await orm.em.getConnection().execute('select 1');
+        },
+        ...(redis ? { redis: async () => void (await redis?.commands.ping()) } : {}),
+      },
     });
 
     return {

@@ -1,11 +1,10 @@
 // Per-request scope for logs: a request id (a caller's safe X-Request-Id, or a new UUID) sent back in the
 // X-Request-Id header, a child logger that carries it (used by the error mask), and one log line per request
-// with method, path, operation name, status and duration (never headers, query strings or variables).
+// with method, path, operation name (use-request-scope.ts), status and duration (never headers, query strings
+// or variables).
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
-import { type DocumentNode, getOperationAST } from 'graphql';
-import type { Plugin } from 'graphql-yoga';
 import type { Logger } from 'pino';
 
 export interface RequestScope {
@@ -27,8 +26,6 @@ export interface RequestScopes {
   current(): RequestScope | undefined;
   /** Wraps the node:http listener: every request runs inside its scope and is logged when it ends. */
   wrap(listener: RequestListener): RequestListener;
-  /** Records the operation name for the request's log line. */
-  plugin: Plugin;
 }
 
 export function createRequestScopes(logger: Logger): RequestScopes {
@@ -54,18 +51,5 @@ export function createRequestScopes(logger: Logger): RequestScopes {
       });
       storage.run(scope, () => listener(req, res));
     },
-    plugin: {
-      // Taken from the parsed document, so only a real GraphQL name (never caller-chosen text) is logged.
-      onExecute({ args }) {
-        nameOperation(storage.getStore(), args.document, args.operationName);
-      },
-      onSubscribe({ args }) {
-        nameOperation(storage.getStore(), args.document, args.operationName);
-      },
-    },
   };
-}
-
-function nameOperation(scope: RequestScope | undefined, document: DocumentNode, name: string | null | undefined) {
-  if (scope) scope.operationName = getOperationAST(document, name)?.name?.value.slice(0, 100);
 }

@@ -2,7 +2,7 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import type { GraphQLSchema } from 'graphql';
-import { createYoga, type Plugin } from 'graphql-yoga';
+import { createYoga } from 'graphql-yoga';
 import type { Logger } from 'pino';
 import { createCall } from '../call.ts';
 import type { Clock } from '../clock.ts';
@@ -14,17 +14,23 @@ import { yogaLogging } from '../log.ts';
 import type { Context, Services } from '../schema/context.ts';
 import { createMaskError, toGraphQLError } from '../schema/errors.ts';
 import type { AccessClaims } from '../tokens/claims.ts';
+import type { KeyStore } from '../tokens/key-store.ts';
 import type { AccessTokenVerifier } from '../tokens/verify.ts';
 import { authenticate } from './authenticate.ts';
+import type { Metrics } from './metrics.ts';
 import { requestMeta } from './request-meta.ts';
 import { createRequestScopes } from './request-scope.ts';
 import { renderGraphiQL, useGraphiQLAssets } from './use-graphiql.ts';
 import { useGraphQLLimits } from './use-graphql-limits.ts';
 import { useInputIntegrity } from './use-input-integrity.ts';
 import { useMalformedParams } from './use-malformed-params.ts';
+import { useMetrics } from './use-metrics.ts';
 import { useOneCredentialField } from './use-one-credential-field.ts';
+import { type ReadinessProbe, useReadiness } from './use-readiness.ts';
 import { useRequestErrors } from './use-request-errors.ts';
+import { useRequestScope } from './use-request-scope.ts';
 import { graphiqlCsp, useSecurityHeaders } from './use-security-headers.ts';
+import { useWellKnown } from './use-well-known.ts';
 import { attachWebSocketServer } from './websocket.ts';
 
 export interface HttpDeps {
@@ -35,7 +41,14 @@ export interface HttpDeps {
   readonly bus: RevocationBus;
   readonly clock: Clock;
   readonly logger: Logger;
-  readonly plugins: Plugin[];
+  /** Served on GET /metrics (behind METRICS_TOKEN when set) and fed by every request. */
+  readonly metrics: Metrics;
+  readonly metricsToken: string | undefined;
+  /** Published as the JWKS and in the RFC 8414 metadata. */
+  readonly keys: KeyStore;
+  readonly wellKnown: { readonly issuer: string; readonly publicUrl: string };
+  /** What /readyz checks. */
+  readonly readiness: Record<string, ReadinessProbe>;
   readonly graphiql: boolean;
   /** Proxies trusted to append to X-Forwarded-For (0: the socket address is the client). */
   readonly trustProxy: number;
@@ -97,20 +110,30 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
     batching: false,
     // Never String(error): a GraphQL error prints its document, literals included.
     logging: yogaLogging(scopedLogger, (error) => typeof error === 'object' && error !== null && logged.has(error)),
+    // Every plugin of the server, in the order Yoga runs their hooks: a request is refused by the earliest
+    // plugin that can tell, before any later one spends work on it.
     plugins: [
+      // 1. Headers first, so every answer carries them, refusals by the plugins below included.
       useSecurityHeaders({ graphiqlCsp: () => graphiqlPageCsp, hsts: deps.hsts }),
-      // GraphiQL's own script, styles and workers, from this server rather than a CDN.
+      // 2. GraphiQL's own script, styles and workers, from this server rather than a CDN (static files).
       ...(deps.graphiql ? [useGraphiQLAssets()] : []),
-      // Requests a browser could send cross-site without a preflight (GET, forms, text/plain) need a header
-      // that only a preflighted request can carry. Bearer tokens travel in one, so they count.
+      // 3. Before parsing: requests a browser could send cross-site without a preflight (GET, forms, text/plain)
+      //    need a header that only a preflighted request can carry. Bearer tokens travel in one, so they count.
       useCSRFPrevention({ requestHeaders: ['x-graphql-yoga-csrf', 'apollo-require-preflight', 'authorization'] }),
+      // 4. Parsing the request: a malformed body or parameter is the caller's 400, not our 500.
       useMalformedParams(),
+      // 5. Validation: its errors answered without the values they quote; document limits; one credential check.
       useRequestErrors(),
       ...useGraphQLLimits({ limits: deps.graphqlLimits, introspection: deps.introspection }),
       useOneCredentialField(),
+      // 6. Before execution: every text argument well-formed, every ID of a shape we issue.
       useInputIntegrity(),
-      scopes.plugin,
-      ...deps.plugins,
+      // 7. Observers, after the refusals above have had their say: the log line's operation name, the metrics.
+      useRequestScope(scopes),
+      useMetrics(deps.metrics, { token: deps.metricsToken }),
+      // 8. Routes that are not GraphQL: JWKS and metadata, readiness.
+      useWellKnown(deps.keys, deps.wellKnown),
+      useReadiness(deps.readiness),
     ],
     context: async (initial) => {
       const { request, req, socketAuth } = initial;

@@ -1,10 +1,13 @@
-// The in-memory set of revoked session ids whose access tokens could still be alive.
-// Loaded from the database at start, kept current from the revocation bus; entries drop out
-// once every token of the session has expired, so the set stays bounded by the token lifetime.
+// "A revoked session's token is refused at once", in one file: the in-memory set of revoked session ids whose
+// access tokens could still be alive, loaded from the database at start, kept current from the revocation bus,
+// and reloaded after a bus outage. Entries drop out once every token of the session has expired, so the set
+// stays bounded by the token lifetime.
+
+import type { Logger } from 'pino';
 import type { Clock } from '../clock.ts';
 import { AuditEvent, type RevocationReason, Session } from '../db/entities.ts';
 import type { Em } from '../db/orm.ts';
-import type { SessionRevokedEvent } from '../events/revocation-bus.ts';
+import type { RevocationBus, SessionRevokedEvent } from '../events/revocation-bus.ts';
 
 export class RevokedSessions {
   readonly #until = new Map<string, number>();
@@ -12,9 +15,12 @@ export class RevokedSessions {
   readonly #ttlMs: number;
   readonly #sweeper: NodeJS.Timeout;
 
-  /** `ttlMs` is the longest an access token can outlive its session's revocation (lifetime plus clock tolerance). */
-  constructor(clock: Clock, ttlMs: number) {
+  constructor(clock: Clock, tokens: { accessTokenTtlMs: number; clockToleranceMs: number }) {
     this.#clock = clock;
+    // The longest a token of a revoked session can still verify: issued up to one tolerance after the revocation
+    // (clock skew between instances), a lifetime plus one tolerance (the verifier's bound on exp - iat), plus
+    // one tolerance on exp.
+    const ttlMs = tokens.accessTokenTtlMs + 3 * tokens.clockToleranceMs;
     this.#ttlMs = ttlMs;
     this.#sweeper = setInterval(() => this.sweep(), Math.min(ttlMs, 60_000));
     this.#sweeper.unref();
@@ -73,6 +79,27 @@ export class RevokedSessions {
       if (row.sessionId && !this.#until.has(row.sessionId)) this.add(row.sessionId, row.createdAt.getTime());
     }
     return missed;
+  }
+
+  /** Keeps the set current from `bus` (every instance's revocations), after loading what the database has. */
+  async follow(bus: RevocationBus, fork: () => Em): Promise<void> {
+    bus.subscribe((event) => {
+      for (const id of event.sessionIds) this.add(id, event.revokedAt);
+    });
+    await this.load(fork());
+  }
+
+  /**
+   * After a bus outage: whatever was revoked meanwhile is in the database. Reloads it and tells this instance's
+   * listeners (subscribers, sockets) about each revocation they missed. Never throws: a failure is logged.
+   */
+  async catchUp(bus: RevocationBus, fork: () => Em, logger: Logger): Promise<void> {
+    try {
+      for (const event of await this.load(fork())) bus.deliverLocally(event);
+      logger.info('revocations reloaded after reconnecting to Redis');
+    } catch (error) {
+      logger.error({ err: error }, 'could not reload revocations');
+    }
   }
 
   close(): void {
