@@ -3,9 +3,9 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { findBinary, type RunningService, startRedis } from '../tools/services.ts';
 import { type Child, startChild } from './children.ts';
 import { meterOtherCpu } from './cpu.ts';
-import { findRedisServer, type Redis, startRedis } from './redis.ts';
 import {
   type LatencyResult,
   type MemoryResult,
@@ -91,13 +91,13 @@ export async function benchRealtime(options: RealtimeOptions): Promise<RealtimeR
     }
   };
   try {
-    const binary = findRedisServer();
-    let redis: Redis | undefined;
+    const binary = findBinary('redis-server');
+    let redis: RunningService | undefined;
     if (!binary) notes.push('redis-server not found: no cross-instance row (apt-get install redis-server).');
     else {
       log(`starting ${binary}`);
       try {
-        redis = keep(await startRedis(binary));
+        redis = keep(await startRedis());
       } catch (error) {
         failed = true;
         notes.push(`redis-server did not start (${why(error)}): no cross-instance row.`);

@@ -4,7 +4,7 @@
 import { loadConfig } from '../src/config.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { createOrm } from '../src/db/orm.ts';
-import { createDatabase, startMariaDb } from '../tests/support/services.ts';
+import { createDatabase, startMariaDb } from '../tools/services.ts';
 
 const name = process.argv[2];
 

@@ -14,15 +14,17 @@ import type { SessionRevokedEvent } from '../src/events/revocation-bus.ts';
 import { createLogger } from '../src/log.ts';
 import { databaseUrl, dialects, startTestApp, type TestApp } from './support/app.ts';
 import { TestClock } from './support/clock.ts';
-import { ed25519Pem, expectUnauthenticated } from './support/expect.ts';
+import { ed25519Pem, expectError, expectUnauthenticated } from './support/expect.ts';
 import {
   errorCode,
+  extensionsOf,
   type Gql,
-  type GraphQLResponse,
   loginUser,
+  me,
   type Payload,
   refreshToken,
   registerUser,
+  signIn,
   uniqueEmail,
 } from './support/graphql.ts';
 import { type RunningService, serviceAvailable, startRedis } from './support/services.ts';
@@ -51,22 +53,8 @@ function codeOf(mail: CapturedMail): string {
 /** A different code of the right shape. */
 const wrongCodeFor = (code: string) => (code.startsWith('A') ? `B${code.slice(1)}` : `A${code.slice(1)}`);
 
-const extensionsOf = (response: GraphQLResponse) => response.errors?.[0]?.extensions;
-
-function expectError(response: GraphQLResponse, code: string) {
-  expect(response.errors).toHaveLength(1);
-  expect(errorCode(response)).toBe(code);
-  expect(response.data ?? null).toBeNull();
-}
-
-const me = (gql: Gql, token: string) =>
-  gql<{ me: { id: string; emailVerified: boolean } | null }>('{ me { id emailVerified } }', {}, { token });
-
-async function signIn(gql: Gql, email: string, password: string): Promise<Payload> {
-  const response = await loginUser(gql, email, password);
-  if (!response.data?.login) throw new Error(`login failed: ${JSON.stringify(response.errors)}`);
-  return response.data.login;
-}
+const meVerified = (gql: Gql, token: string) =>
+  me<{ id: string; emailVerified: boolean }>(gql, token, 'id emailVerified');
 
 async function myData(gql: Gql, token: string): Promise<Record<string, any>> {
   const response = await gql<{ myData: Record<string, any> }>(MY_DATA, {}, { token });
@@ -157,7 +145,7 @@ describe.each(dialects())('account lifecycle on %s', (dialect) => {
       const verified = await verify(user, `  ${code.toLowerCase()} `);
       expect(verified.errors).toBeUndefined();
       expect(verified.data?.verifyEmail).toEqual({ id: user.user.id, email: user.user.email, emailVerified: true });
-      expect((await me(t.gql, user.accessToken)).data?.me?.emailVerified).toBe(true);
+      expect((await meVerified(t.gql, user.accessToken)).data?.me?.emailVerified).toBe(true);
 
       expectError(await verify(user, code), 'INVALID_CODE');
       expect(await auditTypes(t, user.user.id)).toEqual([
@@ -184,7 +172,7 @@ describe.each(dialects())('account lifecycle on %s', (dialect) => {
         expectError(response, 'INVALID_CODE');
         expect(extensionsOf(response)).toEqual({ code: 'INVALID_CODE', field: 'code' });
       }
-      expect((await me(t.gql, user.accessToken)).data?.me?.emailVerified).toBe(false);
+      expect((await meVerified(t.gql, user.accessToken)).data?.me?.emailVerified).toBe(false);
       // Four wrong tries: the fifth, right one, still works.
       expect((await verify(user, code)).data?.verifyEmail.emailVerified).toBe(true);
     });
@@ -194,7 +182,7 @@ describe.each(dialects())('account lifecycle on %s', (dialect) => {
       const code = await verificationCode(user);
       for (let i = 0; i < 5; i++) expectError(await verify(user, wrongCodeFor(code)), 'INVALID_CODE');
       expectError(await verify(user, code), 'INVALID_CODE');
-      expect((await me(t.gql, user.accessToken)).data?.me?.emailVerified).toBe(false);
+      expect((await meVerified(t.gql, user.accessToken)).data?.me?.emailVerified).toBe(false);
       // A new code starts with a clean slate.
       expect((await verify(user, await verificationCode(user))).data?.verifyEmail.emailVerified).toBe(true);
     });
@@ -209,7 +197,7 @@ describe.each(dialects())('account lifecycle on %s', (dialect) => {
       const lateCode = await verificationCode(late);
       clock.advance(5 * MINUTE);
       expectError(await verify(late, lateCode), 'INVALID_CODE');
-      expect((await me(t.gql, late.accessToken)).data?.me?.emailVerified).toBe(false);
+      expect((await meVerified(t.gql, late.accessToken)).data?.me?.emailVerified).toBe(false);
     });
 
     it('replaces the earlier code when a new one is requested', async () => {
@@ -268,7 +256,7 @@ describe.each(dialects())('account lifecycle on %s', (dialect) => {
       expect(response.data).toEqual({ resetPassword: true });
 
       for (const session of [user, other]) {
-        expectUnauthenticated(await me(t.gql, session.accessToken), 'SESSION_REVOKED');
+        expectUnauthenticated(await meVerified(t.gql, session.accessToken), 'SESSION_REVOKED');
         expectUnauthenticated(await refreshToken(t.gql, session.refreshToken), 'SESSION_REVOKED');
         const row = await t.app.orm.em.fork().findOneOrFail(Session, { id: session.session.id });
         expect(row.revokedReason).toBe('PASSWORD_RESET');
@@ -276,7 +264,7 @@ describe.each(dialects())('account lifecycle on %s', (dialect) => {
       expect(bus.events).toHaveLength(1);
       expect(bus.events[0]).toMatchObject({ userId: user.user.id, reason: 'PASSWORD_RESET' });
       expect([...(bus.events[0]?.sessionIds ?? [])].sort()).toEqual([user.session.id, other.session.id].sort());
-      expect((await me(t.gql, bystander.accessToken)).data?.me?.id).toBe(bystander.user.id);
+      expect((await meVerified(t.gql, bystander.accessToken)).data?.me?.id).toBe(bystander.user.id);
 
       expectError(await loginUser(t.gql, user.user.email, user.password), 'INVALID_CREDENTIALS');
       const relogin = await loginUser(t.gql, user.user.email, newPassword);
@@ -298,7 +286,7 @@ describe.each(dialects())('account lifecycle on %s', (dialect) => {
       expectError(await reset(email, wrongCodeFor(second), 'a brand new secret'), 'INVALID_CODE');
       clock.advance(5 * MINUTE);
       expectError(await reset(email, second, 'a brand new secret'), 'INVALID_CODE');
-      expect((await me(t.gql, user.accessToken)).data?.me?.id).toBe(user.user.id);
+      expect((await meVerified(t.gql, user.accessToken)).data?.me?.id).toBe(user.user.id);
       expect((await loginUser(t.gql, email, user.password)).errors).toBeUndefined();
     });
 
@@ -433,7 +421,7 @@ describe.each(dialects())('account lifecycle on %s', (dialect) => {
       for (const password of ['not the password', `${user.password}${'x'.repeat(80)}`]) {
         expectError(await t.gql(DELETE, { password }, { token: user.accessToken }), 'INVALID_CREDENTIALS');
       }
-      expect((await me(t.gql, user.accessToken)).data?.me?.id).toBe(user.user.id);
+      expect((await meVerified(t.gql, user.accessToken)).data?.me?.id).toBe(user.user.id);
       expect((await loginUser(t.gql, user.user.email, user.password)).errors).toBeUndefined();
     });
 
@@ -455,7 +443,7 @@ describe.each(dialects())('account lifecycle on %s', (dialect) => {
 
       // Tokens fail at once; the account cannot sign in.
       for (const session of [user, other]) {
-        expectUnauthenticated(await me(t.gql, session.accessToken), 'SESSION_REVOKED');
+        expectUnauthenticated(await meVerified(t.gql, session.accessToken), 'SESSION_REVOKED');
         expectUnauthenticated(await refreshToken(t.gql, session.refreshToken), 'INVALID_REFRESH_TOKEN');
       }
       expectError(await loginUser(t.gql, user.user.email, user.password), 'INVALID_CREDENTIALS');
@@ -499,7 +487,7 @@ describe.each(dialects())('account lifecycle on %s', (dialect) => {
       expect(await t.app.store.get(`code:password-reset:${user.user.id}`)).toBeNull();
 
       // Others are untouched, and the address is free again.
-      expect((await me(t.gql, bystander.accessToken)).data?.me?.id).toBe(bystander.user.id);
+      expect((await meVerified(t.gql, bystander.accessToken)).data?.me?.id).toBe(bystander.user.id);
       const again = await registerUser(t.gql, { email: user.user.email });
       expect(again.user.id).not.toBe(user.user.id);
     });
@@ -524,7 +512,7 @@ describe.each(dialects())('account lifecycle on %s', (dialect) => {
       expect(response.errors).toBeUndefined();
       expect(response.data).toEqual({ deleteAccount: true });
       expect(await t.app.orm.em.fork().count(User, { id: user.id })).toBe(0);
-      expectUnauthenticated(await me(t.gql, tokens.accessToken), 'SESSION_REVOKED');
+      expectUnauthenticated(await meVerified(t.gql, tokens.accessToken), 'SESSION_REVOKED');
     });
   });
 

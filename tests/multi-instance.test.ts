@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseUrl, dialects } from './support/app.ts';
 import { ed25519Pem } from './support/expect.ts';
-import { errorCode, type Gql, graphqlClient, loginUser, type Payload, registerUser } from './support/graphql.ts';
+import { errorCode, type Gql, graphqlClient, loginUser, me, type Payload, registerUser } from './support/graphql.ts';
 import { type ServiceProcess, startServiceProcess } from './support/processes.ts';
 import { type RunningService, serviceAvailable, startRedis } from './support/services.ts';
 import { eventually, subscribe } from './support/subscriptions.ts';
@@ -47,8 +47,6 @@ describe.skipIf(!serviceAvailable('redis-server'))('two instances sharing the da
     await redis?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
-
-  const me = (gql: Gql, token: string) => gql('{ me { id } }', {}, { token });
 
   it('refuses on instance 2 a token revoked on instance 1, and tells instance 2 subscribers', async () => {
     const watcher = await registerUser(gqlOne);

@@ -6,27 +6,21 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditEvent, type AuditEventType, LinkedAccount, User } from '../src/db/entities.ts';
 import type { Em } from '../src/db/orm.ts';
 import { dialects, startTestApp, type TestApp } from './support/app.ts';
+import { expectError } from './support/expect.ts';
 import { type FakeGitHub, type GitHubAccount, startFakeGitHub } from './support/github.ts';
+import { errorCode, type Gql, loginUser, registerUser, uniqueEmail } from './support/graphql.ts';
 import {
-  errorCode,
-  type Gql,
-  type GraphQLResponse,
-  loginUser,
-  PAYLOAD,
-  type Payload,
-  registerUser,
-  uniqueEmail,
-} from './support/graphql.ts';
+  ACME,
+  authorize as authorizeAt,
+  type Callback,
+  GOOGLE,
+  loginWithCallback,
+  providersEnv,
+  REDIRECT,
+} from './support/oauth.ts';
 import { type OidcAccount, startOidcProvider, type TestOidcProvider } from './support/oidc.ts';
 import { mailedCode, type SmtpCapture, startSmtpServer } from './support/smtp.ts';
 
-const REDIRECT = 'https://app.test/oauth/callback';
-const ACME = { clientId: 'acme-client', clientSecret: `acme-secret-${randomUUID()}` };
-const GOOGLE = { clientId: 'google-client', clientSecret: `google-secret-${randomUUID()}` };
-
-const START = `mutation($provider: String!, $redirectUri: String!) {
-  startOAuth(provider: $provider, redirectUri: $redirectUri) { authorizationUrl state } }`;
-const LOGIN = `mutation($input: OAuthCodeInput!) { loginWithOAuth(input: $input) { ${PAYLOAD} } }`;
 const LINKED = 'linkedAccounts { provider providerUserId email }';
 const LINK = `mutation($input: OAuthCodeInput!) { linkOAuthProvider(input: $input) { id ${LINKED} } }`;
 const REGISTER = 'mutation($input: RegisterInput!) { register(input: $input) { user { id } } }';
@@ -39,23 +33,10 @@ const VERIFY = 'mutation($code: String!) { verifyEmail(code: $code) { id emailVe
 const NO_VERIFIED_EMAIL = (name: string) =>
   `${name} did not share a verified email address, which a new account needs; verify one there and try again`;
 
-interface Callback {
-  provider: string;
-  code: string;
-  state: string;
-}
-
 interface LinkedView {
   provider: string;
   providerUserId: string;
   email: string | null;
-}
-
-function expectError(response: GraphQLResponse, extensions: Record<string, unknown>, message?: string) {
-  expect(response.errors).toHaveLength(1);
-  expect(response.errors?.[0]?.extensions).toEqual(extensions);
-  if (message !== undefined) expect(response.errors?.[0]?.message).toBe(message);
-  expect(response.data ?? null).toBeNull();
 }
 
 const oidcAccount = (overrides: Partial<OidcAccount> = {}): OidcAccount => ({
@@ -89,14 +70,7 @@ describe.each(dialects())('OAuth and unverified emails on %s', (dialect) => {
         MAIL_FROM: 'Acme <no-reply@acme.test>',
         APP_URL: 'https://app.acme.test/',
         OAUTH_REDIRECT_URIS: REDIRECT,
-        ...github.env,
-        OAUTH_GOOGLE_CLIENT_ID: GOOGLE.clientId,
-        OAUTH_GOOGLE_CLIENT_SECRET: GOOGLE.clientSecret,
-        OAUTH_GOOGLE_ISSUER: oidc.issuer,
-        OAUTH_OIDC_ACME_ISSUER: oidc.issuer,
-        OAUTH_OIDC_ACME_CLIENT_ID: ACME.clientId,
-        OAUTH_OIDC_ACME_CLIENT_SECRET: ACME.clientSecret,
-        OAUTH_OIDC_ACME_DISPLAY_NAME: 'Acme ID',
+        ...providersEnv(oidc, github),
       },
     });
   });
@@ -112,22 +86,10 @@ describe.each(dialects())('OAuth and unverified emails on %s', (dialect) => {
   const em = () => t.app.orm.em.fork() as Em;
 
   /** startOAuth (with `token`: a link), then the person at the provider: what comes back on the redirect URI. */
-  async function authorize(provider: string, account: OidcAccount | GitHubAccount, token?: string): Promise<Callback> {
-    const started = await gql<{ startOAuth: { authorizationUrl: string; state: string } }>(
-      START,
-      { provider, redirectUri: REDIRECT },
-      { token },
-    );
-    const { authorizationUrl, state } = started.data?.startOAuth ?? {};
-    if (!authorizationUrl || !state) throw new Error(`startOAuth failed: ${JSON.stringify(started.errors)}`);
-    const back =
-      provider === 'github'
-        ? github.authorize(authorizationUrl, account as GitHubAccount)
-        : await oidc.authorize(authorizationUrl, account as OidcAccount);
-    return { provider, code: back.searchParams.get('code') ?? '', state };
-  }
+  const authorize = (provider: string, account: OidcAccount | GitHubAccount, token?: string) =>
+    authorizeAt({ gql, oidc, github }, provider, account, token);
 
-  const login = (input: Callback) => gql<{ loginWithOAuth: Payload }>(LOGIN, { input });
+  const login = (input: Callback) => loginWithCallback(gql, input);
   const link = (input: Callback, token: string) =>
     gql<{ linkOAuthProvider: { id: string; linkedAccounts: LinkedView[] } }>(LINK, { input }, { token });
 

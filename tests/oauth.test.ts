@@ -6,55 +6,44 @@ import { type Env, loadConfig } from '../src/config.ts';
 import { AuditEvent, type AuditEventType, LinkedAccount, User } from '../src/db/entities.ts';
 import { dialects, startTestApp, type TestApp } from './support/app.ts';
 import { TestClock } from './support/clock.ts';
+import { expectError } from './support/expect.ts';
 import { type FakeGitHub, type GitHubAccount, startFakeGitHub } from './support/github.ts';
 import {
   errorCode,
+  extensionsOf,
   type Gql,
-  type GraphQLResponse,
   loginUser,
-  PAYLOAD,
   type Payload,
   registerUser,
   uniqueEmail,
 } from './support/graphql.ts';
+import {
+  ACME,
+  authorize as authorizeAt,
+  type Callback,
+  GOOGLE,
+  LOGIN,
+  loginWithCallback,
+  providersEnv,
+  REDIRECT,
+  START,
+  startSignIn,
+} from './support/oauth.ts';
 import { type OidcAccount, startOidcProvider, type TestOidcProvider } from './support/oidc.ts';
 import { freePort, serviceAvailable, startRedis } from './support/services.ts';
 
-const REDIRECT = 'https://app.test/oauth/callback';
 const MINUTE = 60_000;
 const INVALID_STATE = 'The sign-in attempt is invalid or has expired; start again';
 
-const ACME = { clientId: 'acme-client', clientSecret: `acme-secret-${randomUUID()}` };
-const GOOGLE = { clientId: 'google-client', clientSecret: `google-secret-${randomUUID()}` };
-
-const START = `mutation($provider: String!, $redirectUri: String!) {
-  startOAuth(provider: $provider, redirectUri: $redirectUri) { authorizationUrl state } }`;
-const LOGIN = `mutation($input: OAuthCodeInput!) { loginWithOAuth(input: $input) { ${PAYLOAD} } }`;
 const LINKED = 'linkedAccounts { provider providerUserId email linkedAt }';
 const LINK = `mutation($input: OAuthCodeInput!) { linkOAuthProvider(input: $input) { id ${LINKED} } }`;
 const UNLINK = `mutation($provider: String!) { unlinkOAuthProvider(provider: $provider) { id ${LINKED} } }`;
-
-interface Callback {
-  provider: string;
-  code: string;
-  state: string;
-}
 
 interface LinkedView {
   provider: string;
   providerUserId: string;
   email: string | null;
   linkedAt: string;
-}
-
-const extensionsOf = (response: GraphQLResponse) => response.errors?.[0]?.extensions;
-const messageOf = (response: GraphQLResponse) => response.errors?.[0]?.message;
-
-function expectError(response: GraphQLResponse, extensions: Record<string, unknown>, message?: string) {
-  expect(response.errors).toHaveLength(1);
-  expect(extensionsOf(response)).toEqual(extensions);
-  if (message !== undefined) expect(messageOf(response)).toBe(message);
-  expect(response.data ?? null).toBeNull();
 }
 
 const oidcAccount = (overrides: Partial<OidcAccount> = {}): OidcAccount => ({
@@ -95,14 +84,7 @@ describe.each(dialects())('OAuth on %s', (dialect) => {
       env: {
         OAUTH_REDIRECT_URIS: `${REDIRECT}, https://app.test/other-callback`,
         OAUTH_TIMEOUT: '1s',
-        ...github.env,
-        OAUTH_GOOGLE_CLIENT_ID: GOOGLE.clientId,
-        OAUTH_GOOGLE_CLIENT_SECRET: GOOGLE.clientSecret,
-        OAUTH_GOOGLE_ISSUER: oidc.issuer,
-        OAUTH_OIDC_ACME_ISSUER: oidc.issuer,
-        OAUTH_OIDC_ACME_CLIENT_ID: ACME.clientId,
-        OAUTH_OIDC_ACME_CLIENT_SECRET: ACME.clientSecret,
-        OAUTH_OIDC_ACME_DISPLAY_NAME: 'Acme ID',
+        ...providersEnv(oidc, github),
       },
     });
   });
@@ -115,29 +97,13 @@ describe.each(dialects())('OAuth on %s', (dialect) => {
 
   const gql: Gql = (query, variables, options) => t.gql(query, variables, options);
 
-  async function start(provider: string, token?: string, redirectUri = REDIRECT) {
-    const response = await gql<{ startOAuth: { authorizationUrl: string; state: string } }>(
-      START,
-      { provider, redirectUri },
-      { token },
-    );
-    if (!response.data?.startOAuth) throw new Error(`startOAuth failed: ${JSON.stringify(response.errors)}`);
-    return response.data.startOAuth;
-  }
+  const start = (provider: string, token?: string) => startSignIn(gql, provider, token);
 
   /** startOAuth, then the user at the provider: what comes back on the redirect URI. */
-  async function authorize(provider: string, account: OidcAccount | GitHubAccount, token?: string): Promise<Callback> {
-    const { authorizationUrl, state } = await start(provider, token);
-    const back =
-      provider === 'github'
-        ? github.authorize(authorizationUrl, account as GitHubAccount)
-        : await oidc.authorize(authorizationUrl, account as OidcAccount);
-    expect(`${back.origin}${back.pathname}`).toBe(REDIRECT);
-    expect(back.searchParams.get('state')).toBe(state);
-    return { provider, code: back.searchParams.get('code') ?? '', state };
-  }
+  const authorize = (provider: string, account: OidcAccount | GitHubAccount, token?: string) =>
+    authorizeAt({ gql, oidc, github }, provider, account, token);
 
-  const login = (input: Callback) => gql<{ loginWithOAuth: Payload }>(LOGIN, { input });
+  const login = (input: Callback) => loginWithCallback(gql, input);
   const link = (input: Callback, token: string) =>
     gql<{ linkOAuthProvider: { id: string; linkedAccounts: LinkedView[] } }>(LINK, { input }, { token });
   const unlink = (provider: string, token: string) =>

@@ -13,13 +13,15 @@ import { TestClock } from './support/clock.ts';
 import { ed25519Pem, expectUnauthenticated } from './support/expect.ts';
 import {
   errorCode,
+  extensionsOf,
   type Gql,
-  type GraphQLResponse,
   loginUser,
+  me,
   PAYLOAD,
   type Payload,
   refreshToken,
   registerUser,
+  signIn,
   uniqueEmail,
 } from './support/graphql.ts';
 
@@ -41,11 +43,6 @@ interface SessionView {
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
-
-/** The extensions of the first error (code, reason, field…). */
-const extensionsOf = (response: GraphQLResponse) => response.errors?.[0]?.extensions;
-
-const me = (gql: Gql, token: string) => gql<{ me: { id: string } | null }>('{ me { id } }', {}, { token });
 
 /** Expects the access token to be accepted, for `userId`. */
 async function expectAccepted(gql: Gql, accessToken: string, userId: string) {
@@ -77,13 +74,6 @@ async function registerWith(gql: Gql, userAgent: string): Promise<Payload & { pa
   );
   if (!response.data?.register) throw new Error(`register failed: ${JSON.stringify(response.errors)}`);
   return { ...response.data.register, password };
-}
-
-/** Signs an existing account in again: a new session. */
-async function signIn(gql: Gql, email: string, password: string, userAgent?: string): Promise<Payload> {
-  const response = await loginUser(gql, email, password, userAgent ? { 'user-agent': userAgent } : undefined);
-  if (!response.data?.login) throw new Error(`login failed: ${JSON.stringify(response.errors)}`);
-  return response.data.login;
 }
 
 /** Refreshes and fails the test unless the refresh succeeds. */
@@ -319,9 +309,9 @@ describe.each(dialects())('sessions on %s', (dialect) => {
       const t0 = clock.now();
       const laptop = await registerWith(t.gql, 'Laptop/1.0');
       clock.advance(SECOND);
-      const phone = await signIn(t.gql, laptop.user.email, laptop.password, 'Phone/2.0');
+      const phone = await signIn(t.gql, laptop.user.email, laptop.password, { 'user-agent': 'Phone/2.0' });
       clock.advance(SECOND);
-      const tablet = await signIn(t.gql, laptop.user.email, laptop.password, 'Tablet/3.0');
+      const tablet = await signIn(t.gql, laptop.user.email, laptop.password, { 'user-agent': 'Tablet/3.0' });
       const stranger = await registerUser(t.gql);
       await t.gql('mutation { logout }', {}, { token: tablet.accessToken });
 

@@ -10,6 +10,19 @@ export function expectUnauthenticated(response: GraphQLResponse, reason: string)
   expect(Object.values(response.data ?? {}).every((value) => value === null)).toBe(true);
 }
 
+/**
+ * Expects exactly one error and no data: with `expected` a code, that `extensions.code`; with an object, exactly
+ * those extensions (and, when given, that message).
+ */
+export function expectError(response: GraphQLResponse, expected: string | Record<string, unknown>, message?: string) {
+  expect(response.errors).toHaveLength(1);
+  const extensions = response.errors?.[0]?.extensions;
+  if (typeof expected === 'string') expect(extensions?.code).toBe(expected);
+  else expect(extensions).toEqual(expected);
+  if (message !== undefined) expect(response.errors?.[0]?.message).toBe(message);
+  expect(response.data ?? null).toBeNull();
+}
+
 /** A fresh Ed25519 signing key as a PKCS#8 PEM (for apps that must share a key). */
 export const ed25519Pem = (): string =>
   generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();

@@ -36,6 +36,9 @@ export function graphqlClient(baseUrl: string): Gql {
   };
 }
 
+/** The extensions of the first error (code, reason, field…), or undefined when there is none. */
+export const extensionsOf = (response: GraphQLResponse) => response.errors?.[0]?.extensions;
+
 /** The `extensions.code` of the first error, or undefined when there is none. */
 export const errorCode = (response: GraphQLResponse) => response.errors?.[0]?.extensions?.code as string | undefined;
 
@@ -95,3 +98,14 @@ export async function loginUser(gql: Gql, email: string, password: string, heade
 export async function refreshToken(gql: Gql, token: string) {
   return gql<{ refresh: Payload }>(`mutation($t: String!) { refresh(refreshToken: $t) { ${PAYLOAD} } }`, { t: token });
 }
+
+/** Signs an existing account in again (a new session); fails the test unless it succeeds. */
+export async function signIn(gql: Gql, email: string, password: string, headers?: Record<string, string>) {
+  const response = await loginUser(gql, email, password, headers);
+  if (!response.data?.login) throw new Error(`login failed: ${JSON.stringify(response.errors)}`);
+  return response.data.login;
+}
+
+/** `{ me { <fields> } }` with `token`. */
+export const me = <T = { id: string }>(gql: Gql, token: string, fields = 'id') =>
+  gql<{ me: T | null }>(`{ me { ${fields} } }`, {}, { token });

@@ -1,0 +1,65 @@
+// What the OAuth suites share: the providers they configure (the real oidc-provider as Google and as "acme", the
+// GitHub stand-in), the operations, and the browser's part of a sign-in (startOAuth, the provider, the redirect).
+import { randomUUID } from 'node:crypto';
+import { expect } from 'vitest';
+import type { FakeGitHub, GitHubAccount } from './github.ts';
+import { type Gql, PAYLOAD, type Payload } from './graphql.ts';
+import type { OidcAccount, TestOidcProvider } from './oidc.ts';
+
+export const REDIRECT = 'https://app.test/oauth/callback';
+export const ACME = { clientId: 'acme-client', clientSecret: `acme-secret-${randomUUID()}` };
+export const GOOGLE = { clientId: 'google-client', clientSecret: `google-secret-${randomUUID()}` };
+
+export const START = `mutation($provider: String!, $redirectUri: String!) {
+  startOAuth(provider: $provider, redirectUri: $redirectUri) { authorizationUrl state } }`;
+export const LOGIN = `mutation($input: OAuthCodeInput!) { loginWithOAuth(input: $input) { ${PAYLOAD} } }`;
+
+/** The code and state that come back on the redirect URI: the input of loginWithOAuth and linkOAuthProvider. */
+export interface Callback {
+  provider: string;
+  code: string;
+  state: string;
+}
+
+/** The environment that configures github (the stand-in), google and acme (both the test OpenID Provider). */
+export const providersEnv = (oidc: TestOidcProvider, github: FakeGitHub) => ({
+  ...github.env,
+  OAUTH_GOOGLE_CLIENT_ID: GOOGLE.clientId,
+  OAUTH_GOOGLE_CLIENT_SECRET: GOOGLE.clientSecret,
+  OAUTH_GOOGLE_ISSUER: oidc.issuer,
+  OAUTH_OIDC_ACME_ISSUER: oidc.issuer,
+  OAUTH_OIDC_ACME_CLIENT_ID: ACME.clientId,
+  OAUTH_OIDC_ACME_CLIENT_SECRET: ACME.clientSecret,
+  OAUTH_OIDC_ACME_DISPLAY_NAME: 'Acme ID',
+});
+
+/** startOAuth (with `token`: a link to that caller); fails the test unless it succeeds. */
+export async function startSignIn(gql: Gql, provider: string, token?: string, redirectUri = REDIRECT) {
+  const response = await gql<{ startOAuth: { authorizationUrl: string; state: string } }>(
+    START,
+    { provider, redirectUri },
+    { token },
+  );
+  if (!response.data?.startOAuth) throw new Error(`startOAuth failed: ${JSON.stringify(response.errors)}`);
+  return response.data.startOAuth;
+}
+
+/** startOAuth, then the person at the provider: what comes back on the redirect URI. */
+export async function authorize(
+  providers: { gql: Gql; oidc: TestOidcProvider; github: FakeGitHub },
+  provider: string,
+  account: OidcAccount | GitHubAccount,
+  token?: string,
+): Promise<Callback> {
+  const { authorizationUrl, state } = await startSignIn(providers.gql, provider, token);
+  const back =
+    provider === 'github'
+      ? providers.github.authorize(authorizationUrl, account as GitHubAccount)
+      : await providers.oidc.authorize(authorizationUrl, account as OidcAccount);
+  expect(`${back.origin}${back.pathname}`).toBe(REDIRECT);
+  expect(back.searchParams.get('state')).toBe(state);
+  return { provider, code: back.searchParams.get('code') ?? '', state };
+}
+
+/** loginWithOAuth with a callback. */
+export const loginWithCallback = (gql: Gql, input: Callback) => gql<{ loginWithOAuth: Payload }>(LOGIN, { input });
