@@ -199,6 +199,40 @@ describe('WebSocket limits (configured)', () => {
   });
   afterAll(() => t?.close());
 
+  it('counts the operations of one session across all its sockets, and of an operation that brings its own token', async () => {
+    const token = (await registerUser(t.gql)).accessToken;
+    // Three sockets of one token, and one anonymous socket whose operations carry the same token (as GraphiQL's).
+    const sockets = [
+      await acknowledged(t.url, { authorization: `Bearer ${token}` }),
+      await acknowledged(t.url, { authorization: `Bearer ${token}` }),
+      await acknowledged(t.url, { authorization: `Bearer ${token}` }),
+      await acknowledged(t.url),
+    ];
+    const headers = { headers: { authorization: `Bearer ${token}` } };
+    for (const [n, raw] of sockets.entries()) {
+      raw.send({ id: `s${n}`, type: 'subscribe', payload: { query: SESSION_REVOKED, extensions: headers } });
+    }
+    const errorsSeen = () => sockets.flatMap((raw) => raw.received.filter((m) => m.type === 'error')).length;
+    await (sockets[0] as (typeof sockets)[number]).until(() => errorsSeen() >= 2);
+    // Give any operation that was wrongly admitted or refused time to answer too.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const refused = sockets.flatMap((raw) => raw.received.filter((m) => m.type === 'error'));
+    // WS_MAX_OPERATIONS is 2 here: two of the four run, each of the other two gets the session's refusal.
+    expect(refused.map((m) => m.payload)).toEqual([
+      [{ message: 'Too many operations on this session: at most 2 at once', extensions: { code: 'RATE_LIMITED' } }],
+      [{ message: 'Too many operations on this session: at most 2 at once', extensions: { code: 'RATE_LIMITED' } }],
+    ]);
+    // Ending one frees the session's place for an operation on any socket.
+    const running = sockets.find((raw) => !raw.received.some((m) => m.type === 'error')) ?? sockets[0];
+    running?.socket.close();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const last = sockets[3] as (typeof sockets)[number];
+    last.send({ id: 'again', type: 'subscribe', payload: { query: SESSION_REVOKED, extensions: headers } });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(last.received.filter((m) => m.id === 'again')).toEqual([]);
+    for (const raw of sockets) raw.socket.close();
+  });
+
   it('applies WS_MAX_OPERATIONS and WS_MAX_MESSAGE_BYTES', async () => {
     const token = (await registerUser(t.gql)).accessToken;
     const raw = await acknowledged(t.url, { authorization: `Bearer ${token}` });

@@ -144,8 +144,34 @@ export function attachWebSocketServer(server: Server, yoga: YogaServerInstance<a
     }
   });
 
+  // Operations running per session, across every socket of this instance: one token opening many sockets gets no
+  // more than one socket's worth, so memory per stolen or registered token stays bounded.
+  const perSession = new Map<string, number>();
+  const tooMany = (what: string) =>
+    new GraphQLError(`Too many operations on this ${what}: at most ${limits.maxOperations} at once`, {
+      extensions: { code: 'RATE_LIMITED' },
+    });
+
+  /** Takes one of `sid`'s places (false when none is left); `release` gives it back. */
+  const claimSessionPlace = (sid: string, onRelease: (release: () => void) => void): boolean => {
+    const running = perSession.get(sid) ?? 0;
+    if (running >= limits.maxOperations) return false;
+    perSession.set(sid, running + 1);
+    onRelease(() => {
+      const left = (perSession.get(sid) ?? 1) - 1;
+      if (left > 0) perSession.set(sid, left);
+      else perSession.delete(sid);
+    });
+    return true;
+  };
+
   /** A subscribe message's execution arguments, or the errors that refuse it. */
-  const prepare = async (ctx: Ctx, payload: SubscribePayload, release: () => void) => {
+  const prepare = async (
+    ctx: Ctx,
+    payload: SubscribePayload,
+    release: () => void,
+    onRelease: (release: () => void) => void,
+  ) => {
     if (ctx.extra.revoked || (ctx.extra.auth && ctx.extra.auth.exp * 1000 <= deps.clock.now())) {
       close(ctx as Ctx, ctx.extra.revoked ? 'Session revoked' : 'Token expired');
       return [];
@@ -162,6 +188,7 @@ export function attachWebSocketServer(server: Server, yoga: YogaServerInstance<a
         throw error;
       }
     }
+    if (auth && !claimSessionPlace(auth.sid, onRelease)) return [tooMany('session')];
     const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
       ...ctx,
       req: ctx.extra.request,
@@ -248,21 +275,20 @@ export function attachWebSocketServer(server: Server, yoga: YogaServerInstance<a
       onSubscribe: async (ctx, _id, payload) => {
         // Counted before the first await: a burst of subscribe messages cannot all pass the check together.
         const running = ctx.extra.operations ?? 0;
-        if (running >= limits.maxOperations) {
-          return [
-            new GraphQLError(`Too many operations on this WebSocket: at most ${limits.maxOperations} at once`, {
-              extensions: { code: 'RATE_LIMITED' },
-            }),
-          ];
-        }
+        if (running >= limits.maxOperations) return [tooMany('WebSocket')];
         ctx.extra.operations = running + 1;
+        const releasers: (() => void)[] = [
+          () => {
+            ctx.extra.operations = (ctx.extra.operations ?? 1) - 1;
+          },
+        ];
         let claimed = true;
         const release = () => {
-          if (claimed) ctx.extra.operations = (ctx.extra.operations ?? 1) - 1;
+          if (claimed) for (const releaser of releasers) releaser();
           claimed = false;
         };
         try {
-          const prepared = await prepare(ctx as Ctx, payload, release);
+          const prepared = await prepare(ctx as Ctx, payload, release, (releaser) => releasers.push(releaser));
           if (Array.isArray(prepared)) release();
           return prepared;
         } catch (error) {
