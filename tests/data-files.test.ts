@@ -1,6 +1,7 @@
 // Files the service creates under DATA_DIR (SQLite database and its WAL files, the development key, the
 // development outbox) are 0600 and its folders 0700, whatever the umask.
-import { readdirSync, statSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
+import { chmodSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from './support/app.ts';
@@ -49,5 +50,21 @@ describe('data files', () => {
     await expect.poll(() => readdirSync(outbox, { withFileTypes: true }).length, { timeout: 5000 }).toBeGreaterThan(0);
     expect(modeOf(outbox)).toBe(0o700);
     for (const name of readdirSync(outbox)) expect(modeOf(join(outbox, name))).toBe(0o600);
+  });
+
+  it('takes group and other access away from a development key an older version left readable', async () => {
+    const older = join(dataDir, '..', 'older');
+    mkdirSync(older, { recursive: true });
+    const key = join(older, 'dev-signing-key.eddsa.pem');
+    writeFileSync(key, generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }), {
+      mode: 0o644,
+    });
+    chmodSync(key, 0o644);
+    const restarted = await startTestApp({ env: { DATA_DIR: older } });
+    try {
+      expect(modeOf(key)).toBe(0o600);
+    } finally {
+      await restarted.close();
+    }
   });
 });

@@ -68,6 +68,15 @@ describe('TRUST_PROXY', () => {
     expect(await seenAs(t, user, ' , ')).toBe('127.0.0.1');
   });
 
+  it('writes one address one way: IPv4-mapped IPv6 in any spelling as IPv4, IPv6 compressed and lower-cased', async () => {
+    const t = await app({ TRUST_PROXY: '1' });
+    const user = await account(t);
+    for (const spelling of ['::ffff:203.0.113.9', '0:0:0:0:0:ffff:203.0.113.9', '::FFFF:CB00:7109']) {
+      expect(await seenAs(t, user, spelling)).toBe('203.0.113.9');
+    }
+    expect(await seenAs(t, user, '2001:0DB8:0000:0000:0000:0000:0000:0001')).toBe('2001:db8::1');
+  });
+
   it('ignores X-Forwarded-For without TRUST_PROXY', async () => {
     const t = await app({});
     const user = await account(t);

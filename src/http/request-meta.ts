@@ -6,12 +6,25 @@ import type { RequestMeta } from '../audit/audit.ts';
 
 type HeaderSource = { get(name: string): string | null } | undefined;
 
-/** A bare IPv4 or IPv6 address in its usual form (IPv4-mapped IPv6 as IPv4), or null for anything else. */
+/** The longest user agent kept (the column's width): the rest is cut, here, once for every consumer. */
+export const MAX_USER_AGENT_LENGTH = 512;
+
+/**
+ * A bare IPv4 or IPv6 address in one canonical form, or null for anything else: IPv6 compressed and lower-cased
+ * (RFC 5952, as WHATWG URL writes it), without a zone, and IPv4-mapped IPv6 in any spelling as the IPv4 address,
+ * so one client is one key however a proxy writes it. With a port (`1.2.3.4:80`) it is not an address.
+ */
 export function normalizeIp(value: string | null | undefined): string | null {
   if (!value) return null;
-  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(value);
-  const address = mapped ? (mapped[1] as string) : value;
-  return isIP(address) ? address.toLowerCase() : null;
+  const address = value.trim().split('%')[0] as string;
+  const kind = isIP(address);
+  if (kind === 4) return address;
+  if (kind !== 6) return null;
+  const canonical = new URL(`http://[${address}]/`).hostname.slice(1, -1);
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);
+  if (!mapped) return canonical;
+  const [high, low] = [Number.parseInt(mapped[1] as string, 16), Number.parseInt(mapped[2] as string, 16)];
+  return [high >> 8, high & 0xff, low >> 8, low & 0xff].join('.');
 }
 
 /**
@@ -45,5 +58,6 @@ export function requestMeta(
   };
   const socketAddress = normalizeIp(req?.socket.remoteAddress);
   const forwarded = trustedProxies > 0 ? forwardedClient(header('x-forwarded-for'), trustedProxies) : null;
-  return { ipAddress: forwarded ?? socketAddress, userAgent: header('user-agent') };
+  const userAgent = header('user-agent');
+  return { ipAddress: forwarded ?? socketAddress, userAgent: userAgent?.slice(0, MAX_USER_AGENT_LENGTH) ?? null };
 }

@@ -23,11 +23,11 @@ import { createRequestScopes } from './request-scope.ts';
 import { renderGraphiQL, useGraphiQLAssets } from './use-graphiql.ts';
 import { useGraphQLLimits } from './use-graphql-limits.ts';
 import { useInputIntegrity } from './use-input-integrity.ts';
-import { useMalformedParams } from './use-malformed-params.ts';
 import { useMetrics } from './use-metrics.ts';
 import { useOneCredentialField } from './use-one-credential-field.ts';
 import { type ReadinessProbe, useReadiness } from './use-readiness.ts';
 import { useRequestErrors } from './use-request-errors.ts';
+import { useRequestParsing } from './use-request-parsing.ts';
 import { useRequestScope } from './use-request-scope.ts';
 import { graphiqlCsp, useSecurityHeaders } from './use-security-headers.ts';
 import { useWellKnown } from './use-well-known.ts';
@@ -121,7 +121,7 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
       //    need a header that only a preflighted request can carry. Bearer tokens travel in one, so they count.
       useCSRFPrevention({ requestHeaders: ['x-graphql-yoga-csrf', 'apollo-require-preflight', 'authorization'] }),
       // 4. Parsing the request: a malformed body or parameter is the caller's 400, not our 500.
-      useMalformedParams(),
+      useRequestParsing(),
       // 5. Validation: its errors answered without the values they quote; document limits; one credential check.
       useRequestErrors(),
       ...useGraphQLLimits({ limits: deps.graphqlLimits, introspection: deps.introspection }),

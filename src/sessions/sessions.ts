@@ -72,8 +72,6 @@ export const toSessionInfo = (row: SessionRow, currentSessionId: string | undefi
   current: row.id === currentSessionId,
 });
 
-const clip = (value: string | null, max: number) => (value === null ? null : value.slice(0, max));
-
 export class Sessions {
   readonly #clock: Clock;
   readonly #sign: AccessTokenSigner;
@@ -113,8 +111,8 @@ export class Sessions {
       lastUsedAt: now,
       expiresAt: slidingExpiry(now.getTime(), maxExpiresAt, this.#settings.refreshTokenTtlMs),
       maxExpiresAt,
-      userAgent: clip(meta.userAgent, 512),
-      ipAddress: clip(meta.ipAddress, 45),
+      userAgent: meta.userAgent,
+      ipAddress: meta.ipAddress,
       revokedAt: null,
       revokedReason: null,
     });
@@ -161,20 +159,19 @@ export class Sessions {
       if (row.revokedAt) throw unauthenticated('SESSION_REVOKED');
       if (row.expiresAt.getTime() <= now) throw unauthenticated('REFRESH_TOKEN_EXPIRED');
       const { refreshToken, changes } = rotate(row, now, this.#settings.refreshTokenTtlMs);
-      const seen = { ipAddress: clip(meta.ipAddress, 45), userAgent: clip(meta.userAgent, 512) };
       const written = await rotateRefreshToken(em, {
         sessionId: row.id,
         fromGeneration: current,
         fromHash: row.refreshTokenHash,
-        changes: { ...changes, ...seen },
-        audit: auditEvent(seen, { type: 'TOKEN_REFRESHED', userId: user.id, sessionId: row.id }, new Date(now)),
+        changes: { ...changes, ipAddress: meta.ipAddress, userAgent: meta.userAgent },
+        audit: auditEvent(meta, { type: 'TOKEN_REFRESHED', userId: user.id, sessionId: row.id }, new Date(now)),
       });
       if (!written) throw unauthenticated('REFRESH_TOKEN_ROTATED');
       const rotated: SessionRow = {
         ...row,
         ...changes,
-        ipAddress: seen.ipAddress ?? row.ipAddress,
-        userAgent: seen.userAgent ?? row.userAgent,
+        ipAddress: meta.ipAddress ?? row.ipAddress,
+        userAgent: meta.userAgent ?? row.userAgent,
       };
       return this.issue(user, rotated, refreshToken);
     }
@@ -260,11 +257,16 @@ export class Sessions {
     return { row, refreshToken };
   }
 
-  /** Revokes one active session of `userId`'s; NOT_FOUND when it is not one. Revoking a revoked one is a no-op. */
+  /** Revokes one active session of `userId`'s; NOT_FOUND when it is not one (another's, revoked or expired). */
   async revokeOwn(em: Em, order: Omit<RevocationOrder, 'sessionIds' | 'except'> & { sessionId: string }) {
     const row = await em.findOne(
       Session,
-      { id: order.sessionId, user: order.userId, expiresAt: { $gt: new Date(this.#clock.now()) } },
+      {
+        id: order.sessionId,
+        user: order.userId,
+        revokedReason: null,
+        expiresAt: { $gt: new Date(this.#clock.now()) },
+      },
       { fields: ['id', 'revokedAt'] },
     );
     if (!row) throw new AuthError('NOT_FOUND', 'No such session');

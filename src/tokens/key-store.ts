@@ -11,7 +11,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { base64url, type CryptoKey, calculateJwkThumbprint, exportJWK, importPKCS8, importSPKI, type JWK } from 'jose';
 import type { Config, JwtAlgorithm } from '../config.ts';
-import { ensurePrivateDir, PRIVATE_FILE_MODE } from '../private-files.ts';
+import { ensurePrivateDir, ensurePrivateFile, PRIVATE_FILE_MODE } from '../private-files.ts';
 
 export interface VerificationKey {
   readonly kid: string;
@@ -65,7 +65,11 @@ function generatePem(alg: Exclude<JwtAlgorithm, 'HS256'>): string {
 /** Reads the development key kept under the data directory, creating it on first use. */
 function developmentKey(config: Config): string {
   const path = join(config.dataDir, `dev-signing-key.${config.jwt.alg.toLowerCase()}.pem`);
-  if (existsSync(path)) return readFileSync(path, 'utf8');
+  if (existsSync(path)) {
+    // One written by an older version (or a copy) may be readable by others: take that away first.
+    ensurePrivateFile(path);
+    return readFileSync(path, 'utf8');
+  }
   ensurePrivateDir(config.dataDir);
   const material = config.jwt.alg === 'HS256' ? randomBytes(32).toString('base64url') : generatePem(config.jwt.alg);
   writeFileSync(path, material, { mode: PRIVATE_FILE_MODE });
