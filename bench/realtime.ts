@@ -21,7 +21,8 @@ const REVOCATION_WARM_UP = 20;
 const LATENCY_ACCOUNTS = 10;
 export const SUBSCRIPTIONS = Number(process.env.BENCH_SUBSCRIPTIONS ?? 5000);
 const SUBSCRIPTION_WARM_UP = 200;
-const SUBSCRIPTION_ACCOUNTS = 10;
+/** A session may run WS_MAX_OPERATIONS (100) operations at once across its sockets: 50 subscriptions per account. */
+const SUBSCRIPTIONS_PER_ACCOUNT = 50;
 const SUBSCRIPTIONS_IN_FLIGHT = 50;
 /** Files each process keeps for itself besides the sockets (database, Redis, stdio, libuv, …). */
 const SPARE_FILES = 200;
@@ -169,7 +170,7 @@ export async function benchRealtime(options: RealtimeOptions): Promise<RealtimeR
     else {
       log(`memory: ${SUBSCRIPTION_WARM_UP} subscriptions opened and closed, then ${count} (${instance})`);
       const outcome = await attempt('memory per subscription', async () => {
-        const accounts = await registerAccounts(urlOne, 'idle', SUBSCRIPTION_ACCOUNTS);
+        const accounts = await registerAccounts(urlOne, 'idle', Math.ceil(count / SUBSCRIPTIONS_PER_ACCOUNT));
         return measureSubscriptionMemory({
           url: target.message.url,
           service: target,
