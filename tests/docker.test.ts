@@ -100,7 +100,7 @@ describe('compose.yaml', () => {
   });
 
   it('gives MySQL the character set and collation the test suite runs MariaDB with', () => {
-    const testServer = read('tests/support/services.ts');
+    const testServer = read('tools/services.ts');
     for (const flag of ['--character-set-server=utf8mb4', '--collation-server=utf8mb4_unicode_ci']) {
       expect(testServer).toContain(flag);
       expect(compose.services.mysql.command).toContain(flag);

@@ -1,6 +1,6 @@
 // myData: everything stored about the account holder (account, sessions, linked accounts, audit trail), as JSON,
 // for GDPR access requests. Never a secret: no password hash, no refresh-token hashes or keys, no codes.
-import { audit } from '../audit/audit.ts';
+import { audit, readDetail } from '../audit/audit.ts';
 import { type Call, callerOf } from '../call.ts';
 import { AuditEvent, LinkedAccount, Session, User } from '../db/entities.ts';
 import { unauthenticated } from '../errors.ts';
@@ -8,15 +8,6 @@ import { rolesOf } from '../sessions/sessions.ts';
 import type { AccountDeps } from './deps.ts';
 
 const iso = (date: Date | null | undefined) => (date ? date.toISOString() : null);
-
-function parseDetail(detail: string | null | undefined): unknown {
-  if (!detail) return null;
-  try {
-    return JSON.parse(detail);
-  } catch {
-    return detail;
-  }
-}
 
 /** Reads the caller's data (fields listed one by one, so a new secret column never leaks by default). */
 export async function exportMyData(deps: Pick<AccountDeps, 'clock'>, call: Call) {
@@ -62,7 +53,7 @@ export async function exportMyData(deps: Pick<AccountDeps, 'clock'>, call: Call)
       sessionId: e.sessionId ?? null,
       ipAddress: e.ipAddress ?? null,
       userAgent: e.userAgent ?? null,
-      detail: parseDetail(e.detail),
+      detail: readDetail(e.detail),
     })),
   };
   audit(em, meta, { type: 'DATA_EXPORTED', userId }, now);

@@ -31,3 +31,13 @@ export function auditEvent(meta: RequestMeta, entry: AuditEntry, at: Date): Omit
 export function audit(em: Em, meta: RequestMeta, entry: AuditEntry, at: Date): void {
   em.create(AuditEvent, auditEvent(meta, entry, at));
 }
+
+/** The `detail` of a stored event, as the JSON it was written as (the text itself if it is not JSON). */
+export function readDetail(detail: string | null | undefined): unknown {
+  if (!detail) return null;
+  try {
+    return JSON.parse(detail);
+  } catch {
+    return detail;
+  }
+}

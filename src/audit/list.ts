@@ -2,6 +2,7 @@
 import { AuditEvent, type AuditEventRow, type AuditEventType } from '../db/entities.ts';
 import type { Em } from '../db/orm.ts';
 import { badInput } from '../errors.ts';
+import { readDetail } from './audit.ts';
 
 export const MAX_AUDIT_PAGE_SIZE = 100;
 
@@ -36,15 +37,6 @@ function decodeCursor(cursor: string): number {
   return Number(match[1]);
 }
 
-function parseDetail(detail: string | null | undefined): unknown {
-  if (!detail) return null;
-  try {
-    return JSON.parse(detail);
-  } catch {
-    return null;
-  }
-}
-
 const toInfo = (row: AuditEventRow): AuditEventInfo => ({
   id: String(row.id),
   type: row.type as AuditEventType,
@@ -52,7 +44,7 @@ const toInfo = (row: AuditEventRow): AuditEventInfo => ({
   sessionId: row.sessionId ?? null,
   ipAddress: row.ipAddress ?? null,
   userAgent: row.userAgent ?? null,
-  detail: parseDetail(row.detail),
+  detail: readDetail(row.detail),
   createdAt: row.createdAt,
 });
 
