@@ -3,10 +3,10 @@
 import { LockMode } from '@mikro-orm/core';
 import { audit, type RequestMeta } from '../audit/audit.ts';
 import { auditLockouts, couldBeStored } from '../auth/login.ts';
-import { type Call, callerOf } from '../call.ts';
+import { type Call, callerAccount } from '../call.ts';
 import { AuditEvent, LinkedAccount, Session, User } from '../db/entities.ts';
 import { transactional } from '../db/transaction.ts';
-import { AuthError, badInput, unauthenticated } from '../errors.ts';
+import { AuthError, badInput } from '../errors.ts';
 import type { AccountDeps } from './deps.ts';
 
 const NO_ONE: RequestMeta = { ipAddress: null, userAgent: null };
@@ -24,9 +24,8 @@ export async function deleteAccount(
   { password }: { password?: string | null },
 ): Promise<true> {
   const { em, meta } = call;
-  const userId = callerOf(call).sub;
-  const user = await em.findOne(User, { id: userId });
-  if (!user) throw unauthenticated('SESSION_REVOKED');
+  const user = await callerAccount(call);
+  const userId = user.id;
   if (user.passwordHash) {
     if (!password) throw badInput('password', 'Enter your password to delete the account');
     // A wrong password here is a failed sign-in of the account (a stolen access token must not make this an

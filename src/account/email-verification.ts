@@ -1,21 +1,13 @@
 // requestEmailVerification mails the account holder a code; verifyEmail spends it and marks the email verified.
 import { audit } from '../audit/audit.ts';
-import { type Call, callerOf } from '../call.ts';
-import { User, type UserRow } from '../db/entities.ts';
-import type { Em } from '../db/orm.ts';
+import { type Call, callerAccount } from '../call.ts';
+import type { UserRow } from '../db/entities.ts';
 import { transactional } from '../db/transaction.ts';
-import { unauthenticated } from '../errors.ts';
 import { rateLimited } from '../limits/limiters.ts';
 import { verificationMail } from '../mail/templates.ts';
 import { removeUnverifiedLinks } from '../oauth/unverified-links.ts';
 import { type CodeRejection, invalidCode } from './codes.ts';
 import type { AccountDeps } from './deps.ts';
-
-async function accountOf(em: Em, userId: string): Promise<UserRow> {
-  const user = await em.findOne(User, { id: userId });
-  if (!user) throw unauthenticated('SESSION_REVOKED');
-  return user;
-}
 
 /**
  * Mails a new verification code to the caller's address (replacing any earlier one) and returns true; returns
@@ -23,8 +15,8 @@ async function accountOf(em: Em, userId: string): Promise<UserRow> {
  */
 export async function requestEmailVerification(deps: AccountDeps, call: Call): Promise<boolean> {
   const { em, meta } = call;
-  const userId = callerOf(call).sub;
-  const user = await accountOf(em, userId);
+  const user = await callerAccount(call);
+  const userId = user.id;
   if (user.emailVerified) return false;
   const limit = await deps.limits.verification.consume(user.id);
   const now = new Date(deps.clock.now());
@@ -43,8 +35,8 @@ export async function requestEmailVerification(deps: AccountDeps, call: Call): P
 /** Spends the caller's pending verification code and marks the email verified; INVALID_CODE otherwise. */
 export async function verifyEmail(deps: AccountDeps, call: Call, { code }: { code: string }): Promise<UserRow> {
   const { em, meta } = call;
-  const userId = callerOf(call).sub;
-  const user = await accountOf(em, userId);
+  const user = await callerAccount(call);
+  const userId = user.id;
   // Guesses are reserved before the comparison, per address like a reset code's (they share one budget).
   const attempt = await deps.limits.codeAttempts.reserve(user.email);
   let rejection: CodeRejection | null = null;

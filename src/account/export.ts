@@ -1,9 +1,8 @@
 // myData: everything stored about the account holder (account, sessions, linked accounts, audit trail), as JSON,
 // for GDPR access requests. Never a secret: no password hash, no refresh-token hashes or keys, no codes.
 import { audit, readDetail } from '../audit/audit.ts';
-import { type Call, callerOf } from '../call.ts';
-import { AuditEvent, LinkedAccount, Session, User } from '../db/entities.ts';
-import { unauthenticated } from '../errors.ts';
+import { type Call, callerAccount } from '../call.ts';
+import { AuditEvent, LinkedAccount, Session } from '../db/entities.ts';
 import { rolesOf } from '../sessions/sessions.ts';
 import type { AccountDeps } from './deps.ts';
 
@@ -12,9 +11,8 @@ const iso = (date: Date | null | undefined) => (date ? date.toISOString() : null
 /** Reads the caller's data (fields listed one by one, so a new secret column never leaks by default). */
 export async function exportMyData(deps: Pick<AccountDeps, 'clock'>, call: Call) {
   const { em, meta } = call;
-  const userId = callerOf(call).sub;
-  const user = await em.findOne(User, { id: userId });
-  if (!user) throw unauthenticated('SESSION_REVOKED');
+  const user = await callerAccount(call);
+  const userId = user.id;
   const sessions = await em.find(Session, { user: userId }, { orderBy: { createdAt: 'asc', id: 'asc' } });
   const linked = await em.find(LinkedAccount, { user: userId }, { orderBy: { linkedAt: 'asc', id: 'asc' } });
   const events = await em.find(AuditEvent, { userId }, { orderBy: { createdAt: 'asc', id: 'asc' } });

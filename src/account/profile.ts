@@ -1,10 +1,9 @@
 // updateProfile: the account holder's own editable fields (today the display name).
 import { audit } from '../audit/audit.ts';
 import { normalizeDisplayName } from '../auth/validate.ts';
-import { type Call, callerOf } from '../call.ts';
-import { User, type UserRow } from '../db/entities.ts';
+import { type Call, callerAccount } from '../call.ts';
+import type { UserRow } from '../db/entities.ts';
 import { transactional } from '../db/transaction.ts';
-import { unauthenticated } from '../errors.ts';
 import type { AccountDeps } from './deps.ts';
 
 export interface UpdateProfileInput {
@@ -19,10 +18,9 @@ export async function updateProfile(
   input: UpdateProfileInput,
 ): Promise<UserRow> {
   const { em, meta } = call;
-  const userId = callerOf(call).sub;
+  const user = await callerAccount(call);
+  const userId = user.id;
   const displayName = input.displayName === undefined ? undefined : normalizeDisplayName(input.displayName);
-  const user = await em.findOne(User, { id: userId });
-  if (!user) throw unauthenticated('SESSION_REVOKED');
   if (displayName === undefined || displayName === (user.displayName ?? null)) return user;
   const now = new Date(deps.clock.now());
   await transactional(em, async (tx) => {

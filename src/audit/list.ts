@@ -1,6 +1,7 @@
 // Reads the audit trail: newest first, filtered by type and user, paged by an opaque cursor over the row id.
+
+import type { Call } from '../call.ts';
 import { AuditEvent, type AuditEventRow, type AuditEventType } from '../db/entities.ts';
-import type { Em } from '../db/orm.ts';
 import { badInput } from '../errors.ts';
 import { readDetail } from './audit.ts';
 
@@ -22,8 +23,12 @@ export interface AuditEventPage {
   readonly pageInfo: { hasNextPage: boolean; endCursor: string | null };
 }
 
+/** Events listed when the caller does not say how many. */
+export const DEFAULT_AUDIT_PAGE_SIZE = 20;
+
 export interface AuditQuery {
-  readonly first: number;
+  /** Default DEFAULT_AUDIT_PAGE_SIZE. */
+  readonly first?: number | null;
   readonly after?: string | null;
   readonly type?: AuditEventType | null;
   readonly userId?: string | null;
@@ -49,7 +54,9 @@ const toInfo = (row: AuditEventRow): AuditEventInfo => ({
 });
 
 /** A page of audit events, newest first. */
-export async function listAuditEvents(em: Em, query: AuditQuery): Promise<AuditEventPage> {
+export async function listAuditEvents(_deps: unknown, call: Call, input: AuditQuery): Promise<AuditEventPage> {
+  const { em } = call;
+  const query = { ...input, first: input.first ?? DEFAULT_AUDIT_PAGE_SIZE };
   if (!Number.isInteger(query.first) || query.first < 0 || query.first > MAX_AUDIT_PAGE_SIZE) {
     throw badInput('first', `first must be an integer from 0 to ${MAX_AUDIT_PAGE_SIZE}`);
   }

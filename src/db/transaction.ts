@@ -41,7 +41,12 @@ export async function retryTransient<T>(attempt: () => Promise<T>): Promise<T> {
   }
 }
 
-/** `em.transactional(work)`, re-run on transient conflicts (see retryTransient). */
+/**
+ * `em.transactional(work)`, re-run on transient conflicts (see retryTransient). Only the outermost transaction is
+ * re-run: inside another one, a conflict has rolled the whole of it back, so it goes to the outer one's caller.
+ * `work` must leave nothing behind that a second run would trip over (entities it changes are changed again).
+ */
 export function transactional<T>(em: Em, work: (tx: Em) => Promise<T>): Promise<T> {
-  return retryTransient(() => em.transactional((tx) => work(tx as Em)));
+  const run = () => em.transactional((tx) => work(tx as Em));
+  return em.isInTransaction() ? run() : retryTransient(run);
 }

@@ -5,7 +5,6 @@ import type { SessionRevokedEvent } from '../events/revocation-bus.ts';
 import type { SignInKind } from '../schema/marks.ts';
 
 export type OperationType = 'query' | 'mutation' | 'subscription';
-/** Which sign-in a counted result came from. */
 
 /** Distinct operation names kept as label values; later ones share `__other` so clients cannot grow the registry. */
 const MAX_OPERATION_NAMES = 200;
@@ -105,9 +104,21 @@ export function createMetrics(): Metrics {
       if (seconds !== undefined) operationDuration.observe({ operation, type }, seconds);
     },
     countSignIn(kind, outcome) {
-      if (kind === 'register') registrations.inc({ outcome });
-      else if (kind === 'refresh') refreshes.inc({ outcome });
-      else logins.inc({ method: kind === 'oauth' ? 'oauth' : 'password', outcome });
+      switch (kind) {
+        case 'register':
+          return registrations.inc({ outcome });
+        case 'refresh':
+          return refreshes.inc({ outcome });
+        case 'login':
+          return logins.inc({ method: 'password', outcome });
+        case 'oauth':
+          return logins.inc({ method: 'oauth', outcome });
+        default: {
+          // A new kind of sign-in must say here how it is counted.
+          const unknown: never = kind;
+          throw new Error(`no metric for sign-in kind ${String(unknown)}`);
+        }
+      }
     },
     countRevocation(event) {
       revocations.inc({ reason: event.reason }, event.sessionIds.length);

@@ -1,5 +1,6 @@
 // Feeds Metrics from Yoga: HTTP requests and latencies, GraphQL operations, and sign-in outcomes read off the
-// results of login/register/refresh; serves GET /metrics (behind a bearer token when METRICS_TOKEN is set).
+// results of the fields marked as sign-ins in the schema; serves GET /metrics (behind a bearer token when
+// METRICS_TOKEN is set).
 import { createHash, timingSafeEqual } from 'node:crypto';
 import {
   type DocumentNode,

@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { LockMode, UniqueConstraintViolationException } from '@mikro-orm/core';
 import { audit } from '../audit/audit.ts';
-import { type Call, callerOf } from '../call.ts';
+import { type Call, callerAccount, callerOf } from '../call.ts';
 import { LinkedAccount, Session, User, type UserRow } from '../db/entities.ts';
 import { transactional } from '../db/transaction.ts';
 import { badInput, unauthenticated } from '../errors.ts';
@@ -22,8 +22,7 @@ export async function linkOAuthProvider(deps: CallbackDeps, call: Call, input: O
   const caller = callerOf(call);
   const userId = caller.sub;
   const { client, profile } = await redeemCallback(deps, em, meta, input, userId);
-  const user = await em.findOne(User, { id: userId });
-  if (!user) throw unauthenticated('SESSION_REVOKED');
+  const user = await callerAccount(call);
   const failed = async (reason: 'ACCOUNT_IN_USE' | 'PROVIDER_ALREADY_LINKED') => {
     await auditFailure(deps, em, meta, { provider: client.id, reason, userId, purpose: 'link' });
     return reason === 'ACCOUNT_IN_USE' ? accountInUse(client) : alreadyLinked(client);

@@ -1,6 +1,7 @@
 // The provider accounts linked to a user, oldest first.
+
+import type { Call } from '../call.ts';
 import { LinkedAccount } from '../db/entities.ts';
-import type { Em } from '../db/orm.ts';
 
 export interface LinkedAccountInfo {
   readonly provider: string;
@@ -9,8 +10,13 @@ export interface LinkedAccountInfo {
   readonly linkedAt: Date;
 }
 
-export async function listLinkedAccounts(em: Em, userId: string): Promise<LinkedAccountInfo[]> {
-  const rows = await em.find(LinkedAccount, { user: userId }, { orderBy: { linkedAt: 'asc', provider: 'asc' } });
+/** The provider accounts linked to `userId` (whose scope check the schema made), oldest first. */
+export async function listLinkedAccounts(
+  _deps: unknown,
+  call: Call,
+  { userId }: { userId: string },
+): Promise<LinkedAccountInfo[]> {
+  const rows = await call.em.find(LinkedAccount, { user: userId }, { orderBy: { linkedAt: 'asc', provider: 'asc' } });
   return rows.map((row) => ({
     provider: row.provider,
     providerUserId: row.providerUserId,

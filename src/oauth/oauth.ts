@@ -1,5 +1,6 @@
 // The OAuth part of the object graph: configured providers, the redirect-URI allow-list and the state store.
 import type { Logger } from 'pino';
+import type { Call } from '../call.ts';
 import type { Clock } from '../clock.ts';
 import type { OAuthConfig } from '../config.ts';
 import type { KeyValueStore } from '../store/store.ts';
@@ -11,6 +12,11 @@ export interface OAuth {
   readonly states: OAuthStates;
   /** Exact redirect URIs a sign-in may return to (OAUTH_REDIRECT_URIS). */
   readonly redirectUris: ReadonlySet<string>;
+}
+
+/** The configured providers, for a sign-in page. */
+export function listOAuthProviders(deps: { readonly oauth: OAuth }, _call: Call) {
+  return deps.oauth.providers.list();
 }
 
 export function createOAuth(config: OAuthConfig, store: KeyValueStore, clock: Clock, logger: Logger): OAuth {

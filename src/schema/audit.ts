@@ -58,10 +58,8 @@ builder.queryField('auditEvents', (t) =>
       userId: t.arg.id({ required: false }),
     },
     resolve: (_root, args, context) =>
-      listAuditEvents(context.call.em, {
-        first: args.first ?? 20,
-        after: args.after,
-        type: args.type,
+      listAuditEvents(context.services, context.call, {
+        ...args,
         userId: args.userId === null || args.userId === undefined ? null : String(args.userId),
       }),
   }),
@@ -76,7 +74,6 @@ builder.objectField(UserType, 'auditEvents', (t) =>
       first: t.arg.int({ required: false, defaultValue: 20 }),
       after: t.arg.string({ required: false }),
     },
-    resolve: (user, args, context) =>
-      listAuditEvents(context.call.em, { first: args.first ?? 20, after: args.after, userId: user.id }),
+    resolve: (user, args, context) => listAuditEvents(context.services, context.call, { ...args, userId: user.id }),
   }),
 );

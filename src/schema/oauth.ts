@@ -4,6 +4,7 @@
 import { linkOAuthProvider } from '../oauth/link.ts';
 import { type LinkedAccountInfo, listLinkedAccounts } from '../oauth/linked-accounts.ts';
 import { loginWithOAuth } from '../oauth/login.ts';
+import { listOAuthProviders } from '../oauth/oauth.ts';
 import type { ProviderInfo } from '../oauth/providers.ts';
 import { type OAuthStart, startOAuth } from '../oauth/start.ts';
 import { unlinkOAuthProvider } from '../oauth/unlink.ts';
@@ -51,7 +52,7 @@ builder.objectField(UserType, 'linkedAccounts', (t) =>
     type: [LinkedAccountType],
     description: 'Linked provider accounts, oldest first: the account holder, or with scope users:read.',
     authScopes: (user, _args, context) => (isSelf(context, user.id) ? true : { scope: 'users:read' }),
-    resolve: (user, _args, context) => listLinkedAccounts(context.call.em, user.id),
+    resolve: (user, _args, context) => listLinkedAccounts(context.services, context.call, { userId: user.id }),
   }),
 );
 
@@ -59,7 +60,7 @@ builder.queryField('oauthProviders', (t) =>
   t.field({
     type: [OAuthProviderType],
     description: 'The configured OAuth/OpenID Connect providers.',
-    resolve: (_root, _args, context) => context.services.oauth.providers.list(),
+    resolve: (_root, _args, context) => listOAuthProviders(context.services, context.call),
   }),
 );
 

@@ -1,6 +1,7 @@
 // Session, and the mutations that end sessions.
-import { logout, revokeOtherSessions, revokeSession } from '../sessions/end-sessions.ts';
+
 import type { SessionInfo } from '../sessions/sessions.ts';
+import { logout, revokeOtherSessions, revokeSession } from '../sessions/user-sessions.ts';
 import { builder } from './builder.ts';
 
 export const SessionType = builder.objectRef<SessionInfo>('Session').implement({

@@ -2,6 +2,7 @@
 import { ROLES, type UserRow } from '../db/entities.ts';
 import { unauthenticated } from '../errors.ts';
 import { rolesOf } from '../sessions/sessions.ts';
+import { listSessions } from '../sessions/user-sessions.ts';
 import { builder } from './builder.ts';
 import { type Context, currentSessionOf, isSelf } from './context.ts';
 import { usersOf } from './loaders.ts';
@@ -56,7 +57,10 @@ export const UserType = builder.objectRef<UserSource>('User').implement({
         return isSelf(context, user.id) ? true : { scope: 'sessions:admin' };
       },
       resolve: (user, _args, context) =>
-        context.services.sessions.listActive(context.call.em, user.id, currentSessionOf(context, user.id)),
+        listSessions(context.services, context.call, {
+          userId: user.id,
+          currentSessionId: currentSessionOf(context, user.id),
+        }),
     }),
   }),
 });
