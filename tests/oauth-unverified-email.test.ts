@@ -14,7 +14,9 @@ import {
   authorize as authorizeAt,
   type Callback,
   GOOGLE,
+  githubAccount,
   loginWithCallback,
+  oidcAccount,
   providersEnv,
   REDIRECT,
 } from './support/oauth.ts';
@@ -39,19 +41,9 @@ interface LinkedView {
   email: string | null;
 }
 
-const oidcAccount = (overrides: Partial<OidcAccount> = {}): OidcAccount => ({
-  sub: `sub-${randomUUID()}`,
-  email: uniqueEmail('oidc'),
-  email_verified: true,
-  name: 'Mallory',
-  ...overrides,
-});
-
-let githubIds = 50_000;
-const githubAccount = (email = uniqueEmail('gh')): GitHubAccount => {
-  const id = githubIds++;
-  return { id, login: `mallory${id}`, name: 'Mallory', emails: [{ email, primary: true, verified: true }] };
-};
+/** Mallory at GitHub, with one verified primary address. */
+const malloryAtGitHub = (email = uniqueEmail('gh')): GitHubAccount =>
+  githubAccount({ name: 'Mallory', emails: [{ email, primary: true, verified: true }] });
 
 describe.each(dialects())('OAuth and unverified emails on %s', (dialect) => {
   let t: TestApp;
@@ -179,21 +171,20 @@ describe.each(dialects())('OAuth and unverified emails on %s', (dialect) => {
 
     it('takes no GitHub address but a verified primary: an unverified primary is refused even beside a verified one', async () => {
       const victim = uniqueEmail('victim');
-      const account: GitHubAccount = {
-        id: githubIds++,
+      const account = githubAccount({
         login: 'mallory-gh',
         emails: [
           { email: victim, primary: true, verified: false },
           { email: uniqueEmail('other'), primary: false, verified: true },
         ],
-      };
+      });
       expectError(
         await login(await authorize('github', account)),
         { code: 'OAUTH_FAILED' },
         NO_VERIFIED_EMAIL('GitHub'),
       );
       // A "verified" that is not the boolean true (a string, as a misbehaving API might send) is not verified.
-      const stringly = { ...account, id: githubIds++, emails: [{ email: victim, primary: true, verified: 'false' }] };
+      const stringly = { ...githubAccount(), emails: [{ email: victim, primary: true, verified: 'false' }] };
       expectError(
         await login(await authorize('github', stringly as unknown as GitHubAccount)),
         { code: 'OAUTH_FAILED' },
@@ -221,7 +212,7 @@ describe.each(dialects())('OAuth and unverified emails on %s', (dialect) => {
       const victim = uniqueEmail('victim');
       // Mallory registers the victim's address with a password (unverified) and links two accounts of her own.
       const mallory = await registerUser(gql, { email: victim, password: 'mallory password' });
-      const malloryGitHub = githubAccount(uniqueEmail('mallory'));
+      const malloryGitHub = malloryAtGitHub(uniqueEmail('mallory'));
       const malloryAcme = oidcAccount({ email: victim, email_verified: false });
       await linkOrFail('github', malloryGitHub, mallory.accessToken);
       expect(await linkOrFail('acme', malloryAcme, mallory.accessToken)).toHaveLength(2);
@@ -307,7 +298,7 @@ describe.each(dialects())('OAuth and unverified emails on %s', (dialect) => {
 
     it('verifyEmail removes links made before it, and keeps those made after, through a later reset too', async () => {
       const user = await registerUser(gql);
-      const before = githubAccount(user.user.email);
+      const before = malloryAtGitHub(user.user.email);
       await linkOrFail('github', before, user.accessToken);
       expect((await gql(REQUEST_VERIFICATION, {}, { token: user.accessToken })).data).toEqual({
         requestEmailVerification: true,
@@ -337,7 +328,7 @@ describe.each(dialects())('OAuth and unverified emails on %s', (dialect) => {
   it('refuses a link whose session a reset revoked while the provider was answering', async () => {
     const victim = uniqueEmail('victim');
     const mallory = await registerUser(gql, { email: victim, password: 'mallory password' });
-    const callback = await authorize('github', githubAccount(uniqueEmail('mallory')), mallory.accessToken);
+    const callback = await authorize('github', malloryAtGitHub(uniqueEmail('mallory')), mallory.accessToken);
     expect((await gql(REQUEST_RESET, { email: victim })).data).toEqual({ requestPasswordReset: true });
     const code = mailedCode(await smtp.waitForMail(victim));
     // Mallory's link has passed the token check and waits on GitHub; the owner resets meanwhile.
@@ -357,7 +348,7 @@ describe.each(dialects())('OAuth and unverified emails on %s', (dialect) => {
     for (let round = 0; round < 30; round++) {
       const victim = uniqueEmail(`race${round}`);
       const mallory = await registerUser(gql, { email: victim, password: 'mallory password' });
-      const malloryGitHub = githubAccount(uniqueEmail('mallory'));
+      const malloryGitHub = malloryAtGitHub(uniqueEmail('mallory'));
       await linkOrFail('github', malloryGitHub, mallory.accessToken);
       // Everything prepared up front, so that the requests below are in flight together.
       const links = await Promise.all(

@@ -22,8 +22,10 @@ import {
   authorize as authorizeAt,
   type Callback,
   GOOGLE,
+  githubAccount,
   LOGIN,
   loginWithCallback,
+  oidcAccount,
   providersEnv,
   REDIRECT,
   START,
@@ -45,29 +47,6 @@ interface LinkedView {
   email: string | null;
   linkedAt: string;
 }
-
-const oidcAccount = (overrides: Partial<OidcAccount> = {}): OidcAccount => ({
-  sub: `sub-${randomUUID()}`,
-  email: uniqueEmail('oidc'),
-  email_verified: true,
-  name: 'Ada Lovelace',
-  ...overrides,
-});
-
-let githubIds = 1000;
-const githubAccount = (overrides: Partial<GitHubAccount> = {}): GitHubAccount => {
-  const id = githubIds++;
-  return {
-    id,
-    login: `octo${id}`,
-    name: 'The Octocat',
-    emails: [
-      { email: uniqueEmail('secondary'), primary: false, verified: true },
-      { email: uniqueEmail('primary'), primary: true, verified: true },
-    ],
-    ...overrides,
-  };
-};
 
 describe.each(dialects())('OAuth on %s', (dialect) => {
   const clock = new TestClock();

@@ -5,14 +5,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AuditEvent } from '../src/db/entities.ts';
 import type { Em } from '../src/db/orm.ts';
 import { startTestApp, type TestApp } from './support/app.ts';
-import {
-  errorCode,
-  type GraphQLResponse,
-  loginUser,
-  refreshToken,
-  registerUser,
-  uniqueEmail,
-} from './support/graphql.ts';
+import { expectRateLimited } from './support/expect.ts';
+import { errorCode, loginUser, refreshToken, registerUser, uniqueEmail } from './support/graphql.ts';
 import { serviceAvailable, startRedis } from './support/services.ts';
 
 const apps: TestApp[] = [];
@@ -25,15 +19,6 @@ afterEach(async () => {
   vi.restoreAllMocks();
   await Promise.all(apps.splice(0).map((t) => t.close()));
 });
-
-function expectRateLimited(response: GraphQLResponse, maxSeconds: number) {
-  expect(errorCode(response)).toBe('RATE_LIMITED');
-  const retryAfter = response.errors?.[0]?.extensions?.retryAfter;
-  expect(Number.isInteger(retryAfter)).toBe(true);
-  expect(retryAfter).toBeGreaterThanOrEqual(1);
-  expect(retryAfter).toBeLessThanOrEqual(maxSeconds);
-  expect(response.data ?? null).toBeNull();
-}
 
 const lockouts = (t: TestApp) =>
   (t.app.orm.em.fork() as Em).find(AuditEvent, { type: 'LOCKOUT' }, { orderBy: { id: 'asc' } });

@@ -23,6 +23,16 @@ export function expectError(response: GraphQLResponse, expected: string | Record
   expect(response.data ?? null).toBeNull();
 }
 
+/** Expects RATE_LIMITED and no data, with a whole `retryAfter` of 1 to `maxSeconds` seconds. */
+export function expectRateLimited(response: GraphQLResponse, maxSeconds: number) {
+  expect(response.errors?.[0]?.extensions?.code).toBe('RATE_LIMITED');
+  const retryAfter = response.errors?.[0]?.extensions?.retryAfter;
+  expect(Number.isInteger(retryAfter)).toBe(true);
+  expect(retryAfter).toBeGreaterThanOrEqual(1);
+  expect(retryAfter).toBeLessThanOrEqual(maxSeconds);
+  expect(response.data ?? null).toBeNull();
+}
+
 /** A fresh Ed25519 signing key as a PKCS#8 PEM (for apps that must share a key). */
 export const ed25519Pem = (): string =>
   generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();

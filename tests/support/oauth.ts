@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { expect } from 'vitest';
 import type { FakeGitHub, GitHubAccount } from './github.ts';
-import { type Gql, PAYLOAD, type Payload } from './graphql.ts';
+import { type Gql, PAYLOAD, type Payload, uniqueEmail } from './graphql.ts';
 import type { OidcAccount, TestOidcProvider } from './oidc.ts';
 
 export const REDIRECT = 'https://app.test/oauth/callback';
@@ -60,6 +60,31 @@ export async function authorize(
   expect(back.searchParams.get('state')).toBe(state);
   return { provider, code: back.searchParams.get('code') ?? '', state };
 }
+
+/** A person at the test OpenID Provider, with a verified email unless `overrides` say otherwise. */
+export const oidcAccount = (overrides: Partial<OidcAccount> = {}): OidcAccount => ({
+  sub: `sub-${randomUUID()}`,
+  email: uniqueEmail('oidc'),
+  email_verified: true,
+  name: 'Ada Lovelace',
+  ...overrides,
+});
+
+let githubIds = 1000;
+/** A person at the GitHub stand-in: a verified primary and a verified secondary email unless `overrides` say otherwise. */
+export const githubAccount = (overrides: Partial<GitHubAccount> = {}): GitHubAccount => {
+  const id = githubIds++;
+  return {
+    id,
+    login: `octo${id}`,
+    name: 'The Octocat',
+    emails: [
+      { email: uniqueEmail('secondary'), primary: false, verified: true },
+      { email: uniqueEmail('primary'), primary: true, verified: true },
+    ],
+    ...overrides,
+  };
+};
 
 /** loginWithOAuth with a callback. */
 export const loginWithCallback = (gql: Gql, input: Callback) => gql<{ loginWithOAuth: Payload }>(LOGIN, { input });
