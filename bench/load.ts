@@ -5,7 +5,8 @@ export interface Scenario {
   readonly connections: number;
   /** The JSON body: fixed, or built per request (e.g. from a pool of single-use tokens). */
   readonly body: string | (() => string);
-  readonly headers?: Readonly<Record<string, string>>;
+  /** Extra headers: fixed, or built per request (e.g. a different user's access token each time). */
+  readonly headers?: Readonly<Record<string, string>> | (() => Readonly<Record<string, string>>);
   /** Sees every response body (e.g. to put a rotated token back in the pool). */
   readonly onBody?: (body: string) => void;
 }
@@ -27,16 +28,29 @@ export async function measure(url: string, scenario: Scenario, seconds: number):
   let ok = 0;
   let failed = 0;
   let firstError: string | undefined;
-  const { body } = scenario;
+  const { body, headers } = scenario;
+  const perRequest = typeof body !== 'string' || typeof headers === 'function';
   const result = await autocannon({
     url: `${url}/graphql`,
     connections: scenario.connections,
     duration: seconds,
     method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json', ...scenario.headers },
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json',
+      ...(typeof headers === 'function' ? {} : headers),
+    },
     requests: [
       {
-        ...(typeof body === 'string' ? { body } : { setupRequest: (request) => ({ ...request, body: body() }) }),
+        ...(perRequest
+          ? {
+              setupRequest: (request) => ({
+                ...request,
+                ...(typeof body === 'string' ? { body } : { body: body() }),
+                ...(typeof headers === 'function' ? { headers: { ...request.headers, ...headers() } } : {}),
+              }),
+            }
+          : { body }),
         onResponse: (status, text) => {
           scenario.onBody?.(text);
           if (status === 200 && !text.includes('"errors"')) ok++;

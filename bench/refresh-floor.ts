@@ -1,0 +1,198 @@
+// Bench child: the floor for `refresh`, a bare node:http server (no GraphQL, no ORM) that per request reads the
+// session with its user by primary key, rotates it in one transaction (a conditional UPDATE and an audit INSERT)
+// on a node:sqlite file with the service's settings (WAL, synchronous=NORMAL, busy_timeout), signs one EdDSA
+// access token with jose and answers JSON shaped like the service's. Sessions are made on request over IPC.
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { DatabaseSync } from 'node:sqlite';
+import { importPKCS8, SignJWT } from 'jose';
+import { serveUntilStopped } from './children.ts';
+
+/** The question the parent asks over IPC; the answer is that many fresh refresh tokens, one session each. */
+export interface SessionsRequest {
+  readonly type: 'sessions';
+  readonly count: number;
+}
+
+const ACCESS_TOKEN_SECONDS = 15 * 60;
+const REFRESH_TOKEN_MS = 30 * 24 * 60 * 60 * 1000;
+
+function env(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is required`);
+  return value;
+}
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+const newSecret = () => randomBytes(32).toString('base64url');
+
+const db = new DatabaseSync(env('FLOOR_DATABASE'));
+// The service's pragmas (src/db/orm.ts), and its three tables with the same columns and indexes.
+db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;');
+db.exec('PRAGMA foreign_keys = ON;');
+db.exec(`
+  create table users (id text not null primary key, email text not null, password_hash text null,
+    email_verified integer not null default false, display_name text null, roles text not null default 'USER',
+    created_at datetime not null, updated_at datetime not null);
+  create unique index users_email_unique on users (email);
+  create table sessions (id text not null primary key, user_id text not null, refresh_token_hash text not null,
+    refresh_generation integer not null default 0, refresh_tag_key text not null, rotated_at datetime null,
+    created_at datetime not null, last_used_at datetime not null, expires_at datetime not null,
+    max_expires_at datetime not null, user_agent text null, ip_address text null, revoked_at datetime null,
+    revoked_reason text null, foreign key (user_id) references users (id) on delete cascade);
+  create index sessions_user_id_index on sessions (user_id);
+  create index sessions_revoked_at_index on sessions (revoked_at);
+  create table audit_events (id integer not null primary key autoincrement, type text not null,
+    user_id text null, session_id text null, ip_address text null, user_agent text null, detail text null,
+    created_at datetime not null);
+  create index audit_events_user_id_index on audit_events (user_id);
+  create index audit_events_created_at_index on audit_events (created_at);
+`);
+
+// Prepared once: the floor is the least a refresh can cost.
+const read = db.prepare(
+  `select s.id, s.refresh_token_hash, s.refresh_generation, s.expires_at, s.revoked_at, u.id as user_id, u.roles
+   from sessions s join users u on u.id = s.user_id where s.id = ?`,
+);
+const rotate = db.prepare(
+  `update sessions set refresh_token_hash = ?, refresh_generation = ?, rotated_at = ?, last_used_at = ?,
+   expires_at = ?, ip_address = ?, user_agent = ?
+   where id = ? and refresh_generation = ? and refresh_token_hash = ? and revoked_reason is null`,
+);
+const audit = db.prepare(
+  'insert into audit_events (type, user_id, session_id, ip_address, user_agent, detail, created_at) values (?, ?, ?, ?, ?, ?, ?)',
+);
+const insertUser = db.prepare('insert into users (id, email, created_at, updated_at) values (?, ?, ?, ?)');
+const insertSession = db.prepare(
+  `insert into sessions (id, user_id, refresh_token_hash, refresh_tag_key, created_at, last_used_at, expires_at,
+   max_expires_at) values (?, ?, ?, ?, ?, ?, ?, ?)`,
+);
+
+/** Runs `work` between BEGIN and COMMIT, rolling back if it throws. */
+function transaction<T>(work: () => T): T {
+  db.exec('BEGIN');
+  try {
+    const result = work();
+    db.exec('COMMIT');
+    return result;
+  } catch (error) {
+    db.exec('ROLLBACK');
+    throw error;
+  }
+}
+
+/** Makes `count` users with one session each and returns their refresh tokens (`<session id>.<secret>`). */
+function makeSessions(count: number): string[] {
+  const now = Date.now();
+  return transaction(() =>
+    Array.from({ length: count }, () => {
+      const userId = randomUUID();
+      const sessionId = randomUUID();
+      const secret = newSecret();
+      insertUser.run(userId, `floor-${userId}@example.com`, now, now);
+      insertSession.run(
+        sessionId,
+        userId,
+        sha256(secret),
+        newSecret(),
+        now,
+        now,
+        now + REFRESH_TOKEN_MS,
+        now + 4 * REFRESH_TOKEN_MS,
+      );
+      return `${sessionId}.${secret}`;
+    }),
+  );
+}
+
+const key = await importPKCS8(env('JWT_PRIVATE_KEY'), 'EdDSA');
+const issuer = env('ISSUER');
+const audience = env('AUDIENCE');
+
+interface SessionRead {
+  readonly id: string;
+  readonly refresh_token_hash: string;
+  readonly refresh_generation: number;
+  readonly expires_at: number;
+  readonly revoked_at: number | null;
+  readonly user_id: string;
+  readonly roles: string;
+}
+
+/** One rotation; the response body as the service would give it, or a GraphQL-style error. */
+async function refresh(body: string, request: IncomingMessage): Promise<unknown> {
+  const token = (JSON.parse(body) as { variables?: { t?: unknown } }).variables?.t;
+  const [sessionId, secret] = typeof token === 'string' ? token.split('.') : [];
+  const invalid = { errors: [{ message: 'invalid refresh token' }] };
+  if (!sessionId || !secret) return invalid;
+  const hash = sha256(secret);
+  const session = read.get(sessionId) as SessionRead | undefined;
+  const now = Date.now();
+  if (!session || session.revoked_at !== null || session.expires_at <= now || session.refresh_token_hash !== hash) {
+    return invalid;
+  }
+  const next = newSecret();
+  const expiresAt = now + REFRESH_TOKEN_MS;
+  const ip = request.socket.remoteAddress ?? null;
+  const userAgent = request.headers['user-agent'] ?? null;
+  const rotated = transaction(() => {
+    const generation = session.refresh_generation;
+    const { changes } = rotate.run(
+      sha256(next),
+      generation + 1,
+      now,
+      now,
+      expiresAt,
+      ip,
+      userAgent,
+      sessionId,
+      generation,
+      hash,
+    );
+    if (Number(changes) !== 1) return false;
+    audit.run('SESSION_REFRESHED', session.user_id, sessionId, ip, userAgent, null, now);
+    return true;
+  });
+  if (!rotated) return invalid;
+  const accessToken = await new SignJWT({ sid: sessionId, roles: session.roles.split(',') })
+    .setProtectedHeader({ alg: 'EdDSA', typ: 'at+jwt' })
+    .setIssuer(issuer)
+    .setAudience(audience)
+    .setSubject(session.user_id)
+    .setJti(randomUUID())
+    .setIssuedAt(Math.floor(now / 1000))
+    .setExpirationTime(Math.floor(now / 1000) + ACCESS_TOKEN_SECONDS)
+    .sign(key);
+  const refreshTokenExpiresAt = new Date(expiresAt).toISOString();
+  return { data: { refresh: { accessToken, refreshToken: `${sessionId}.${next}`, refreshTokenExpiresAt } } };
+}
+
+function handle(request: IncomingMessage, response: ServerResponse): void {
+  const chunks: Buffer[] = [];
+  request.on('data', (chunk: Buffer) => chunks.push(chunk));
+  request.on('end', () => {
+    refresh(Buffer.concat(chunks).toString('utf8'), request).then(
+      (result) => {
+        response.writeHead(200, { 'content-type': 'application/json' });
+        response.end(JSON.stringify(result));
+      },
+      (error: unknown) => {
+        response.writeHead(500, { 'content-type': 'application/json' });
+        response.end(JSON.stringify({ errors: [{ message: String(error) }] }));
+      },
+    );
+  });
+}
+
+process.on('message', (message: Partial<SessionsRequest>) => {
+  if (message?.type === 'sessions' && typeof message.count === 'number') process.send?.(makeSessions(message.count));
+});
+
+const server = createServer(handle);
+await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+const address = server.address();
+serveUntilStopped(`http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`, async () => {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+  db.close();
+});
