@@ -24,10 +24,10 @@ function nodeSqliteDialect(path: string) {
       const db = new DatabaseSync(path);
       db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;');
       db.exec('PRAGMA foreign_keys = ON;');
-      // Every statement is parameterised (the ORM's too: bound-parameters.ts), so each text is prepared once.
+      // Every statement is parameterised (the ORM's too: bound-parameters.ts), so each text is prepared once;
+      // constant ones as well (BEGIN and COMMIT run in every transaction).
       const prepared = new Map<string, StatementSync>();
       const prepare = (sql: string) => {
-        if (!sql.includes('?')) return db.prepare(sql);
         let stmt = prepared.get(sql);
         if (!stmt) {
           if (prepared.size >= 200) prepared.clear();
