@@ -10,10 +10,10 @@ import {
   errorCode,
   type Gql,
   type GraphQLResponse,
-  loginUser,
   type Payload,
   refreshToken,
   registerUser,
+  signIn,
   uniqueEmail,
 } from './support/graphql.ts';
 
@@ -37,11 +37,11 @@ describe.each(dialects())('revocation racing refresh on %s', (dialect) => {
     const email = uniqueEmail('race-admin');
     await registerUser(gql, { email, password: PASSWORD });
     await (t.app.orm.em.fork() as Em).nativeUpdate(User, { email }, { roles: 'USER,ADMIN' });
-    admin = (await loginUser(gql, email, PASSWORD)).data?.login as Payload;
+    admin = await signIn(gql, email, PASSWORD);
   });
   afterAll(() => t?.close());
 
-  async function signIn(): Promise<Payload & { email: string }> {
+  async function newAccount(): Promise<Payload & { email: string }> {
     const email = uniqueEmail('race');
     return { ...(await registerUser(gql, { email, password: PASSWORD })), email };
   }
@@ -67,15 +67,15 @@ describe.each(dialects())('revocation racing refresh on %s', (dialect) => {
     [
       'logout',
       async () => {
-        const victim = await signIn();
+        const victim = await newAccount();
         return { victim, revoke: () => gql('mutation { logout }', {}, { token: victim.accessToken }) };
       },
     ],
     [
       'revokeSession from another session',
       async () => {
-        const victim = await signIn();
-        const other = (await loginUser(gql, victim.email, PASSWORD)).data?.login as Payload;
+        const victim = await newAccount();
+        const other = await signIn(gql, victim.email, PASSWORD);
         return {
           victim,
           revoke: () =>
@@ -90,16 +90,16 @@ describe.each(dialects())('revocation racing refresh on %s', (dialect) => {
     [
       'revokeOtherSessions',
       async () => {
-        const victim = await signIn();
-        const other = (await loginUser(gql, victim.email, PASSWORD)).data?.login as Payload;
+        const victim = await newAccount();
+        const other = await signIn(gql, victim.email, PASSWORD);
         return { victim, revoke: () => gql('mutation { revokeOtherSessions }', {}, { token: other.accessToken }) };
       },
     ],
     [
       'changePassword from another session',
       async () => {
-        const victim = await signIn();
-        const other = (await loginUser(gql, victim.email, PASSWORD)).data?.login as Payload;
+        const victim = await newAccount();
+        const other = await signIn(gql, victim.email, PASSWORD);
         return {
           victim,
           revoke: () =>
@@ -114,7 +114,7 @@ describe.each(dialects())('revocation racing refresh on %s', (dialect) => {
     [
       'revokeUserSessions (admin)',
       async () => {
-        const victim = await signIn();
+        const victim = await newAccount();
         return {
           victim,
           revoke: () =>
@@ -129,9 +129,9 @@ describe.each(dialects())('revocation racing refresh on %s', (dialect) => {
     [
       'setUserRoles removing a role',
       async () => {
-        const victim = await signIn();
+        const victim = await newAccount();
         await (t.app.orm.em.fork() as Em).nativeUpdate(User, { id: victim.user.id }, { roles: 'USER,ADMIN' });
-        const promoted = (await loginUser(gql, victim.email, PASSWORD)).data?.login as Payload;
+        const promoted = await signIn(gql, victim.email, PASSWORD);
         return {
           victim: promoted,
           revoke: () =>
@@ -146,7 +146,7 @@ describe.each(dialects())('revocation racing refresh on %s', (dialect) => {
     [
       'deleteAccount',
       async () => {
-        const victim = await signIn();
+        const victim = await newAccount();
         return {
           victim,
           revoke: () =>
