@@ -1,7 +1,7 @@
-// Throwaway Redis and MariaDB servers started from the system binaries, on free ports in temp dirs: for the
+// Throwaway Redis, MariaDB and HAProxy servers started from the system binaries, on free ports in temp dirs: for the
 // tests (tests/support), the benchmarks (bench/) and migration generation (migrations/create.ts).
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -58,12 +58,15 @@ export interface RunningService {
   readonly port: number;
   readonly url: string;
   stop(): Promise<void>;
-  /** Kills the process (to simulate an outage); `start` brings it back on the same port. */
-  kill?(): Promise<void>;
+  /**
+   * Stops the process (to simulate an outage): SIGTERM, or `signal` (SIGKILL for a crash); `start` brings it back
+   * on the same port and data.
+   */
+  kill?(signal?: NodeJS.Signals): Promise<void>;
   start?(): Promise<void>;
 }
 
-async function stopChild(child: ChildProcess) {
+async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM') {
   if (child.exitCode !== null || child.signalCode !== null) return;
   await new Promise<void>((done) => {
     const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
@@ -71,7 +74,7 @@ async function stopChild(child: ChildProcess) {
       clearTimeout(timer);
       done();
     });
-    child.kill('SIGTERM');
+    child.kill(signal);
   });
 }
 
@@ -99,7 +102,7 @@ export async function startRedis(): Promise<RunningService> {
     port,
     url: `redis://127.0.0.1:${port}`,
     start,
-    kill: async () => stopChild(child),
+    kill: async (signal) => stopChild(child, signal),
     stop: async () => {
       await stopChild(child);
       rmSync(dir, { recursive: true, force: true });
@@ -119,27 +122,35 @@ export async function startMariaDb(): Promise<RunningService> {
     { stdio: 'ignore' },
   );
   const port = await freePort();
-  const child = spawn(
-    daemon,
-    [
-      '--no-defaults',
-      `--datadir=${data}`,
-      '--user=root',
-      `--socket=${join(dir, 'sock')}`,
-      `--port=${port}`,
-      '--bind-address=127.0.0.1',
-      '--skip-name-resolve',
-      '--innodb-flush-log-at-trx-commit=2',
-      '--character-set-server=utf8mb4',
-      '--collation-server=utf8mb4_unicode_ci',
-    ],
-    { stdio: 'ignore' },
-  );
-  await waitForPort(port, child, 'mariadbd', 60_000);
+  let child: ChildProcess;
+  const start = async () => {
+    child = spawn(
+      daemon,
+      [
+        '--no-defaults',
+        `--datadir=${data}`,
+        '--user=root',
+        `--socket=${join(dir, 'sock')}`,
+        `--port=${port}`,
+        '--bind-address=127.0.0.1',
+        '--skip-name-resolve',
+        '--innodb-flush-log-at-trx-commit=2',
+        '--character-set-server=utf8mb4',
+        '--collation-server=utf8mb4_unicode_ci',
+      ],
+      { stdio: 'ignore' },
+    );
+    await waitForPort(port, child, 'mariadbd', 60_000);
+  };
+  await start();
   return {
-    pid: child.pid as number,
+    get pid() {
+      return child.pid as number;
+    },
     port,
     url: `mysql://root@127.0.0.1:${port}`,
+    start,
+    kill: async (signal) => stopChild(child, signal),
     stop: async () => {
       await stopChild(child);
       rmSync(dir, { recursive: true, force: true });
@@ -154,4 +165,112 @@ export async function createDatabase(server: RunningService, name: string): Prom
   await connection.query(`CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`);
   await connection.end();
   return `${server.url}/${name}`;
+}
+
+export interface LoadBalancer extends RunningService {
+  /** HAProxy's view of each backend server (`UP`, `DOWN`, `MAINT`…), by the backend's port. */
+  serverStates(): Promise<Map<number, string>>;
+}
+
+/**
+ * HAProxy (Debian's /usr/sbin/haproxy) on a free port, round-robin over `backends` (ports on 127.0.0.1), each
+ * health-checked on GET /readyz. WebSockets and SSE pass through. Retries are limited to what cannot replay a
+ * write: a connection that failed before the request left goes to another instance (any method), and only a GET
+ * or HEAD is retried after an empty answer (a crash mid-request), since a POST may be a mutation that already ran.
+ */
+export async function startHaproxy(backends: readonly number[]): Promise<LoadBalancer> {
+  const binary = findBinary('haproxy');
+  if (!binary) throw new Error('haproxy not found');
+  const dir = mkdtempSync(join(tmpdir(), 'auth-haproxy-'));
+  const port = await freePort();
+  const socket = join(dir, 'admin.sock');
+  const file = join(dir, 'haproxy.cfg');
+  const config = [
+    'global',
+    '  maxconn 8000',
+    `  stats socket ${socket} mode 600 level admin`,
+    'defaults',
+    '  mode http',
+    '  maxconn 8000',
+    '  option forwardfor',
+    '  timeout connect 2s',
+    '  timeout client 60s',
+    // SSE streams are plain responses: Yoga sends a keep-alive comment every 12 s, well within this.
+    '  timeout server 60s',
+    // An upgraded WebSocket is a tunnel: it may stay quiet for long between pings.
+    '  timeout tunnel 1h',
+    '  timeout client-fin 5s',
+    '  timeout http-keep-alive 10s',
+    '  timeout queue 5s',
+    '  retries 3',
+    // Each retry picks another server, so a request never waits on the instance that just died.
+    '  option redispatch 1',
+    '  retry-on conn-failure empty-response',
+    `frontend fleet`,
+    `  bind 127.0.0.1:${port}`,
+    '  default_backend instances',
+    'backend instances',
+    '  balance roundrobin',
+    // A POST may have run (a login, a refresh rotation) before its instance died: never replay it.
+    '  http-request disable-l7-retry unless METH_GET || METH_HEAD',
+    '  option httpchk GET /readyz',
+    '  http-check expect status 200',
+    // Down after two failed checks half a second apart, or at once when connections to it fail; up after one pass.
+    '  default-server check inter 1s fastinter 250ms downinter 500ms fall 2 rise 1 observe layer4 error-limit 1 on-error mark-down',
+    ...backends.map((backend) => `  server i${backend} 127.0.0.1:${backend}`),
+    '',
+  ].join('\n');
+  writeFileSync(file, config);
+  execFileSync(binary, ['-c', '-q', '-f', file], { stdio: 'pipe' });
+  let child: ChildProcess;
+  let output = '';
+  const start = async () => {
+    output = '';
+    child = spawn(binary, ['-db', '-f', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+    child.stderr?.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    try {
+      await waitForPort(port, child, 'haproxy');
+    } catch (error) {
+      throw new Error(`${(error as Error).message}: ${output}`);
+    }
+  };
+  await start();
+  const command = (line: string) =>
+    new Promise<string>((resolveAnswer, reject) => {
+      let answer = '';
+      const connection = connect(socket, () => connection.end(`${line}\n`));
+      connection.on('data', (chunk: Buffer) => {
+        answer += chunk.toString();
+      });
+      connection.once('error', reject);
+      connection.once('close', () => resolveAnswer(answer));
+    });
+  return {
+    get pid() {
+      return child.pid as number;
+    },
+    port,
+    url: `http://127.0.0.1:${port}`,
+    start,
+    kill: async (signal) => stopChild(child, signal),
+    stop: async () => {
+      await stopChild(child);
+      rmSync(dir, { recursive: true, force: true });
+    },
+    async serverStates() {
+      const [header, ...rows] = (await command('show stat')).trim().split('\n');
+      const columns = (header ?? '').replace(/^# /, '').split(',');
+      const [proxy, server, status] = ['pxname', 'svname', 'status'].map((name) => columns.indexOf(name));
+      const states = new Map<number, string>();
+      for (const row of rows) {
+        const cells = row.split(',');
+        const name = cells[server as number] ?? '';
+        if (cells[proxy as number] !== 'instances' || !/^i\d+$/.test(name)) continue;
+        states.set(Number(name.slice(1)), (cells[status as number] ?? '').split(' ')[0] as string);
+      }
+      return states;
+    },
+  };
 }
