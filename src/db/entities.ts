@@ -55,6 +55,8 @@ export const Session = defineEntity({
     ipAddress: p.string().length(45).nullable(),
     revokedAt: p.datetime(3).nullable().index(),
     revokedReason: p.string().length(32).nullable(),
+    /** Its refresh tokens travel only in an HttpOnly cookie (tokenDelivery COOKIE), for its whole life. */
+    cookieBound: p.boolean().default(false),
   },
 });
 export type SessionRow = InferEntity<typeof Session>;

@@ -30,6 +30,7 @@ export async function findSessionWithUser(em: Em, sessionId: string): Promise<Se
       's.ip_address',
       's.revoked_at',
       's.revoked_reason',
+      's.cookie_bound',
       'u.id as u_id',
       'u.email as u_email',
       'u.password_hash as u_password_hash',
