@@ -173,16 +173,19 @@ export interface LoadBalancer extends RunningService {
 }
 
 /**
- * HAProxy (Debian's /usr/sbin/haproxy) on a free port, round-robin over `backends` (ports on 127.0.0.1), each
+ * HAProxy (Debian's /usr/sbin/haproxy) on `port` (a free one by default), round-robin over `backends` (ports on 127.0.0.1), each
  * health-checked on GET /readyz. WebSockets and SSE pass through. Retries are limited to what cannot replay a
  * write: a connection that failed before the request left goes to another instance (any method), and only a GET
  * or HEAD is retried after an empty answer (a crash mid-request), since a POST may be a mutation that already ran.
  */
-export async function startHaproxy(backends: readonly number[]): Promise<LoadBalancer> {
+export async function startHaproxy(
+  backends: readonly number[],
+  options: { port?: number } = {},
+): Promise<LoadBalancer> {
   const binary = findBinary('haproxy');
   if (!binary) throw new Error('haproxy not found');
   const dir = mkdtempSync(join(tmpdir(), 'auth-haproxy-'));
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const socket = join(dir, 'admin.sock');
   const file = join(dir, 'haproxy.cfg');
   const config = [
