@@ -1,16 +1,18 @@
 # syntax=docker/dockerfile:1
 # Production image: Node 24 runs the TypeScript sources directly (type stripping); no build step beyond npm ci.
 
-# --- build: install with dev dependencies (npm ci's `prepare` generates the client SDK), then drop them.
+# --- build: install with dev dependencies (npm ci's `prepare` generates and builds the client package, a
+# workspace that npm ci needs present), then drop them.
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json codegen.ts schema.graphql ./
-COPY src/client/operations.graphql src/client/
+COPY packages/client ./packages/client
 RUN npm ci --no-audit --no-fund
 COPY src ./src
 COPY migrations ./migrations
-# The `node` devDependency (a Node binary for npm scripts), codegen, test tools: none of it ships.
-RUN npm prune --omit=dev --no-audit --no-fund
+# The `node` devDependency (a Node binary for npm scripts), codegen, test tools: none of it ships; nor does the
+# client package (the server never imports it; its workspace link would dangle in the runtime image).
+RUN npm prune --omit=dev --no-audit --no-fund && rm -f node_modules/graphql-auth-client
 
 # --- runtime: the same base, the production node_modules and the sources, as the unprivileged `node` user.
 FROM node:24-bookworm-slim AS runtime

@@ -3,16 +3,16 @@
 import { ApolloClient, ApolloLink, HttpLink, InMemoryCache } from '@apollo/client';
 import { fetchExchange, Client as UrqlClient } from '@urql/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAuthLink } from '../src/client/apollo.ts';
-import { MeDocument } from '../src/client/generated/graphql.ts';
+import { createAuthLink } from '../packages/client/src/apollo.ts';
 import {
   type AuthClient,
   AuthClientError,
   createAuthClient,
   type SignedOutEvent,
   webStorage,
-} from '../src/client/index.ts';
-import { authExchange } from '../src/client/urql.ts';
+} from '../packages/client/src/index.ts';
+import { MeDocument } from '../packages/client/src/operations.ts';
+import { authExchange } from '../packages/client/src/urql.ts';
 import { AuditEvent } from '../src/db/entities.ts';
 import type { Em } from '../src/db/orm.ts';
 import { startTestApp, type TestApp } from './support/app.ts';

@@ -1,11 +1,10 @@
 // The typed client SDK (browsers and Node): signs in, keeps the tokens, refreshes them before they expire
 // (one refresh in flight, shared by every caller), retries an operation once after a refresh, and signs out
-// when its session is revoked (heard through the sessionRevoked subscription). apollo.ts and urql.ts build on it.
+// when its session is revoked (heard through the sessionRevoked subscription). In cookie mode the refresh token
+// lives in the server's HttpOnly cookie and never in this client. apollo.ts and urql.ts build on it.
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { type DocumentNode, print } from 'graphql';
 import { createClient, type Client as WsClient } from 'graphql-ws';
-// The server's vocabulary of `extensions.reason` (API.md, "Reasons"); a type only, so nothing server-side is loaded.
-import type { UnauthenticatedReason } from '../errors.ts';
 import {
   LoginDocument,
   type LoginInput,
@@ -17,16 +16,51 @@ import {
   type SignedInFragment,
 } from './generated/graphql.ts';
 
-export type { UnauthenticatedReason } from '../errors.ts';
 export type { LoginInput, RegisterInput, SignedInFragment } from './generated/graphql.ts';
+/** The typed documents of the operations this package ships (`MeDocument`, `LoginDocument`, …). */
 export * as operations from './generated/graphql.ts';
+
+/**
+ * The server's vocabulary of `extensions.reason` for UNAUTHENTICATED answers (API.md, "Reasons"). A copy, so that
+ * nothing server-side is installed with the client; the server's tests check that the two lists agree.
+ */
+export const UNAUTHENTICATED_REASONS = [
+  'AUTHENTICATION_REQUIRED',
+  'INVALID_TOKEN',
+  'TOKEN_EXPIRED',
+  'SESSION_REVOKED',
+  'CLIENT_DISABLED',
+  'ACCOUNT_DISABLED',
+  'REFRESH_TOKEN_ROTATED',
+  'REFRESH_TOKEN_REUSE',
+  'REFRESH_TOKEN_EXPIRED',
+  'INVALID_REFRESH_TOKEN',
+  'REVOCATION_FEED_STALE',
+] as const;
+/** One of UNAUTHENTICATED_REASONS. */
+export type UnauthenticatedReason = (typeof UNAUTHENTICATED_REASONS)[number];
+
+/**
+ * Where the server puts the refresh token. BODY: in the sign-in answer, kept by this client (and its storage).
+ * COOKIE: in an HttpOnly cookie that scripts cannot read; this client never sees it (browsers only).
+ */
+export type TokenDelivery = 'BODY' | 'COOKIE';
+
+/**
+ * The header that satisfies the server's CSRF prevention (a custom header forces a CORS preflight). Every request
+ * this package makes or wraps carries it, GET queries and anonymous operations included.
+ */
+export const CSRF_HEADER = 'x-graphql-yoga-csrf';
+const CSRF_VALUE = 'graphql-auth-client';
 
 /** What the client keeps between calls (and in its storage): a session's tokens. */
 export interface AuthTokens {
   readonly accessToken: string;
   /** ISO 8601. */
   readonly accessTokenExpiresAt: string;
-  readonly refreshToken: string;
+  /** null in cookie mode: the refresh token is in an HttpOnly cookie that this client cannot read. */
+  readonly refreshToken: string | null;
+  /** ISO 8601. */
   readonly refreshTokenExpiresAt: string;
   readonly userId: string;
   readonly sessionId: string;
@@ -36,8 +70,11 @@ export interface AuthTokens {
 
 /** Where tokens live besides memory (e.g. localStorage, a file, a keychain); may be async. */
 export interface TokenStorage {
+  /** The saved tokens, or null when there are none (or they cannot be read). */
   load(): AuthTokens | null | Promise<AuthTokens | null>;
+  /** Replaces the saved tokens. */
   save(tokens: AuthTokens): void | Promise<void>;
+  /** Forgets the saved tokens. */
   clear(): void | Promise<void>;
 }
 
@@ -55,7 +92,10 @@ export function memoryStorage(): TokenStorage {
   };
 }
 
-/** Keeps tokens in a Web Storage area (localStorage, sessionStorage) under `key`. */
+/**
+ * Keeps tokens in a Web Storage area (localStorage, sessionStorage) under `key`. Any script on the page can read
+ * it, an injected one too: in a browser prefer cookie mode, which needs no storage for the refresh token.
+ */
 export function webStorage(storage: Storage, key = 'auth.tokens'): TokenStorage {
   return {
     load: () => {
@@ -71,6 +111,7 @@ export function webStorage(storage: Storage, key = 'auth.tokens'): TokenStorage 
   };
 }
 
+/** One entry of a GraphQL answer's `errors`. */
 export interface GraphQLErrorLike {
   readonly message: string;
   readonly path?: readonly (string | number)[];
@@ -113,28 +154,39 @@ export function unauthenticatedReason(errors: readonly GraphQLErrorLike[] | unde
   return typeof error.extensions?.reason === 'string' ? error.extensions.reason : 'UNAUTHENTICATED';
 }
 
+/** What `signedOut` listeners receive. */
 export interface SignedOutEvent {
   /** LOGOUT for `logout()`, otherwise the reason the session ended (e.g. SESSION_REVOKED, REVOKED_BY_USER). */
   readonly reason: string;
   readonly sessionId: string;
 }
 
+/** The events of `AuthClient.on`. */
 export interface AuthClientEvents {
   /** New tokens: after sign-in and after every refresh. */
   tokens: (tokens: AuthTokens) => void;
   signedOut: (event: SignedOutEvent) => void;
 }
 
+/** The options of `createAuthClient`. */
 export interface AuthClientOptions {
   /** The GraphQL endpoint, e.g. https://auth.example.com/graphql. */
   readonly url: string;
+  /**
+   * BODY (the default) keeps the refresh token in this client and its storage. COOKIE (browsers) asks the server
+   * to keep it in an HttpOnly cookie: this client sends its own requests with credentials and holds no refresh
+   * token, and `restore()` gets a new access token from the cookie after a reload.
+   */
+  readonly tokenDelivery?: TokenDelivery;
+  /** The client id (an app registered on the server) sent with every sign-in; the server's default when unset. */
+  readonly clientId?: string;
   /** The WebSocket endpoint; defaults to `url` with ws(s)://. */
   readonly wsUrl?: string;
   /** Defaults to the global fetch. */
   readonly fetch?: typeof fetch;
   /** Defaults to the global WebSocket (browsers, Node 22+). */
   readonly webSocketImpl?: unknown;
-  /** Defaults to memory only. */
+  /** Defaults to memory only. In cookie mode it never receives a refresh token. */
   readonly storage?: TokenStorage;
   /** Refresh this long before the access token expires (default 30 s; at most a fifth of its lifetime). */
   readonly refreshMarginMs?: number;
@@ -144,16 +196,27 @@ export interface AuthClientOptions {
   readonly now?: () => number;
 }
 
+/** A sign-in input without what the client sets itself (`tokenDelivery`, and `clientId` when configured). */
+export type SignInInput<T> = Omit<T, 'tokenDelivery'>;
+
+/** A client for one auth server, made by `createAuthClient`. */
 export interface AuthClient {
   /** The current tokens, or null when signed out. */
   readonly tokens: AuthTokens | null;
-  register(input: RegisterInput): Promise<SignedInFragment>;
-  login(input: LoginInput): Promise<SignedInFragment>;
-  /** Revokes this session on the server (best effort) and signs out. */
+  /** Where this client asks the server to put the refresh token. */
+  readonly tokenDelivery: TokenDelivery;
+  /** Creates an account and signs in to it; rejects with AuthClientError. */
+  register(input: SignInInput<RegisterInput>): Promise<SignedInFragment>;
+  /** Signs in with email and password; rejects with AuthClientError. */
+  login(input: SignInInput<LoginInput>): Promise<SignedInFragment>;
+  /** Revokes this session on the server (best effort; in cookie mode the server clears the cookie) and signs out. */
   logout(): Promise<void>;
-  /** Loads tokens from the storage (e.g. after a page reload); null when there are none. */
+  /**
+   * After a page reload: BODY mode loads the tokens from the storage; COOKIE mode gets a new access token from the
+   * refresh cookie. Null when there is no session to resume.
+   */
   restore(): Promise<AuthTokens | null>;
-  /** Rotates the refresh token now. Concurrent calls share one request. */
+  /** Rotates the refresh token now (in cookie mode, the cookie). Concurrent calls share one request. */
   refresh(): Promise<AuthTokens>;
   /** A valid access token (refreshed first when it is about to expire), or null when signed out. */
   accessToken(): Promise<string | null>;
@@ -181,18 +244,24 @@ interface GraphQLResult<T> {
   errors?: GraphQLErrorLike[];
 }
 
-/** Creates a client for one auth server. */
+/**
+ * Creates a client for one auth server: `createAuthClient({ url: 'https://auth.example.com/graphql' })`, or with
+ * `tokenDelivery: 'COOKIE'` in a browser app.
+ */
 export function createAuthClient(options: AuthClientOptions): AuthClient {
   const baseFetch = options.fetch ?? globalThis.fetch.bind(globalThis);
   const storage = options.storage ?? memoryStorage();
   const now = options.now ?? Date.now;
   const marginMs = options.refreshMarginMs ?? 30_000;
   const wsUrl = options.wsUrl ?? options.url.replace(/^http/, 'ws');
+  const cookieMode = options.tokenDelivery === 'COOKIE';
   const listeners: { [E in keyof AuthClientEvents]: Set<AuthClientEvents[E]> } = {
     tokens: new Set(),
     signedOut: new Set(),
   };
   let tokens: AuthTokens | null = null;
+  // Bumped by every sign-in and sign-out: a refresh answer that arrives after either is stale and is dropped.
+  let epoch = 0;
   let refreshing: Promise<AuthTokens> | null = null;
   let watch: { client: WsClient; sessionId: string } | null = null;
   let disposed = false;
@@ -203,8 +272,11 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
       headers: {
         'content-type': 'application/json',
         accept: 'application/graphql-response+json, application/json',
+        [CSRF_HEADER]: CSRF_VALUE,
         ...(token ? { authorization: `Bearer ${token}` } : {}),
       },
+      // Cookie mode: the browser sends and stores the refresh cookie only on credentialed requests.
+      ...(cookieMode ? { credentials: 'include' as const } : {}),
       body: JSON.stringify({ query: print(document), variables }),
     });
     try {
@@ -228,7 +300,8 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     tokens = {
       accessToken: payload.accessToken,
       accessTokenExpiresAt: payload.accessTokenExpiresAt,
-      refreshToken: payload.refreshToken,
+      // Never kept in cookie mode, even if a server sent one.
+      refreshToken: cookieMode ? null : (payload.refreshToken ?? null),
       refreshTokenExpiresAt: payload.refreshTokenExpiresAt,
       userId: payload.user.id,
       sessionId: payload.session.id,
@@ -243,31 +316,48 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   async function signOut(reason: string, sessionId = tokens?.sessionId): Promise<void> {
     if (!tokens || tokens.sessionId !== sessionId) return;
     tokens = null;
+    epoch++;
     refreshing = null;
     stopWatch();
     await storage.clear();
     emit('signedOut', { reason, sessionId });
   }
 
-  async function signIn(document: DocumentNode, input: unknown, field: 'login' | 'register') {
-    const result = await post<Record<string, SignedInFragment>>(document, { input }, null);
+  async function signIn(document: DocumentNode, input: object, field: 'login' | 'register') {
+    const full = {
+      ...input,
+      ...(options.clientId !== undefined ? { clientId: options.clientId } : {}),
+      ...(cookieMode ? { tokenDelivery: 'COOKIE' } : {}),
+    };
+    const result = await post<Record<string, SignedInFragment>>(document, { input: full }, null);
     const payload = result.data?.[field];
     if (!payload) throw new AuthClientError(result.errors ?? []);
+    epoch++;
+    refreshing = null;
     stopWatch();
     await adopt(payload);
     return payload;
   }
 
-  async function rotate(current: AuthTokens): Promise<AuthTokens> {
-    const result = await post<{ refresh: SignedInFragment }>(
-      RefreshDocument,
-      { refreshToken: current.refreshToken },
-      null,
-    );
-    if (tokens?.sessionId !== current.sessionId) throw new AuthClientError(result.errors ?? []); // signed out meanwhile
+  /** One refresh request: the refresh token in the body (BODY mode) or none, so the server reads the cookie. */
+  async function rotateOnce(current: AuthTokens | null) {
+    const variables = cookieMode ? {} : { refreshToken: current?.refreshToken };
+    return post<{ refresh: SignedInFragment }>(RefreshDocument, variables, null);
+  }
+
+  async function rotate(current: AuthTokens | null): Promise<AuthTokens> {
+    const started = epoch;
+    let result = await rotateOnce(current);
+    let error = result.data?.refresh ? null : new AuthClientError(result.errors ?? []);
+    if (cookieMode && error?.reason === 'REFRESH_TOKEN_ROTATED' && started === epoch) {
+      // Another tab won the rotation, and its answer set the new cookie in this browser: use that one.
+      result = await rotateOnce(current);
+      error = result.data?.refresh ? null : new AuthClientError(result.errors ?? []);
+    }
+    if (started !== epoch) throw new AuthClientError(result.errors ?? [notSignedIn()]); // signed in or out meanwhile
     if (result.data?.refresh) return adopt(result.data.refresh);
-    const error = new AuthClientError(result.errors ?? []);
-    if (error.reason === 'REFRESH_TOKEN_ROTATED') {
+    const failure = error ?? new AuthClientError([]);
+    if (!cookieMode && current && failure.reason === 'REFRESH_TOKEN_ROTATED') {
       // Another tab (sharing the storage) won the rotation: take what it stored.
       const stored = await storage.load();
       if (stored && stored.sessionId === current.sessionId && stored.refreshToken !== current.refreshToken) {
@@ -275,13 +365,15 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
         return stored;
       }
     }
-    if (error.reason && SIGN_OUT_REASONS.has(error.reason)) await signOut(error.reason, current.sessionId);
-    throw error;
+    if (current && failure.reason && SIGN_OUT_REASONS.has(failure.reason))
+      await signOut(failure.reason, current.sessionId);
+    throw failure;
   }
 
   function refresh(): Promise<AuthTokens> {
     const current = tokens;
-    if (!current) return Promise.reject(new AuthClientError([notSignedIn()]));
+    // In cookie mode the cookie is the session: it can be refreshed without tokens in memory (after a reload).
+    if (!current && !cookieMode) return Promise.reject(new AuthClientError([notSignedIn()]));
     refreshing ??= rotate(current).finally(() => {
       refreshing = null;
     });
@@ -303,6 +395,27 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     }
     if (SIGN_OUT_REASONS.has(reason) && tokens.accessToken === usedToken) await signOut(reason);
     return null;
+  }
+
+  async function restore(): Promise<AuthTokens | null> {
+    if (!cookieMode) {
+      const stored = await storage.load();
+      if (stored) {
+        tokens = stored;
+        startWatch();
+      }
+      return stored;
+    }
+    try {
+      return await refresh();
+    } catch (error) {
+      // No cookie, or a dead one: nothing to resume. Anything else (the network, the server) is the caller's.
+      if (error instanceof AuthClientError && error.code === 'UNAUTHENTICATED') {
+        await storage.clear();
+        return null;
+      }
+      throw error;
+    }
   }
 
   function startWatch() {
@@ -367,6 +480,8 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   const authFetch: typeof fetch = async (input, init) => {
     const send = (token: string | null) => {
       const headers = new Headers(init?.headers);
+      // Also for anonymous operations and GET queries, which CSRF prevention refuses without it.
+      headers.set(CSRF_HEADER, CSRF_VALUE);
       if (token) headers.set('authorization', `Bearer ${token}`);
       return baseFetch(input, { ...init, headers });
     };
@@ -387,25 +502,19 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     get tokens() {
       return tokens;
     },
+    tokenDelivery: cookieMode ? 'COOKIE' : 'BODY',
     register: (input) => signIn(RegisterDocument, input, 'register'),
     login: (input) => signIn(LoginDocument, input, 'login'),
     async logout() {
       const current = tokens;
       if (!current) return;
       try {
-        await post(LogoutDocument, {}, current.accessToken);
+        await post(LogoutDocument, {}, await accessToken().catch(() => current.accessToken));
       } finally {
         await signOut('LOGOUT', current.sessionId);
       }
     },
-    async restore() {
-      const stored = await storage.load();
-      if (stored) {
-        tokens = stored;
-        startWatch();
-      }
-      return stored;
-    },
+    restore,
     refresh,
     accessToken,
     recover,
