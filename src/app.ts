@@ -3,10 +3,13 @@ import type { Server } from 'node:http';
 import type { Logger } from 'pino';
 import { OneTimeCodes } from './account/codes.ts';
 import { createPasswordHasher } from './auth/passwords.ts';
+import { cannotConnect, passwordOf } from './cannot-connect.ts';
 import { type Clock, systemClock } from './clock.ts';
 import type { Config } from './config.ts';
 import { migrate } from './db/migrate.ts';
 import { createOrm, type Em, type Orm } from './db/orm.ts';
+import { UserCache } from './db/user-cache.ts';
+import { UserWrites } from './db/user-writes.ts';
 import { createMemoryRevocationBus } from './events/memory.ts';
 import { onPublish } from './events/on-publish.ts';
 import { createRedisRevocationBus } from './events/redis.ts';
@@ -59,10 +62,28 @@ export interface App {
 export async function createApp(config: Config, options: AppOptions = {}): Promise<App> {
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? createLogger(config);
-  const orm = await createOrm(config.database);
+  const orm = await createOrm(config.database).catch((error: unknown) => {
+    throw cannotConnect('DATABASE_URL', error, databaseSecrets(config));
+  });
   let redis: RedisConnections | undefined;
   try {
-    redis = config.redisUrl ? await connectRedis(config.redisUrl, logger) : undefined;
+    // The first statement proves the database answers (SQLite opens lazily, a pool may connect lazily).
+    await orm.em
+      .getConnection()
+      .execute('select 1')
+      .catch((error: unknown) => {
+        throw cannotConnect('DATABASE_URL', error, databaseSecrets(config));
+      });
+    const redisTarget = config.redisSentinel
+      ? { sentinel: config.redisSentinel }
+      : config.redisUrl
+        ? { url: config.redisUrl }
+        : undefined;
+    redis = redisTarget
+      ? await connectRedis(redisTarget, logger).catch((error: unknown) => {
+          throw cannotConnect(config.redisSentinel ? 'REDIS_SENTINELS' : 'REDIS_URL', error, redisSecrets(config));
+        })
+      : undefined;
     const store = redis ? createRedisStore(redis.commands) : createMemoryStore(clock);
     if (options.migrate !== false) await migrate(orm);
     const keys = await loadKeyStore(config);
@@ -79,6 +100,11 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       (event) => metrics.countRevocation(event),
     );
     await revoked.follow(bus, fork);
+    // While Redis is down, revocations made on other instances still arrive, from the database.
+    if (redis) revoked.pollWhileDown(bus, fork, logger);
+    const users = new UserCache(config.userCacheSize, bus);
+    // Every committed write of a users row is told to every instance's cache, this one's before the response.
+    new UserWrites((event) => bus.publishUserChanged(event)).attach(orm);
 
     const sign = createAccessTokenSigner(keys, config, clock);
     const verify = createAccessTokenVerifier(
@@ -103,6 +129,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       mail: { productName: config.mail.productName, appUrl: config.mail.appUrl },
       oauth: createOAuth(config.oauth, store, clock, logger),
       federationSdl: config.federationSdl,
+      users,
       logger,
     };
     const http = createHttpServer({
@@ -116,6 +143,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       graphiql: config.graphiql,
       trustProxy: config.trustProxy,
       corsOrigins: config.corsOrigins,
+      production: config.env === 'production',
+      refreshCookie: config.refreshCookie,
       introspection: config.introspection,
       graphqlLimits: config.graphqlLimits,
       webSocket: config.webSocket,
@@ -126,10 +155,15 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       keys,
       wellKnown: config,
       readiness: {
-        database: async () => {
-          await orm.em.getConnection().execute('select 1');
+        required: {
+          database: async () => {
+            await orm.em.getConnection().execute('select 1');
+          },
         },
-        ...(redis ? { redis: async () => void (await redis?.commands.ping()) } : {}),
+        // Without Redis the instance serves on (rate limits in memory, revocations read from the database).
+        optional: redis
+          ? { redis: () => (redis?.up ? redis.commands.ping().then(() => undefined) : Promise.reject()) }
+          : {},
       },
     });
 
@@ -159,6 +193,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       async close() {
         await http.close();
         revoked.close();
+        users.close();
         await bus.close();
         await mailer.close();
         await redis?.close();
@@ -170,4 +205,15 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     await orm.close();
     throw error;
   }
+}
+
+/** What a database error must never quote: the password of DATABASE_URL. */
+function databaseSecrets(config: Config): string[] {
+  return config.database.dialect === 'mysql' ? [config.database.password, ...passwordOf(config.database.url)] : [];
+}
+
+/** What a Redis error must never quote: the passwords of REDIS_URL or of the sentinels and their master. */
+function redisSecrets(config: Config): string[] {
+  const sentinel = config.redisSentinel;
+  return [...passwordOf(config.redisUrl), sentinel?.password ?? '', sentinel?.sentinelPassword ?? ''].filter(Boolean);
 }

@@ -8,6 +8,16 @@ export type DatabaseConfig =
   | { dialect: 'sqlite'; path: string }
   | { dialect: 'mysql'; url: string; host: string; port: number; user: string; password: string; dbName: string };
 
+export interface RedisSentinelConfig {
+  readonly sentinels: readonly { readonly host: string; readonly port: number }[];
+  /** The master's name as the sentinels know it. */
+  readonly name: string;
+  /** AUTH for the master and replicas (REDIS_PASSWORD). */
+  readonly password: string | undefined;
+  /** AUTH for the sentinels themselves (REDIS_SENTINEL_PASSWORD). */
+  readonly sentinelPassword: string | undefined;
+}
+
 export interface Config {
   readonly env: 'development' | 'production' | 'test';
   readonly port: number;
@@ -16,6 +26,8 @@ export interface Config {
   readonly database: DatabaseConfig;
   /** Unset: rate limits, codes, OAuth state and revocation fan-out stay in this process. */
   readonly redisUrl: string | undefined;
+  /** Redis through Sentinel (REDIS_SENTINELS, REDIS_SENTINEL_NAME): set instead of redisUrl, never with it. */
+  readonly redisSentinel: RedisSentinelConfig | undefined;
   readonly dataDir: string;
   readonly issuer: string;
   readonly audience: string;
@@ -32,7 +44,11 @@ export interface Config {
   readonly sessionMaxAgeMs: number;
   readonly refreshReuseGraceMs: number;
   readonly bcryptCost: number;
+  /** Users' rows each instance keeps in memory for `me` and federation reads (USER_CACHE_SIZE; 0: none). */
+  readonly userCacheSize: number;
   readonly corsOrigins: readonly string[];
+  /** The refresh cookie of cookie-bound (browser) sessions. */
+  readonly refreshCookie: RefreshCookieConfig;
   /** How many proxies in front of us append to X-Forwarded-For (0: ignore the header). */
   readonly trustProxy: number;
   readonly graphiql: boolean;
@@ -55,6 +71,17 @@ export interface Config {
   /** Per-document limits enforced before execution (graphql-armor). */
   readonly graphqlLimits: GraphQLLimitsConfig;
   readonly webSocket: WebSocketLimitsConfig;
+}
+
+export interface RefreshCookieConfig {
+  /** REFRESH_COOKIE_NAME (refresh_token). */
+  readonly name: string;
+  /** REFRESH_COOKIE_DOMAIN; unset: the API's host only. */
+  readonly domain: string | undefined;
+  /** REFRESH_COOKIE_SAMESITE (Strict). */
+  readonly sameSite: 'Strict' | 'Lax';
+  /** Left out only for an http://localhost or http://127.0.0.1 PUBLIC_URL outside production. */
+  readonly secure: boolean;
 }
 
 export interface WebSocketLimitsConfig {
@@ -136,7 +163,19 @@ export interface MailConfig {
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
+  /** Every problem found, one line each, starting with the variable at fault; never a variable's value. */
+  readonly problems: readonly string[];
+
+  constructor(problems: string | readonly string[]) {
+    const list = typeof problems === 'string' ? [problems] : [...problems];
+    super(list.join('\n'));
+    this.problems = Object.freeze(list);
+  }
 }
+
+/** The lines a process prints for a ConfigError: one per problem, so an operator fixes them all in one go. */
+export const configErrorLines = (error: ConfigError): string =>
+  error.problems.map((problem) => `configuration error: ${problem}`).join('\n');
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
@@ -230,6 +269,22 @@ const schema = z.object({
       (v) => v === undefined || /^rediss?:\/\//.test(v),
       'expected redis://[user:pass@]host:port[/db] or rediss://…',
     ),
+  REDIS_SENTINELS: list.transform((entries, ctx) => {
+    const sentinels: { host: string; port: number }[] = [];
+    for (const entry of entries) {
+      const match = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d{1,5})$/.exec(entry);
+      const port = Number(match?.[2]);
+      if (!match || port < 1 || port > 65535) {
+        ctx.addIssue({ code: 'custom', message: `expected host:port,host:port,…, got "${entry}"` });
+        return z.NEVER;
+      }
+      sentinels.push({ host: (match[1] as string).replace(/^\[(.*)\]$/, '$1'), port });
+    }
+    return sentinels;
+  }),
+  REDIS_SENTINEL_NAME: optionalText,
+  REDIS_SENTINEL_PASSWORD: optionalText,
+  REDIS_PASSWORD: optionalText,
   ISSUER: optionalText,
   AUDIENCE: optionalText,
   JWT_ALG: z.enum(JWT_ALGORITHMS, { message: `expected one of ${JWT_ALGORITHMS.join(', ')}` }).default('EdDSA'),
@@ -243,7 +298,23 @@ const schema = z.object({
   SESSION_MAX_AGE: duration('90d'),
   REFRESH_REUSE_GRACE: duration('10s'),
   BCRYPT_COST: z.coerce.number().int().min(4, 'expected an integer from 4 to 31').max(31).default(12),
+  USER_CACHE_SIZE: z.coerce
+    .number()
+    .int()
+    .min(0, 'expected an integer from 0 to 10000000')
+    .max(10_000_000)
+    .default(10_000),
   CORS_ORIGINS: list,
+  REFRESH_COOKIE_NAME: z
+    .string()
+    .trim()
+    .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/, "expected a cookie name: 1-64 letters, digits or !#$%&'*+-.^_`|~")
+    .default('refresh_token'),
+  REFRESH_COOKIE_DOMAIN: optionalText.refine(
+    (v) => v === undefined || /^\.?(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i.test(v),
+    'expected a domain name, like example.com',
+  ),
+  REFRESH_COOKIE_SAMESITE: z.enum(['Strict', 'Lax'], { message: 'expected Strict or Lax' }).default('Strict'),
   TRUST_PROXY: proxyHops.default(0),
   GRAPHIQL: bool.optional(),
   METRICS_TOKEN: optionalText,
@@ -287,6 +358,39 @@ const schema = z.object({
 export type Env = Record<string, string | undefined>;
 export type ReadFile = (path: string) => string;
 
+/** REDIS_SENTINELS with REDIS_SENTINEL_NAME, or neither; never beside REDIS_URL (which one would win?). */
+function parseRedisSentinel(
+  e: {
+    REDIS_SENTINELS?: { host: string; port: number }[];
+    REDIS_SENTINEL_NAME?: string;
+    REDIS_PASSWORD?: string;
+    REDIS_SENTINEL_PASSWORD?: string;
+  },
+  set: Record<string, string | undefined>,
+): RedisSentinelConfig | undefined {
+  const sentinels = e.REDIS_SENTINELS ?? [];
+  if (set.REDIS_SENTINELS === undefined) {
+    if (set.REDIS_SENTINEL_NAME !== undefined) {
+      throw new ConfigError('REDIS_SENTINEL_NAME: set only with REDIS_SENTINELS (host:port of each sentinel)');
+    }
+    return undefined;
+  }
+  // The variable failed its own parse (reported already).
+  if (sentinels.length === 0) return undefined;
+  const problems: string[] = [];
+  if (set.REDIS_URL !== undefined) problems.push('REDIS_SENTINELS: set either REDIS_URL or REDIS_SENTINELS, not both');
+  if (!e.REDIS_SENTINEL_NAME) {
+    problems.push("REDIS_SENTINEL_NAME: required with REDIS_SENTINELS (the master's name in the sentinels' config)");
+  }
+  if (problems.length) throw new ConfigError(problems);
+  return Object.freeze({
+    sentinels: Object.freeze(sentinels.map((s) => Object.freeze(s))),
+    name: e.REDIS_SENTINEL_NAME as string,
+    password: e.REDIS_PASSWORD,
+    sentinelPassword: e.REDIS_SENTINEL_PASSWORD,
+  });
+}
+
 function parseDatabaseUrl(url: string | undefined, dataDir: string): DatabaseConfig {
   if (url === undefined) return { dialect: 'sqlite', path: `${dataDir}/auth.sqlite` };
   if (url.startsWith('sqlite:')) {
@@ -328,58 +432,83 @@ function readKey(inline: string | undefined, file: string | undefined, name: str
   }
 }
 
-/** Builds the Config from an environment; throws ConfigError with one line naming the variable at fault. */
+/**
+ * Builds the Config from an environment; throws one ConfigError listing every variable at fault (one line each),
+ * so a deployment is fixed in one round rather than one restart per mistake.
+ */
 export function loadConfig(env: Env, readFile: ReadFile): Config {
   // A variable set to nothing (PORT=) means "use the default", not "the empty value".
   const set = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value.trim() !== ''));
-  const result = schema.safeParse(set);
-  if (!result.success) {
-    const issue = result.error.issues[0];
-    const name = String(issue?.path[0] ?? 'environment');
-    throw new ConfigError(`${name}: ${issue?.message ?? 'invalid value'}`);
+  const problems: string[] = [];
+  /** Runs one check; a ConfigError it throws joins the list instead of ending the start. */
+  const check = <T>(run: () => T): T | undefined => {
+    try {
+      return run();
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      problems.push(...error.problems);
+      return undefined;
+    }
+  };
+  // Each variable on its own, so every bad one is reported, each with its first issue only.
+  const parsed: Record<string, unknown> = {};
+  for (const [name, field] of Object.entries(schema.shape)) {
+    const result = (field as z.ZodType).safeParse(set[name]);
+    if (result.success) parsed[name] = result.data;
+    else problems.push(`${name}: ${result.error.issues[0]?.message ?? 'invalid value'}`);
   }
-  const e = result.data;
+  // Below, a variable that failed its own parse is undefined: checks across variables skip it.
+  const e = parsed as z.output<typeof schema>;
   const production = e.NODE_ENV === 'production';
   const publicUrl = (e.PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/$/, '');
-  const privateKey = readKey(e.JWT_PRIVATE_KEY, e.JWT_PRIVATE_KEY_FILE, 'JWT_PRIVATE_KEY', readFile);
-  if (privateKey === undefined && production) {
-    throw new ConfigError(
+  const privateKey = check(() => readKey(e.JWT_PRIVATE_KEY, e.JWT_PRIVATE_KEY_FILE, 'JWT_PRIVATE_KEY', readFile));
+  const previousKeys = check(() =>
+    readKey(e.JWT_PREVIOUS_KEYS, e.JWT_PREVIOUS_KEYS_FILE, 'JWT_PREVIOUS_KEYS', readFile),
+  );
+  const keyProblem = problems.some((problem) => problem.startsWith('JWT_PRIVATE_KEY'));
+  if (privateKey === undefined && production && !keyProblem) {
+    problems.push(
       'JWT_PRIVATE_KEY: required when NODE_ENV=production (a PKCS#8 PEM, or for HS256 a secret of 32+ bytes)',
     );
   }
   // Counted as the key store uses it: trimmed (a secret file usually ends with a newline).
   if (privateKey !== undefined && e.JWT_ALG === 'HS256' && Buffer.byteLength(privateKey.trim()) < 32) {
-    throw new ConfigError('JWT_PRIVATE_KEY: the HS256 secret must be at least 32 bytes');
+    problems.push('JWT_PRIVATE_KEY: the HS256 secret must be at least 32 bytes');
   }
   if (e.ACCESS_TOKEN_TTL > e.REFRESH_TOKEN_TTL) {
-    throw new ConfigError('ACCESS_TOKEN_TTL: must not be longer than REFRESH_TOKEN_TTL');
+    problems.push('ACCESS_TOKEN_TTL: must not be longer than REFRESH_TOKEN_TTL');
   }
   if (e.REFRESH_TOKEN_TTL > e.SESSION_MAX_AGE) {
-    throw new ConfigError('REFRESH_TOKEN_TTL: must not be longer than SESSION_MAX_AGE');
+    problems.push('REFRESH_TOKEN_TTL: must not be longer than SESSION_MAX_AGE');
   }
   // Email verification and password reset always send mail; only development may write it to files instead.
-  if (production && e.SMTP_URL === undefined) {
-    throw new ConfigError(
+  if (production && set.SMTP_URL === undefined) {
+    problems.push(
       'SMTP_URL: required when NODE_ENV=production (smtp://user:pass@host:587 or smtps://…; verification and reset codes are mailed)',
     );
   }
-  if (production && e.MAIL_FROM === undefined) {
-    throw new ConfigError('MAIL_FROM: required when NODE_ENV=production (e.g. "Auth <no-reply@example.com>")');
+  if (production && set.MAIL_FROM === undefined) {
+    problems.push('MAIL_FROM: required when NODE_ENV=production (e.g. "Auth <no-reply@example.com>")');
   }
+  const database = check(() => parseDatabaseUrl(e.DATABASE_URL, e.DATA_DIR ?? './data'));
+  const redisSentinel = check(() => parseRedisSentinel(e, set));
+  const oauth = parseOAuth(set, e.OAUTH_REDIRECT_URIS ?? [], e.OAUTH_TIMEOUT ?? 10_000, production, check);
+  if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({
     env: e.NODE_ENV,
     port: e.PORT,
     host: e.HOST,
     publicUrl,
-    database: parseDatabaseUrl(e.DATABASE_URL, e.DATA_DIR),
+    database: database as DatabaseConfig,
     redisUrl: e.REDIS_URL,
+    redisSentinel,
     dataDir: e.DATA_DIR,
     issuer: e.ISSUER ?? publicUrl,
     audience: e.AUDIENCE ?? publicUrl,
     jwt: Object.freeze({
       alg: e.JWT_ALG,
       privateKey,
-      previousKeys: readKey(e.JWT_PREVIOUS_KEYS, e.JWT_PREVIOUS_KEYS_FILE, 'JWT_PREVIOUS_KEYS', readFile),
+      previousKeys,
       clockToleranceMs: e.JWT_CLOCK_TOLERANCE,
     }),
     accessTokenTtlMs: e.ACCESS_TOKEN_TTL,
@@ -387,7 +516,15 @@ export function loadConfig(env: Env, readFile: ReadFile): Config {
     sessionMaxAgeMs: e.SESSION_MAX_AGE,
     refreshReuseGraceMs: e.REFRESH_REUSE_GRACE,
     bcryptCost: e.BCRYPT_COST,
+    userCacheSize: e.USER_CACHE_SIZE,
     corsOrigins: Object.freeze(e.CORS_ORIGINS),
+    refreshCookie: Object.freeze({
+      name: e.REFRESH_COOKIE_NAME,
+      domain: e.REFRESH_COOKIE_DOMAIN?.trim(),
+      sameSite: e.REFRESH_COOKIE_SAMESITE,
+      // Browsers keep a Secure cookie only from https, localhost excepted: a local http setup is development.
+      secure: production || !/^http:\/\/(?:localhost|127\.0\.0\.1)(?::\d+)?$/.test(publicUrl),
+    }),
     trustProxy: e.TRUST_PROXY,
     graphiql: e.GRAPHIQL ?? !production,
     metricsToken: e.METRICS_TOKEN,
@@ -399,7 +536,7 @@ export function loadConfig(env: Env, readFile: ReadFile): Config {
       appUrl: (e.APP_URL ?? publicUrl).replace(/\/$/, ''),
     }),
     codeRequests: Object.freeze({ limit: e.CODE_REQUEST_LIMIT, windowMs: e.CODE_REQUEST_WINDOW }),
-    oauth: parseOAuth(set, e.OAUTH_REDIRECT_URIS, e.OAUTH_TIMEOUT, production),
+    oauth,
     rateLimits: Object.freeze({
       loginAccount: e.RATE_LIMIT_LOGIN_ACCOUNT,
       loginIp: e.RATE_LIMIT_LOGIN_IP,
@@ -426,6 +563,40 @@ export function loadConfig(env: Env, readFile: ReadFile): Config {
   });
 }
 
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+const onLoopback = (url: string) => URL.canParse(url) && LOOPBACK_HOSTS.has(new URL(url).hostname);
+
+/**
+ * What a production configuration allows but an operator should look at twice, one line each naming the
+ * variable (main.ts logs them at warn). Empty outside production.
+ */
+export function configWarnings(config: Config): string[] {
+  if (config.env !== 'production') return [];
+  const warnings: string[] = [];
+  if (config.database.dialect === 'sqlite') {
+    warnings.push('DATABASE_URL: SQLite in production serves one instance only; use mysql://… to run several');
+  }
+  if (onLoopback(config.issuer)) {
+    warnings.push(
+      `ISSUER: ${config.issuer} is on localhost; tokens name it as their issuer (set PUBLIC_URL or ISSUER)`,
+    );
+  }
+  if (onLoopback(config.audience)) {
+    warnings.push(
+      `AUDIENCE: ${config.audience} is on localhost; resource servers check it (set PUBLIC_URL or AUDIENCE)`,
+    );
+  }
+  for (const origin of config.corsOrigins) {
+    if (!/^https?:\/\//.test(origin)) {
+      warnings.push(`CORS_ORIGINS: "${origin}" has no scheme and matches no browser origin (write https://${origin})`);
+    }
+  }
+  if (config.metricsToken === undefined) {
+    warnings.push('METRICS_TOKEN: unset, so GET /metrics answers anyone who can reach the port');
+  }
+  return warnings;
+}
+
 const OIDC_VARIABLE = /^OAUTH_OIDC_([A-Z0-9_]+?)_(ISSUER|CLIENT_ID|CLIENT_SECRET|DISPLAY_NAME)$/;
 
 /** https:// anywhere; http:// only on loopback outside production (a local or test provider). */
@@ -448,73 +619,88 @@ function credentials(env: Env, prefix: string) {
   return { clientId, clientSecret };
 }
 
-/** OAUTH_GITHUB_*, OAUTH_GOOGLE_* and any number of OAUTH_OIDC_<NAME>_* (provider id: the lower-cased NAME). */
-function parseOAuth(env: Env, redirectUris: string[], timeoutMs: number, production: boolean): OAuthConfig {
+type Check = <T>(run: () => T) => T | undefined;
+
+/**
+ * OAUTH_GITHUB_*, OAUTH_GOOGLE_* and any number of OAUTH_OIDC_<NAME>_* (provider id: the lower-cased NAME).
+ * Each provider is checked on its own (`check` collects what is wrong), so all of them are reported at once.
+ */
+function parseOAuth(
+  env: Env,
+  redirectUris: string[],
+  timeoutMs: number,
+  production: boolean,
+  check: Check,
+): OAuthConfig {
   const providers: OAuthProviderConfig[] = [];
-  const github = credentials(env, 'OAUTH_GITHUB');
+  const github = check(() => credentials(env, 'OAUTH_GITHUB'));
   if (github) {
     const url = (name: string, fallback: string) => providerUrl(name, env[name]?.trim() ?? fallback, production);
-    providers.push({
-      kind: 'github',
-      id: 'github',
-      name: 'GitHub',
-      ...github,
-      authorizeUrl: url('OAUTH_GITHUB_AUTHORIZE_URL', 'https://github.com/login/oauth/authorize'),
-      tokenUrl: url('OAUTH_GITHUB_TOKEN_URL', 'https://github.com/login/oauth/access_token'),
-      apiUrl: url('OAUTH_GITHUB_API_URL', 'https://api.github.com').replace(/\/+$/, ''),
-    });
+    const authorizeUrl = check(() => url('OAUTH_GITHUB_AUTHORIZE_URL', 'https://github.com/login/oauth/authorize'));
+    const tokenUrl = check(() => url('OAUTH_GITHUB_TOKEN_URL', 'https://github.com/login/oauth/access_token'));
+    const apiUrl = check(() => url('OAUTH_GITHUB_API_URL', 'https://api.github.com').replace(/\/+$/, ''));
+    if (authorizeUrl && tokenUrl && apiUrl) {
+      providers.push({ kind: 'github', id: 'github', name: 'GitHub', ...github, authorizeUrl, tokenUrl, apiUrl });
+    }
   }
-  const google = credentials(env, 'OAUTH_GOOGLE');
+  const google = check(() => credentials(env, 'OAUTH_GOOGLE'));
   if (google) {
     const issuer = env.OAUTH_GOOGLE_ISSUER?.trim() ?? 'https://accounts.google.com';
-    providers.push({
-      kind: 'oidc',
-      id: 'google',
-      name: 'Google',
-      ...google,
-      issuer: providerUrl('OAUTH_GOOGLE_ISSUER', issuer, production),
-    });
+    check(() =>
+      providers.push({
+        kind: 'oidc',
+        id: 'google',
+        name: 'Google',
+        ...google,
+        issuer: providerUrl('OAUTH_GOOGLE_ISSUER', issuer, production),
+      }),
+    );
   }
   const names = new Set<string>();
   for (const variable of Object.keys(env)
     .filter((name) => name.startsWith('OAUTH_OIDC_'))
     .sort()) {
     const match = OIDC_VARIABLE.exec(variable);
-    if (!match) {
+    if (match) names.add(match[1] as string);
+    else
+      check(() => {
+        throw new ConfigError(
+          `${variable}: expected OAUTH_OIDC_<NAME>_ISSUER, _CLIENT_ID, _CLIENT_SECRET or _DISPLAY_NAME (NAME: A-Z, 0-9, _)`,
+        );
+      });
+  }
+  for (const name of names)
+    check(() => {
+      const prefix = `OAUTH_OIDC_${name}`;
+      const id = name.toLowerCase();
+      if (id === 'github' || id === 'google') {
+        throw new ConfigError(`${prefix}_ISSUER: the provider id "${id}" is taken; configure it with OAUTH_${name}_*`);
+      }
+      const pair = credentials(env, prefix);
+      if (!pair) throw new ConfigError(`${prefix}_CLIENT_ID: required for the OpenID Connect provider "${id}"`);
+      const issuer = env[`${prefix}_ISSUER`]?.trim();
+      if (issuer === undefined)
+        throw new ConfigError(`${prefix}_ISSUER: required for the OpenID Connect provider "${id}"`);
+      providers.push({
+        kind: 'oidc',
+        id,
+        name: env[`${prefix}_DISPLAY_NAME`]?.trim() || name.charAt(0) + name.slice(1).toLowerCase(),
+        ...pair,
+        issuer: providerUrl(`${prefix}_ISSUER`, issuer, production),
+      });
+    });
+  // Compared byte for byte with what clients send; a query would not survive the token request.
+  const badUri = redirectUris.find((uri) => !URL.canParse(uri) || uri.includes('#') || uri.includes('?'));
+  check(() => {
+    if (badUri !== undefined) {
+      throw new ConfigError(`OAUTH_REDIRECT_URIS: "${badUri}" is not an absolute URL without query or fragment`);
+    }
+    if (redirectUris.length === 0 && (providers.length > 0 || names.size > 0)) {
       throw new ConfigError(
-        `${variable}: expected OAUTH_OIDC_<NAME>_ISSUER, _CLIENT_ID, _CLIENT_SECRET or _DISPLAY_NAME (NAME: A-Z, 0-9, _)`,
+        'OAUTH_REDIRECT_URIS: required when an OAuth provider is configured (comma-separated URLs)',
       );
     }
-    names.add(match[1] as string);
-  }
-  for (const name of names) {
-    const prefix = `OAUTH_OIDC_${name}`;
-    const id = name.toLowerCase();
-    if (id === 'github' || id === 'google') {
-      throw new ConfigError(`${prefix}_ISSUER: the provider id "${id}" is taken; configure it with OAUTH_${name}_*`);
-    }
-    const pair = credentials(env, prefix);
-    if (!pair) throw new ConfigError(`${prefix}_CLIENT_ID: required for the OpenID Connect provider "${id}"`);
-    const issuer = env[`${prefix}_ISSUER`]?.trim();
-    if (issuer === undefined)
-      throw new ConfigError(`${prefix}_ISSUER: required for the OpenID Connect provider "${id}"`);
-    providers.push({
-      kind: 'oidc',
-      id,
-      name: env[`${prefix}_DISPLAY_NAME`]?.trim() || name.charAt(0) + name.slice(1).toLowerCase(),
-      ...pair,
-      issuer: providerUrl(`${prefix}_ISSUER`, issuer, production),
-    });
-  }
-  for (const uri of redirectUris) {
-    // Compared byte for byte with what clients send; a query would not survive the token request.
-    if (!URL.canParse(uri) || uri.includes('#') || uri.includes('?')) {
-      throw new ConfigError(`OAUTH_REDIRECT_URIS: "${uri}" is not an absolute URL without query or fragment`);
-    }
-  }
-  if (providers.length > 0 && redirectUris.length === 0) {
-    throw new ConfigError('OAUTH_REDIRECT_URIS: required when an OAuth provider is configured (comma-separated URLs)');
-  }
+  });
   return Object.freeze({
     redirectUris: Object.freeze(redirectUris),
     timeoutMs,

@@ -1,7 +1,8 @@
 // Process entry: config → createApp → listen → graceful shutdown on SIGINT/SIGTERM.
 import { existsSync, readFileSync } from 'node:fs';
 import { type App, createApp } from './app.ts';
-import { type Config, ConfigError, loadConfig } from './config.ts';
+import { CannotConnectError } from './cannot-connect.ts';
+import { type Config, ConfigError, configErrorLines, configWarnings, loadConfig } from './config.ts';
 import { KeyError } from './tokens/key-store.ts';
 
 function fail(message: string): never {
@@ -17,7 +18,7 @@ try {
   config = loadConfig(process.env, (path) => readFileSync(path, 'utf8'));
 } catch (error) {
   if (!(error instanceof ConfigError)) throw error;
-  fail(`configuration error: ${error.message}`);
+  fail(configErrorLines(error));
 }
 
 let app: App;
@@ -25,8 +26,12 @@ try {
   app = await createApp(config);
 } catch (error) {
   if (error instanceof KeyError) fail(`configuration error: ${error.message}`);
+  if (error instanceof CannotConnectError) fail(`cannot start: ${error.message}`);
   fail(`cannot start: ${error instanceof Error ? error.message : String(error)}`);
 }
+
+// Allowed in production, but worth a second look: one line each, naming the variable.
+for (const warning of configWarnings(config)) app.logger.warn({ variable: warning.split(':')[0] }, warning);
 
 const url = await app.listen();
 app.logger.info({ url: `${url}/graphql` }, 'listening');

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, type Env, loadConfig, parseDuration, type ReadFile } from '../src/config.ts';
+import { ConfigError, configWarnings, type Env, loadConfig, parseDuration, type ReadFile } from '../src/config.ts';
 import { ed25519Pem } from './support/expect.ts';
 
 const MINUTE = 60_000;
@@ -322,18 +322,19 @@ describe('invalid configuration', () => {
   });
 
   it('requires a key in production', () => {
-    expect(configError({ NODE_ENV: 'production' }).message).toBe(
+    expect(configError({ NODE_ENV: 'production', SMTP_URL: 'smtp://mail:25', MAIL_FROM: 'a@b.c' }).problems).toEqual([
       'JWT_PRIVATE_KEY: required when NODE_ENV=production (a PKCS#8 PEM, or for HS256 a secret of 32+ bytes)',
-    );
+    ]);
   });
 
-  it('requires SMTP_URL, then MAIL_FROM, in production: verification and reset codes are mailed', () => {
-    expect(configError({ NODE_ENV: 'production', JWT_PRIVATE_KEY: pem }).message).toBe(
+  it('requires SMTP_URL and MAIL_FROM in production: verification and reset codes are mailed', () => {
+    expect(configError({ NODE_ENV: 'production', JWT_PRIVATE_KEY: pem }).problems).toEqual([
       'SMTP_URL: required when NODE_ENV=production (smtp://user:pass@host:587 or smtps://…; verification and reset codes are mailed)',
-    );
-    expect(configError({ NODE_ENV: 'production', JWT_PRIVATE_KEY: pem, SMTP_URL: 'smtp://mail:25' }).message).toBe(
       'MAIL_FROM: required when NODE_ENV=production (e.g. "Auth <no-reply@example.com>")',
-    );
+    ]);
+    expect(configError({ NODE_ENV: 'production', JWT_PRIVATE_KEY: pem, SMTP_URL: 'smtp://mail:25' }).problems).toEqual([
+      'MAIL_FROM: required when NODE_ENV=production (e.g. "Auth <no-reply@example.com>")',
+    ]);
   });
 
   it('refuses an HS256 secret under 32 bytes', () => {
@@ -369,6 +370,77 @@ describe('invalid configuration', () => {
   });
 });
 
+describe('every configuration problem at once', () => {
+  it('reports each bad variable on its own line, in one error, without echoing a secret value', () => {
+    const error = configError({
+      PORT: 'eighty',
+      LOG_LEVEL: 'loud',
+      ACCESS_TOKEN_TTL: '15',
+      REDIS_URL: 'http://:hunter2-redis@cache:6379',
+      SMTP_URL: 'mail://user:hunter2-smtp@mail',
+      DATABASE_URL: 'postgres://user:hunter2-db@db/auth',
+      JWT_ALG: 'HS256',
+      JWT_PRIVATE_KEY: 'hunter2-jwt',
+      METRICS_TOKEN: 'hunter2-metrics',
+      OAUTH_GITHUB_CLIENT_SECRET: 'hunter2-github',
+      OAUTH_OIDC_ACME_CLIENT_ID: 'acme',
+      OAUTH_OIDC_ACME_CLIENT_SECRET: 'hunter2-oidc',
+    });
+    expect(error.problems.map((line) => line.split(':')[0])).toEqual([
+      'PORT',
+      'REDIS_URL',
+      'ACCESS_TOKEN_TTL',
+      'LOG_LEVEL',
+      'SMTP_URL',
+      'JWT_PRIVATE_KEY',
+      'DATABASE_URL',
+      'OAUTH_GITHUB_CLIENT_ID',
+      'OAUTH_OIDC_ACME_ISSUER',
+      'OAUTH_REDIRECT_URIS',
+    ]);
+    expect(error.message).toBe(error.problems.join('\n'));
+    expect(error.message).not.toMatch(/hunter2/);
+  });
+
+  it('reports a variable once, with its first problem', () => {
+    expect(configError({ BCRYPT_COST: '3', PORT: '-1' }).problems).toEqual([
+      'PORT: Too small: expected number to be >=0',
+      'BCRYPT_COST: expected an integer from 4 to 31',
+    ]);
+  });
+});
+
+describe('production warnings', () => {
+  const production = { NODE_ENV: 'production', JWT_PRIVATE_KEY: pem, ...productionMail };
+
+  it('warns, one line each naming the variable, about SQLite, localhost issuer and audience, CORS origins without a scheme and open metrics', () => {
+    const config = loadConfig({ ...production, CORS_ORIGINS: 'https://app.example.com,app.example.com' }, noFiles);
+    expect(configWarnings(config)).toEqual([
+      'DATABASE_URL: SQLite in production serves one instance only; use mysql://… to run several',
+      'ISSUER: http://localhost:4000 is on localhost; tokens name it as their issuer (set PUBLIC_URL or ISSUER)',
+      'AUDIENCE: http://localhost:4000 is on localhost; resource servers check it (set PUBLIC_URL or AUDIENCE)',
+      'CORS_ORIGINS: "app.example.com" has no scheme and matches no browser origin (write https://app.example.com)',
+      'METRICS_TOKEN: unset, so GET /metrics answers anyone who can reach the port',
+    ]);
+  });
+
+  it('has nothing to say about a production set-up without those, nor outside production', () => {
+    const config = loadConfig(
+      {
+        ...production,
+        DATABASE_URL: 'mysql://auth:pw@db:3306/auth',
+        PUBLIC_URL: 'https://auth.example.com',
+        AUDIENCE: 'https://api.example.com',
+        CORS_ORIGINS: 'https://app.example.com',
+        METRICS_TOKEN: 'm'.repeat(32),
+      },
+      noFiles,
+    );
+    expect(configWarnings(config)).toEqual([]);
+    expect(configWarnings(loadConfig({ CORS_ORIGINS: 'app.example.com' }, noFiles))).toEqual([]);
+  });
+});
+
 describe('signing keys', () => {
   it('reads the key from JWT_PRIVATE_KEY_FILE and the previous keys from JWT_PREVIOUS_KEYS_FILE', () => {
     const config = loadConfig(
@@ -395,10 +467,10 @@ describe('signing keys', () => {
 describe('process entry', () => {
   const root = fileURLToPath(new URL('..', import.meta.url));
 
-  it('exits with code 1 and one line on stderr when production has no key', async () => {
+  it('exits with code 1 and one line on stderr per problem, every problem at once', async () => {
     const child = spawn(`${root}node_modules/.bin/node`, ['src/main.ts'], {
       cwd: root,
-      env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production' },
+      env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production', PORT: 'eighty', LOG_LEVEL: 'loud' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -413,8 +485,14 @@ describe('process entry', () => {
     expect(code).toBe(1);
     expect(stdout).toBe('');
     const lines = stderr.split('\n').filter((line) => line !== '');
-    expect(lines).toHaveLength(1);
-    expect(lines[0]).toBe(
+    expect(lines.map((line) => line.replace(/^configuration error: ([A-Z_]+):.*$/, '$1'))).toEqual([
+      'PORT',
+      'LOG_LEVEL',
+      'JWT_PRIVATE_KEY',
+      'SMTP_URL',
+      'MAIL_FROM',
+    ]);
+    expect(lines[2]).toBe(
       'configuration error: JWT_PRIVATE_KEY: required when NODE_ENV=production (a PKCS#8 PEM, or for HS256 a secret of 32+ bytes)',
     );
     expect(stderr.endsWith('\n')).toBe(true);

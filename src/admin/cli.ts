@@ -6,7 +6,7 @@ import { text } from 'node:stream/consumers';
 import { audit } from '../audit/audit.ts';
 import { createPasswordHasher } from '../auth/passwords.ts';
 import { normalizeEmail, validatePassword } from '../auth/validate.ts';
-import { ConfigError, loadConfig } from '../config.ts';
+import { ConfigError, configErrorLines, loadConfig } from '../config.ts';
 import { User } from '../db/entities.ts';
 import { migrate } from '../db/migrate.ts';
 import { createOrm, type Em } from '../db/orm.ts';
@@ -65,7 +65,7 @@ if (command !== 'create-admin' || !email) {
 try {
   console.log(await createAdmin(email));
 } catch (error) {
-  if (error instanceof ConfigError) console.error(`configuration error: ${error.message}`);
+  if (error instanceof ConfigError) console.error(configErrorLines(error));
   else if (error instanceof AuthError) console.error(error.message);
   else console.error(error);
   process.exitCode = 1;

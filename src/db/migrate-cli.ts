@@ -1,6 +1,6 @@
 // `npm run migrate`: applies pending migrations to DATABASE_URL and exits.
 import { existsSync, readFileSync } from 'node:fs';
-import { ConfigError, loadConfig } from '../config.ts';
+import { ConfigError, configErrorLines, loadConfig } from '../config.ts';
 import { migrate } from './migrate.ts';
 import { createOrm } from './orm.ts';
 
@@ -16,6 +16,6 @@ try {
     await orm.close();
   }
 } catch (error) {
-  console.error(error instanceof ConfigError ? `configuration error: ${error.message}` : error);
+  console.error(error instanceof ConfigError ? configErrorLines(error) : error);
   process.exitCode = 1;
 }
