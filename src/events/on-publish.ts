@@ -1,4 +1,4 @@
-// A RevocationBus that also tells `listener` about each event this instance publishes (not about events heard
+// A RevocationBus that also tells `listener` about each revocation this instance publishes (not about those heard
 // from other instances), e.g. for counting revocations once across a fleet.
 import type { RevocationBus, RevocationListener } from './revocation-bus.ts';
 
@@ -10,6 +10,10 @@ export function onPublish(bus: RevocationBus, listener: RevocationListener): Rev
     },
     deliverLocally: (event) => bus.deliverLocally(event),
     subscribe: (subscriber) => bus.subscribe(subscriber),
+    publishUserChanged: (event) => bus.publishUserChanged(event),
+    subscribeUserChanged: (subscriber) => bus.subscribeUserChanged(subscriber),
+    live: () => bus.live(),
+    onLiveness: (subscriber) => bus.onLiveness(subscriber),
     close: () => bus.close(),
   };
 }

@@ -1,10 +1,19 @@
-// The Redis RevocationBus: publishes on a channel every instance subscribes to. Local listeners hear
-// their own instance's revocations at once (not via Redis), so a Redis outage never delays them; other
-// instances catch up from the database when their subscription comes back (`onReconnect`).
+// The Redis RevocationBus: publishes on a channel every instance subscribes to. Local listeners hear their own
+// instance's messages at once (not via Redis), so a Redis outage never delays them. Messages published while an
+// instance's subscription is down are lost to it: it is not `live` until its subscription is confirmed again,
+// then it catches up (`onReconnect` reloads revocations from the database; liveness listeners drop caches).
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { RedisConnections } from '../store/redis-connection.ts';
-import { createListeners, parseEvent, type RevocationBus } from './revocation-bus.ts';
+import {
+  createListeners,
+  type LivenessListener,
+  MAX_USER_IDS_PER_MESSAGE,
+  parseMessage,
+  type RevocationBus,
+  type SessionRevokedEvent,
+  type UserChangedEvent,
+} from './revocation-bus.ts';
 
 export const REVOCATION_CHANNEL = 'auth:revocations';
 
@@ -14,7 +23,10 @@ export async function createRedisRevocationBus(
   onReconnect: () => void,
 ): Promise<RevocationBus> {
   const instance = randomUUID();
-  const listeners = createListeners((error) => logger.error({ err: error }, 'revocation listener failed'));
+  const onError = (error: unknown) => logger.error({ err: error }, 'bus listener failed');
+  const listeners = createListeners<SessionRevokedEvent>(onError);
+  const userListeners = createListeners<UserChangedEvent>(onError);
+  const livenessListeners = createListeners<boolean>(onError);
 
   const onMessage = (channel: string, message: string) => {
     if (channel !== REVOCATION_CHANNEL) return;
@@ -25,24 +37,84 @@ export async function createRedisRevocationBus(
       parsed = undefined;
     }
     const from = (parsed as { from?: unknown } | undefined)?.from;
-    const event = parseEvent(parsed);
-    if (!event) {
-      logger.warn('ignored a malformed revocation message');
+    const received = parseMessage(parsed);
+    if (!received) {
+      logger.warn('ignored a malformed bus message');
       return;
     }
-    if (from !== instance) listeners.emit(event);
+    if (from === instance) return;
+    if (received.kind === 'sessionRevoked') listeners.emit(received.event);
+    else userListeners.emit(received.event);
   };
 
-  let subscribedOnce = false;
+  // Subscribed and confirmed since the connection last came up; `attempt` tells a stale confirmation from the
+  // current one when the connection drops again before Redis answers.
+  let subscribed = false;
+  let attempt = 0;
+  let closed = false;
+  const live = () => subscribed && redis.subscriber.status === 'ready';
+
+  // User changes this instance could not publish: sent once it is back, so that instances that stayed connected
+  // meanwhile drop what they cached. More ids than one message may carry become `all`.
+  let unsent: Set<string> | 'all' | undefined;
+  const keepUnsent = (event: UserChangedEvent) => {
+    if ('all' in event || unsent === 'all') {
+      unsent = 'all';
+      return;
+    }
+    unsent ??= new Set();
+    for (const id of event.userIds) unsent.add(id);
+    if (unsent.size > MAX_USER_IDS_PER_MESSAGE) unsent = 'all';
+  };
+  const sendUserChanged = async (change: UserChangedEvent): Promise<boolean> => {
+    const event: UserChangedEvent =
+      'userIds' in change && change.userIds.length > MAX_USER_IDS_PER_MESSAGE ? { all: true } : change;
+    try {
+      await redis.commands.publish(
+        REVOCATION_CHANNEL,
+        JSON.stringify({ from: instance, kind: 'userChanged', ...event }),
+      );
+      return true;
+    } catch (error) {
+      logger.warn({ err: { message: (error as Error).message } }, 'could not publish a user change to Redis');
+      keepUnsent(event);
+      return false;
+    }
+  };
+
+  const onDown = () => {
+    attempt++;
+    if (!subscribed) return;
+    subscribed = false;
+    livenessListeners.emit(false);
+  };
   const onReady = () => {
-    // ioredis resubscribes by itself after a reconnect; what was published meanwhile is lost, so reload.
-    if (subscribedOnce) onReconnect();
+    // ioredis resubscribes by itself after a reconnect, but only a confirmed SUBSCRIBE (ours, answered after
+    // its own on the same connection) means that messages reach this instance again.
+    const current = ++attempt;
+    redis.subscriber.subscribe(REVOCATION_CHANNEL).then(
+      async () => {
+        if (closed || current !== attempt || subscribed) return;
+        subscribed = true;
+        livenessListeners.emit(true);
+        // What was published meanwhile is lost: reload revocations.
+        onReconnect();
+        if (unsent) {
+          const pending = unsent;
+          unsent = undefined;
+          await sendUserChanged(pending === 'all' ? { all: true } : { userIds: [...pending] });
+        }
+      },
+      (error: Error) => logger.warn({ err: { message: error.message } }, 'could not resubscribe to the bus'),
+    );
   };
 
   redis.subscriber.on('message', onMessage);
   redis.subscriber.on('ready', onReady);
+  redis.subscriber.on('close', onDown);
+  redis.subscriber.on('end', onDown);
   await redis.subscriber.subscribe(REVOCATION_CHANNEL);
-  subscribedOnce = true;
+  subscribed = true;
 
   return {
     async publish(event) {
@@ -56,10 +128,22 @@ export async function createRedisRevocationBus(
     },
     deliverLocally: (event) => listeners.emit(event),
     subscribe: (listener) => listeners.add(listener),
+    async publishUserChanged(event) {
+      userListeners.emit(event);
+      await sendUserChanged(event);
+    },
+    subscribeUserChanged: (listener) => userListeners.add(listener),
+    live,
+    onLiveness: (listener: LivenessListener) => livenessListeners.add(listener),
     async close() {
+      closed = true;
       redis.subscriber.off('message', onMessage);
       redis.subscriber.off('ready', onReady);
+      redis.subscriber.off('close', onDown);
+      redis.subscriber.off('end', onDown);
       listeners.clear();
+      userListeners.clear();
+      livenessListeners.clear();
     },
   };
 }

@@ -1,5 +1,7 @@
-// Carries "these sessions were revoked" from the instance that revoked them to every listener on every
-// instance: in process by default (memory.ts), through Redis pub/sub when REDIS_URL is set (redis.ts).
+// Carries, from the instance that committed them to every listener on every instance, "these sessions were
+// revoked" and "these users' rows changed": in process by default (memory.ts), through Redis pub/sub when
+// REDIS_URL is set (redis.ts). Also tells whether it can deliver right now (`live`), for caches that must not
+// serve what an undelivered message would have invalidated.
 import { REVOCATION_REASONS, type RevocationReason } from '../db/entities.ts';
 
 export interface SessionRevokedEvent {
@@ -10,7 +12,13 @@ export interface SessionRevokedEvent {
   readonly revokedAt: number;
 }
 
+/** Committed changes to users' rows: these ids, or (`all`) any user, e.g. after messages may have been lost. */
+export type UserChangedEvent = { readonly userIds: readonly string[] } | { readonly all: true };
+
 export type RevocationListener = (event: SessionRevokedEvent) => void;
+export type UserChangedListener = (event: UserChangedEvent) => void;
+/** Told `false` when the bus stops delivering and `true` once every message published from then on reaches it. */
+export type LivenessListener = (live: boolean) => void;
 
 export interface RevocationBus {
   /** Publishes a committed revocation: this instance's listeners hear it at once, other instances through the bus. */
@@ -19,20 +27,34 @@ export interface RevocationBus {
   deliverLocally(event: SessionRevokedEvent): void;
   /** Returns the function that unsubscribes. */
   subscribe(listener: RevocationListener): () => void;
+  /**
+   * Publishes committed changes to users' rows: this instance's listeners hear it before this resolves, other
+   * instances through the bus (Redis replies to the publish after handing the message to every subscriber).
+   */
+  publishUserChanged(event: UserChangedEvent): Promise<void>;
+  /** Returns the function that unsubscribes. */
+  subscribeUserChanged(listener: UserChangedListener): () => void;
+  /**
+   * Whether this instance hears every message published from now on. False while the subscription is down
+   * (and until it is confirmed again after a reconnect): whatever was published meanwhile may be lost.
+   */
+  live(): boolean;
+  /** Returns the function that unsubscribes. */
+  onLiveness(listener: LivenessListener): () => void;
   close(): Promise<void>;
 }
 
-/** The listener set both implementations share; one throwing listener does not starve the others. */
-export function createListeners(onError: (error: unknown) => void) {
-  const listeners = new Set<RevocationListener>();
+/** A listener set; one throwing listener does not starve the others. */
+export function createListeners<E>(onError: (error: unknown) => void) {
+  const listeners = new Set<(event: E) => void>();
   return {
-    add(listener: RevocationListener) {
+    add(listener: (event: E) => void) {
       listeners.add(listener);
       return () => {
         listeners.delete(listener);
       };
     },
-    emit(event: SessionRevokedEvent) {
+    emit(event: E) {
       for (const listener of listeners) {
         try {
           listener(event);
@@ -45,7 +67,7 @@ export function createListeners(onError: (error: unknown) => void) {
   };
 }
 
-/** Parses an event from the wire; undefined for anything malformed. */
+/** Parses a revocation from the wire; undefined for anything malformed. */
 export function parseEvent(value: unknown): SessionRevokedEvent | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
   const { userId, sessionIds, reason, revokedAt } = value as Record<string, unknown>;
@@ -53,4 +75,36 @@ export function parseEvent(value: unknown): SessionRevokedEvent | undefined {
   if (!Array.isArray(sessionIds) || !sessionIds.every((id) => typeof id === 'string')) return undefined;
   if (!(REVOCATION_REASONS as readonly unknown[]).includes(reason)) return undefined;
   return { userId, sessionIds, reason: reason as RevocationReason, revokedAt };
+}
+
+/** The most user ids one message names; a larger change is sent as `all`. */
+export const MAX_USER_IDS_PER_MESSAGE = 1000;
+
+/** Parses a users-changed message from the wire; undefined for anything malformed. */
+export function parseUserChanged(value: unknown): UserChangedEvent | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { userIds, all } = value as Record<string, unknown>;
+  if (all === true && userIds === undefined) return { all: true };
+  if (all !== undefined || !Array.isArray(userIds) || userIds.length > MAX_USER_IDS_PER_MESSAGE) return undefined;
+  if (!userIds.every((id) => typeof id === 'string' && id.length > 0 && id.length <= 64)) return undefined;
+  return { userIds };
+}
+
+/** What a bus message carries: messages without a `kind` are revocations (the only kind before user changes). */
+export type BusMessage =
+  | { readonly kind: 'sessionRevoked'; readonly event: SessionRevokedEvent }
+  | { readonly kind: 'userChanged'; readonly event: UserChangedEvent };
+
+export function parseMessage(value: unknown): BusMessage | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const kind = (value as { kind?: unknown }).kind;
+  if (kind === undefined || kind === 'sessionRevoked') {
+    const event = parseEvent(value);
+    return event && { kind: 'sessionRevoked', event };
+  }
+  if (kind === 'userChanged') {
+    const event = parseUserChanged(value);
+    return event && { kind: 'userChanged', event };
+  }
+  return undefined;
 }

@@ -1,0 +1,80 @@
+// This instance's cache of users' rows for the hot reads (`me`, federation entities): a bounded LRU filled on
+// first read, emptied of a user on every committed change to its row on any instance (user-writes.ts, the bus),
+// and neither read nor filled while the bus cannot deliver those changes.
+import type { RevocationBus, UserChangedEvent } from '../events/revocation-bus.ts';
+import type { UserRow } from './entities.ts';
+import type { Em } from './orm.ts';
+import { findUsersByIds } from './user-reads.ts';
+
+export class UserCache {
+  /** In least- to most-recently used order (a Map keeps insertion order; a hit is moved to the end). */
+  readonly #rows = new Map<string, UserRow>();
+  readonly #capacity: number;
+  readonly #bus: RevocationBus;
+  /**
+   * Counts invalidations. A read fills the cache only if none happened while it ran: a change committed and told
+   * during the read may have been read before its commit, and the row would otherwise stay stale.
+   */
+  #epoch = 0;
+  readonly #unsubscribe: (() => void)[];
+
+  /** `capacity` 0 disables the cache (every read goes to the database). */
+  constructor(capacity: number, bus: RevocationBus) {
+    this.#capacity = capacity;
+    this.#bus = bus;
+    this.#unsubscribe = [
+      bus.subscribeUserChanged((event) => this.invalidate(event)),
+      // Going down: changes may now be missed. Coming back: some were. Either way nothing cached may be kept.
+      bus.onLiveness(() => this.clear()),
+    ];
+  }
+
+  get size(): number {
+    return this.#rows.size;
+  }
+
+  /** The rows of `ids` that exist (any order), from the cache where it may serve, else from the database. */
+  async findByIds(em: Em, ids: readonly string[]): Promise<UserRow[]> {
+    // Inside a transaction a read may see that transaction's own uncommitted writes: never cache those.
+    if (this.#capacity === 0 || !this.#bus.live() || em.isInTransaction()) return findUsersByIds(em, ids);
+    const found: UserRow[] = [];
+    const missing: string[] = [];
+    for (const id of ids) {
+      const row = this.#rows.get(id);
+      if (row) {
+        this.#rows.delete(id);
+        this.#rows.set(id, row);
+        // A copy per read: callers may add to what they get (Apollo's federation sets __typename on entities).
+        found.push({ ...row });
+      } else {
+        missing.push(id);
+      }
+    }
+    if (missing.length === 0) return found;
+    const epoch = this.#epoch;
+    const loaded = await findUsersByIds(em, missing);
+    if (epoch === this.#epoch && this.#bus.live()) {
+      for (const row of loaded) {
+        this.#rows.set(row.id, { ...row });
+        if (this.#rows.size > this.#capacity) this.#rows.delete(this.#rows.keys().next().value as string);
+      }
+    }
+    return found.concat(loaded);
+  }
+
+  invalidate(event: UserChangedEvent): void {
+    this.#epoch++;
+    if ('all' in event) this.#rows.clear();
+    else for (const id of event.userIds) this.#rows.delete(id);
+  }
+
+  clear(): void {
+    this.#epoch++;
+    this.#rows.clear();
+  }
+
+  close(): void {
+    for (const unsubscribe of this.#unsubscribe) unsubscribe();
+    this.#rows.clear();
+  }
+}
