@@ -6,6 +6,7 @@ import type { OneTimeCodes } from '../account/codes.ts';
 import type { PasswordHasher } from '../auth/passwords.ts';
 import type { Call } from '../call.ts';
 import type { Clock } from '../clock.ts';
+import type { UserCache } from '../db/user-cache.ts';
 import type { RevocationBus } from '../events/revocation-bus.ts';
 import type { RateLimits } from '../limits/rate-limits.ts';
 import type { Mailer } from '../mail/mailer.ts';
@@ -30,6 +31,8 @@ export interface Services {
   readonly oauth: OAuth;
   /** Who may read `_service { sdl }` (FEDERATION_SDL). */
   readonly federationSdl: 'public' | 'scoped';
+  /** Users' rows for `me` and federation reads, cached per instance (USER_CACHE_SIZE). */
+  readonly users: UserCache;
   /** For what happens after a response (mail sent in the background); never given a secret. */
   readonly logger: Logger;
 }
