@@ -16,6 +16,11 @@ import { validatePassword } from './validate.ts';
 export interface ChangePasswordInput {
   readonly currentPassword: string;
   readonly newPassword: string;
+  /**
+   * False when the answer cannot set a cookie (a WebSocket): a cookie-bound session is then refused before
+   * anything changes, as its rotated refresh token could reach the browser no other way.
+   */
+  readonly canSetCookie?: boolean;
 }
 
 export interface ChangePasswordDeps {
@@ -36,6 +41,12 @@ export async function changePassword(
   const user = await em.findOne(User, { id: sub });
   const session = await em.findOne(Session, { id: sid, user: sub, revokedAt: null });
   if (!user || !session) throw unauthenticated('SESSION_REVOKED');
+  if (session.cookieBound && input.canSetCookie === false) {
+    throw new AuthError(
+      'BAD_USER_INPUT',
+      'This session keeps its refresh token in a cookie: change the password over HTTP',
+    );
+  }
   // Guessing the current password with a stolen access token is a failed sign-in of the account: reserved
   // before the comparison, refused while the account is locked, and counted towards its lockout.
   const attempt = await deps.limits.login.reserve(user.email, meta.ipAddress);

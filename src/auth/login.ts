@@ -9,13 +9,15 @@ import { transactional } from '../db/transaction.ts';
 import { AuthError } from '../errors.ts';
 import type { Lockout } from '../limits/login-throttle.ts';
 import type { RateLimits } from '../limits/rate-limits.ts';
-import type { IssuedTokens, Sessions } from '../sessions/sessions.ts';
+import type { IssuedTokens, Sessions, TokenDelivery } from '../sessions/sessions.ts';
 import type { PasswordHasher } from './passwords.ts';
 import { normalizeEmail, validatePassword } from './validate.ts';
 
 export interface LoginInput {
   readonly email: string;
   readonly password: string;
+  /** BODY (default) or COOKIE: where the new session's refresh tokens travel, for its whole life. */
+  readonly tokenDelivery?: TokenDelivery | null;
 }
 
 export interface LoginDeps {
@@ -54,7 +56,7 @@ export async function login(deps: LoginDeps, call: Call, input: LoginInput): Pro
   let opened: ReturnType<typeof deps.sessions.open>;
   try {
     opened = await transactional(em, async (tx) => {
-      const session = deps.sessions.open(tx, user, meta);
+      const session = deps.sessions.open(tx, user, meta, input.tokenDelivery ?? 'BODY');
       audit(tx, meta, { type: 'LOGIN_SUCCEEDED', userId: user.id, sessionId: session.row.id }, now);
       return session;
     });

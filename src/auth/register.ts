@@ -8,7 +8,7 @@ import { User } from '../db/entities.ts';
 import { transactional } from '../db/transaction.ts';
 import { AuthError } from '../errors.ts';
 import { enforce, ipKey, type RateLimits } from '../limits/rate-limits.ts';
-import type { IssuedTokens, Sessions } from '../sessions/sessions.ts';
+import type { IssuedTokens, Sessions, TokenDelivery } from '../sessions/sessions.ts';
 import type { PasswordHasher } from './passwords.ts';
 import { normalizeDisplayName, normalizeEmail, validatePassword } from './validate.ts';
 
@@ -16,6 +16,8 @@ export interface RegisterInput {
   readonly email: string;
   readonly password: string;
   readonly displayName?: string | null;
+  /** BODY (default) or COOKIE: where the new session's refresh tokens travel, for its whole life. */
+  readonly tokenDelivery?: TokenDelivery | null;
 }
 
 export interface RegisterDeps {
@@ -49,7 +51,7 @@ export async function register(deps: RegisterDeps, call: Call, input: RegisterIn
         createdAt: now,
         updatedAt: now,
       });
-      const opened = deps.sessions.open(tx, user, meta);
+      const opened = deps.sessions.open(tx, user, meta, input.tokenDelivery ?? 'BODY');
       audit(tx, meta, { type: 'USER_REGISTERED', userId: user.id, sessionId: opened.row.id }, now);
       return { user, ...opened };
     });

@@ -7,7 +7,7 @@ import type { Call } from '../call.ts';
 import { LinkedAccount, User, type UserRow } from '../db/entities.ts';
 import { transactional } from '../db/transaction.ts';
 import { AuthError } from '../errors.ts';
-import type { IssuedTokens, Sessions } from '../sessions/sessions.ts';
+import type { IssuedTokens, Sessions, TokenDelivery } from '../sessions/sessions.ts';
 import { accountInUse, auditFailure, type CallbackDeps, type OAuthCodeInput, redeemCallback } from './callback.ts';
 import type { ProviderClient, ProviderProfile } from './provider-client.ts';
 
@@ -27,7 +27,12 @@ const accountExists = (client: ProviderClient) =>
     `An account with this email already exists: sign in to it, then link ${client.name} from there`,
   );
 
-export async function loginWithOAuth(deps: OAuthLoginDeps, call: Call, input: OAuthCodeInput): Promise<IssuedTokens> {
+export async function loginWithOAuth(
+  deps: OAuthLoginDeps,
+  call: Call,
+  input: OAuthCodeInput & { readonly tokenDelivery?: TokenDelivery | null },
+): Promise<IssuedTokens> {
+  const delivery = input.tokenDelivery ?? 'BODY';
   const { em, meta } = call;
   const { client, profile } = await redeemCallback(deps, em, meta, input, null);
   const now = new Date(deps.clock.now());
@@ -47,7 +52,7 @@ export async function loginWithOAuth(deps: OAuthLoginDeps, call: Call, input: OA
         { fields: ['id'], lockMode: LockMode.PESSIMISTIC_WRITE, disableIdentityMap: true },
       );
       if ((await tx.count(LinkedAccount, { id: linked.id, user: user.id })) === 0) return null;
-      const opened = deps.sessions.open(tx, user, meta);
+      const opened = deps.sessions.open(tx, user, meta, delivery);
       audit(
         tx,
         meta,
@@ -110,7 +115,7 @@ export async function loginWithOAuth(deps: OAuthLoginDeps, call: Call, input: OA
         email,
         linkedAt: now,
       });
-      const opened = deps.sessions.open(tx, user, meta);
+      const opened = deps.sessions.open(tx, user, meta, delivery);
       audit(
         tx,
         meta,

@@ -37,6 +37,24 @@ export interface Services {
   readonly logger: Logger;
 }
 
+/**
+ * The request's refresh cookie (tokenDelivery COOKIE), as the transport offers it: over HTTP it can be read (by
+ * `refresh` alone) and set or cleared in the answer; over a WebSocket it can be neither.
+ */
+export interface RefreshCookie {
+  /** Whether this answer can carry a Set-Cookie (false over a WebSocket). */
+  readonly settable: boolean;
+  /**
+   * The refresh token in the request's cookie, undefined without one. FORBIDDEN unless the request passed CSRF
+   * prevention and its Origin, when it has one, is allowed: only then may the cookie act as a credential.
+   */
+  read(): Promise<string | undefined>;
+  /** Sets the cookie to `token` in the answer, expiring with the token. */
+  set(token: string, expiresAt: Date): void;
+  /** Clears the cookie in the answer (Max-Age=0). */
+  clear(): void;
+}
+
 export interface Context {
   /** Claims of a verified, unrevoked access token; null for an anonymous request (also `call.caller`). */
   readonly auth: AccessClaims | null;
@@ -45,6 +63,7 @@ export interface Context {
   readonly services: Services;
   /** Users this request has just signed in (register, login, refresh), with their session: they may read their own payload. */
   readonly signedIn: Map<string, string>;
+  readonly refreshCookie: RefreshCookie;
 }
 
 /** Whether the caller is `userId`: by token, or by having signed in within this request. */

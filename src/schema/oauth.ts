@@ -12,6 +12,7 @@ import { AuthPayloadType } from './auth.ts';
 import { builder } from './builder.ts';
 import { isSelf, signedIn } from './context.ts';
 import { signsIn } from './marks.ts';
+import { delivered, deliveryOf, tokenDeliveryField } from './token-delivery.ts';
 import { UserType } from './user.ts';
 
 const OAuthProviderType = builder.objectRef<ProviderInfo>('OAuthProvider').implement({
@@ -44,7 +45,12 @@ const LinkedAccountType = builder.objectRef<LinkedAccountInfo>('LinkedAccount').
 
 const OAuthCodeInput = builder.inputType('OAuthCodeInput', {
   description: 'What the provider sent back to the redirect URI.',
-  fields: (t) => ({ provider: t.string(), code: t.string(), state: t.string() }),
+  fields: (t) => ({
+    provider: t.string(),
+    code: t.string(),
+    state: t.string(),
+    tokenDelivery: t.field({ ...tokenDeliveryField, description: `${tokenDeliveryField.description} Sign-in only.` }),
+  }),
 });
 
 builder.objectField(UserType, 'linkedAccounts', (t) =>
@@ -80,8 +86,13 @@ builder.mutationFields((t) => ({
       'becomes a new account. ACCOUNT_EXISTS when its email belongs to an account: sign in there and link.',
     extensions: signsIn('oauth'),
     args: { input: t.arg({ type: OAuthCodeInput }) },
-    resolve: async (_root, { input }, context) =>
-      signedIn(context, await loginWithOAuth(context.services, context.call, input)),
+    resolve: async (_root, { input }, context) => {
+      const tokenDelivery = deliveryOf(context, input.tokenDelivery);
+      return signedIn(
+        context,
+        delivered(context, await loginWithOAuth(context.services, context.call, { ...input, tokenDelivery })),
+      );
+    },
   }),
   linkOAuthProvider: t.field({
     type: UserType,

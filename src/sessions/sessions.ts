@@ -32,10 +32,19 @@ export interface SessionInfo {
   readonly current: boolean;
 }
 
+/** How a session's refresh tokens reach its client: in the answer's body, or only in an HttpOnly cookie. */
+export type TokenDelivery = 'BODY' | 'COOKIE';
+
+/** Where a presented refresh token came from: a cookie-bound session's token is taken from the cookie only. */
+export type RefreshTokenSource = 'argument' | 'cookie';
+
 export interface IssuedTokens {
   readonly accessToken: string;
   readonly accessTokenExpiresAt: Date;
+  /** For the transport alone when `cookieBound`: it goes into the cookie, never into a body. */
   readonly refreshToken: string;
+  /** The session's tokens travel only in the HttpOnly cookie (tokenDelivery COOKIE), for its whole life. */
+  readonly cookieBound: boolean;
   readonly refreshTokenExpiresAt: Date;
   readonly tokenType: 'Bearer';
   readonly user: UserRow;
@@ -94,7 +103,12 @@ export class Sessions {
   }
 
   /** Creates a session row on `em` (to be flushed by the caller's transaction) and its first refresh token. */
-  open(em: Em, user: UserRow, meta: RequestMeta): { row: SessionRow; refreshToken: string } {
+  open(
+    em: Em,
+    user: UserRow,
+    meta: RequestMeta,
+    delivery: TokenDelivery = 'BODY',
+  ): { row: SessionRow; refreshToken: string } {
     const now = new Date(this.#clock.now());
     const id = newSessionId();
     const tagKey = newTokenKey();
@@ -115,6 +129,7 @@ export class Sessions {
       ipAddress: meta.ipAddress,
       revokedAt: null,
       revokedReason: null,
+      cookieBound: delivery === 'COOKIE',
     });
     return { row, refreshToken: token };
   }
@@ -131,6 +146,7 @@ export class Sessions {
       accessToken: access.token,
       accessTokenExpiresAt: access.expiresAt,
       refreshToken,
+      cookieBound: row.cookieBound,
       refreshTokenExpiresAt: row.expiresAt,
       tokenType: 'Bearer',
       user,
@@ -141,15 +157,24 @@ export class Sessions {
   /**
    * Rotates a refresh token. Exactly one of several concurrent calls with the same token wins (a conditional
    * UPDATE on the current generation); the others, and the last spent token within the grace period, get
-   * REFRESH_TOKEN_ROTATED. Any other spent token of the session revokes the whole session.
+   * REFRESH_TOKEN_ROTATED. Any other spent token of the session revokes the whole session. A cookie-bound
+   * session's tokens count only from the cookie, and the cookie carries only theirs (INVALID_REFRESH_TOKEN).
    */
-  async refresh(em: Em, presented: string, meta: RequestMeta): Promise<IssuedTokens> {
+  async refresh(
+    em: Em,
+    presented: string,
+    meta: RequestMeta,
+    source: RefreshTokenSource = 'argument',
+  ): Promise<IssuedTokens> {
     const parts = parseRefreshToken(presented);
     if (!parts) throw unauthenticated('INVALID_REFRESH_TOKEN');
     const found = await findSessionWithUser(em, parts.sessionId);
     if (!found) throw unauthenticated('INVALID_REFRESH_TOKEN');
     const { session: row, user } = found;
     if (!isGenuine(parts, row.refreshTagKey)) throw unauthenticated('INVALID_REFRESH_TOKEN');
+    // Before anything is counted or revoked: a token from the wrong place is no token at all, so a cookie
+    // session's token that leaked into a body (or a body token planted in the cookie) cannot even end the session.
+    if (row.cookieBound !== (source === 'cookie')) throw unauthenticated('INVALID_REFRESH_TOKEN');
     // Counted only for tokens of this session (genuine tag), so nobody can spend another session's allowance.
     await enforce(this.#limits.refresh, row.id);
     const now = this.#clock.now();

@@ -1,0 +1,167 @@
+// The refresh cookie of browser sessions (tokenDelivery COOKIE): its attributes, reading it only for a request
+// that cannot be a cross-site forgery, and the Set-Cookie an answer carries: set or cleared by a resolver, or
+// cleared because the request revoked the very session the cookie belongs to, whichever flow revoked it.
+import type { Plugin } from 'graphql-yoga';
+import type { Clock } from '../clock.ts';
+import { AuthError, unauthenticated } from '../errors.ts';
+import type { RevocationBus } from '../events/revocation-bus.ts';
+import type { RefreshCookie } from '../schema/context.ts';
+import { parseRefreshToken } from '../sessions/refresh-token.ts';
+import type { OriginPolicy } from './origins.ts';
+
+export interface RefreshCookieSettings {
+  readonly name: string;
+  readonly domain: string | undefined;
+  readonly sameSite: 'Strict' | 'Lax';
+  /** Left out only for http://localhost and http://127.0.0.1 outside production (judged from PUBLIC_URL). */
+  readonly secure: boolean;
+}
+
+/** The only path the cookie is sent to: the API, never the app's pages or the well-known documents. */
+const COOKIE_PATH = '/graphql';
+
+/**
+ * Headers that only a preflighted (so CORS-checked) request can carry. A bearer token travels in one, so it
+ * counts. Used by CSRF prevention for every request and checked again before the cookie is read.
+ */
+export const CSRF_HEADERS = ['x-graphql-yoga-csrf', 'apollo-require-preflight', 'authorization'];
+
+/** Content types a browser sends cross-site without a preflight (a form, or a beacon). */
+const SIMPLE_CONTENT_TYPES = ['application/x-www-form-urlencoded', 'multipart/form-data', 'text/plain'];
+
+/** Whether a browser could only have sent this request after a CORS preflight (the CSRF plugin's rule). */
+export function passesCsrfPrevention(headers: Headers): boolean {
+  const type = headers.get('content-type')?.trim().toLowerCase();
+  if (type && !SIMPLE_CONTENT_TYPES.some((simple) => type.startsWith(simple))) return true;
+  return CSRF_HEADERS.some((name) => headers.has(name));
+}
+
+/** Every value of cookie `name` in a Cookie header (a browser sends several when other paths or domains set it). */
+export function cookieValues(header: string | null, name: string): string[] {
+  if (!header) return [];
+  const values: string[] = [];
+  for (const pair of header.split(';')) {
+    const at = pair.indexOf('=');
+    if (at !== -1 && pair.slice(0, at).trim() === name) values.push(pair.slice(at + 1).trim());
+  }
+  return values;
+}
+
+/** A Set-Cookie value: `maxAge` 0 clears it. */
+export function refreshCookieHeader(settings: RefreshCookieSettings, value: string, maxAge: number): string {
+  return [
+    `${settings.name}=${value}`,
+    `Max-Age=${maxAge}`,
+    `Path=${COOKIE_PATH}`,
+    ...(settings.domain ? [`Domain=${settings.domain}`] : []),
+    'HttpOnly',
+    ...(settings.secure ? ['Secure'] : []),
+    `SameSite=${settings.sameSite}`,
+  ].join('; ');
+}
+
+export interface RefreshCookiesDeps {
+  readonly settings: RefreshCookieSettings;
+  readonly origins: OriginPolicy;
+  readonly clock: Clock;
+  readonly bus: RevocationBus;
+  /** The running request's scope object (request-scope.ts), the key that ties a revocation to its request. */
+  readonly scope: () => object | undefined;
+}
+
+export interface RefreshCookies {
+  /** The context's refreshCookie: the HTTP request's, or (no request: a WebSocket) one that can do nothing. */
+  forRequest(request: Request | undefined): RefreshCookie;
+  /** Writes each answer's Set-Cookie. */
+  readonly plugin: Plugin;
+  close(): void;
+}
+
+interface Pending {
+  readonly request: Request;
+  /** What a resolver decided; it overrides the clearing that a revocation implies. */
+  answer: { readonly value: string; readonly maxAge: number } | 'clear' | undefined;
+}
+
+const forbidden = (message: string) => new AuthError('FORBIDDEN', message);
+
+const NO_COOKIE: RefreshCookie = {
+  settable: false,
+  read: async () => undefined,
+  set() {
+    throw new Error('no cookie can be set over this transport');
+  },
+  clear() {},
+};
+
+export function createRefreshCookies(deps: RefreshCookiesDeps): RefreshCookies {
+  const { settings } = deps;
+  const pending = new WeakMap<object, Pending>();
+  // Sessions each request revoked, whatever flow did it: the bus tells this instance's listeners inside the
+  // publisher's call, so the revoking request's scope is the current one.
+  const revokedBy = new WeakMap<object, Set<string>>();
+  const unsubscribe = deps.bus.subscribe((event) => {
+    const scope = deps.scope();
+    if (!scope) return;
+    const ids = revokedBy.get(scope) ?? new Set<string>();
+    for (const id of event.sessionIds) ids.add(id);
+    revokedBy.set(scope, ids);
+  });
+
+  return {
+    forRequest(request) {
+      const scope = deps.scope();
+      if (!request || !scope) return NO_COOKIE;
+      const state: Pending = { request, answer: undefined };
+      pending.set(scope, state);
+      return {
+        settable: true,
+        async read() {
+          if (!passesCsrfPrevention(request.headers)) {
+            throw forbidden('Reading the refresh cookie needs a request that passes CSRF prevention');
+          }
+          const origin = request.headers.get('origin');
+          if (origin !== null && !(await deps.origins.allows(origin))) {
+            throw forbidden('This origin may not use the refresh cookie');
+          }
+          const values = cookieValues(request.headers.get('cookie'), settings.name);
+          // Two cookies of one name: one was set by someone else (a sibling domain); neither is trusted.
+          if (values.length > 1) throw unauthenticated('INVALID_REFRESH_TOKEN');
+          return values[0] || undefined;
+        },
+        set(token, expiresAt) {
+          const maxAge = Math.max(0, Math.floor((expiresAt.getTime() - deps.clock.now()) / 1000));
+          state.answer = { value: token, maxAge };
+        },
+        clear() {
+          state.answer = 'clear';
+        },
+      };
+    },
+    plugin: {
+      onResponse({ request, response }) {
+        const scope = deps.scope();
+        const state = scope && pending.get(scope);
+        if (!scope || !state || state.request !== request) return;
+        let answer = state.answer;
+        if (answer === undefined) {
+          // The cookie is looked at here only to tell whether it belongs to a session this request ended: its
+          // value is never used as a credential, so no origin check is needed to clear it.
+          const revoked = revokedBy.get(scope);
+          const sessionIds = cookieValues(request.headers.get('cookie'), settings.name).map(
+            (value) => parseRefreshToken(value)?.sessionId,
+          );
+          if (revoked && sessionIds.some((id) => id !== undefined && revoked.has(id))) answer = 'clear';
+        }
+        if (answer === undefined) return;
+        response.headers.append(
+          'set-cookie',
+          answer === 'clear'
+            ? refreshCookieHeader(settings, '', 0)
+            : refreshCookieHeader(settings, answer.value, answer.maxAge),
+        );
+      },
+    },
+    close: unsubscribe,
+  };
+}
