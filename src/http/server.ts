@@ -6,7 +6,7 @@ import { createYoga } from 'graphql-yoga';
 import type { Logger } from 'pino';
 import { createCall } from '../call.ts';
 import type { Clock } from '../clock.ts';
-import type { GraphQLLimitsConfig, WebSocketLimitsConfig } from '../config.ts';
+import type { GraphQLLimitsConfig, RefreshCookieConfig, WebSocketLimitsConfig } from '../config.ts';
 import type { Em, Orm } from '../db/orm.ts';
 import { AuthError } from '../errors.ts';
 import type { RevocationBus } from '../events/revocation-bus.ts';
@@ -18,6 +18,8 @@ import type { KeyStore } from '../tokens/key-store.ts';
 import type { AccessTokenVerifier } from '../tokens/verify.ts';
 import { authenticate } from './authenticate.ts';
 import type { Metrics } from './metrics.ts';
+import { corsOptions, createOriginPolicy, type OriginSource } from './origins.ts';
+import { CSRF_HEADERS, createRefreshCookies } from './refresh-cookie.ts';
 import { requestMeta } from './request-meta.ts';
 import { createRequestScopes } from './request-scope.ts';
 import { renderGraphiQL, useGraphiQLAssets } from './use-graphiql.ts';
@@ -53,6 +55,11 @@ export interface HttpDeps {
   /** Proxies trusted to append to X-Forwarded-For (0: the socket address is the client). */
   readonly trustProxy: number;
   readonly corsOrigins: readonly string[];
+  /** More origins allowed to call with credentials, read on every decision (e.g. enabled clients' allowedOrigins). */
+  readonly originSources?: readonly OriginSource[];
+  /** Production: loopback origins are not allowed by default. */
+  readonly production: boolean;
+  readonly refreshCookie: RefreshCookieConfig;
   /** Introspection on (development) or refused (production unless INTROSPECTION=true). */
   readonly introspection: boolean;
   readonly graphqlLimits: GraphQLLimitsConfig;
@@ -84,6 +91,18 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
   // Errors the mask has logged (with the request id): Yoga would log each of them a second time.
   const logged = new WeakSet<object>();
   let graphiqlPageCsp: string | undefined;
+  const origins = createOriginPolicy({
+    production: deps.production,
+    publicUrl: deps.wellKnown.publicUrl,
+    sources: [() => deps.corsOrigins, ...(deps.originSources ?? [])],
+  });
+  const refreshCookies = createRefreshCookies({
+    settings: deps.refreshCookie,
+    origins,
+    clock: deps.clock,
+    bus: deps.bus,
+    scope: () => scopes.current(),
+  });
   const yoga = createYoga<ServerContext, Context>({
     schema: deps.schema,
     graphqlEndpoint: '/graphql',
@@ -96,14 +115,8 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
       return html;
     },
     maskedErrors: { maskError: createMaskError(deps.logger, { current: () => scopes.current()?.logger, logged }) },
-    cors: deps.corsOrigins.length
-      ? {
-          origin: [...deps.corsOrigins],
-          credentials: false,
-          allowedHeaders: ['authorization', 'content-type', 'x-graphql-yoga-csrf', 'x-request-id'],
-          exposedHeaders: ['x-request-id'],
-        }
-      : false,
+    // Credentialed CORS for the allowed origins (origins.ts); every other origin gets no CORS header.
+    cors: corsOptions(origins),
     // One size limit for a request on either transport (413 over HTTP, 1009 over WebSocket).
     maxRequestBodySize: deps.webSocket.maxMessageBytes,
     // Batched (array) requests stay off: each would be another credential check in one request.
@@ -119,7 +132,7 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
       ...(deps.graphiql ? [useGraphiQLAssets()] : []),
       // 3. Before parsing: requests a browser could send cross-site without a preflight (GET, forms, text/plain)
       //    need a header that only a preflighted request can carry. Bearer tokens travel in one, so they count.
-      useCSRFPrevention({ requestHeaders: ['x-graphql-yoga-csrf', 'apollo-require-preflight', 'authorization'] }),
+      useCSRFPrevention({ requestHeaders: CSRF_HEADERS }),
       // 4. Parsing the request: a malformed body or parameter is the caller's 400, not our 500.
       useRequestParsing(),
       // 5. Validation: its errors answered without the values they quote; document limits; one credential check.
@@ -131,7 +144,9 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
       // 7. Observers, after the refusals above have had their say: the log line's operation name, the metrics.
       useRequestScope(scopes),
       useMetrics(deps.metrics, { token: deps.metricsToken }),
-      // 8. Routes that are not GraphQL: JWKS and metadata, readiness.
+      // 8. The refresh cookie that resolvers set or cleared, or that a revocation in this request ended.
+      refreshCookies.plugin,
+      // 9. Routes that are not GraphQL: JWKS and metadata, readiness.
       useWellKnown(deps.keys, deps.wellKnown),
       useReadiness(deps.readiness),
     ],
@@ -152,6 +167,7 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
         call: createCall(() => deps.orm.em.fork() as Em, meta, auth),
         services: deps.services,
         signedIn: new Map<string, string>(),
+        refreshCookie: refreshCookies.forRequest(request),
       } satisfies Context;
     },
   });
@@ -163,6 +179,7 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
     server,
     async close() {
       await websocket.close();
+      refreshCookies.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
