@@ -145,8 +145,6 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       corsOrigins: config.corsOrigins,
       production: config.env === 'production',
       refreshCookie: config.refreshCookie,
-      production: config.env === 'production',
-      refreshCookie: config.refreshCookie,
       introspection: config.introspection,
       graphqlLimits: config.graphqlLimits,
       webSocket: config.webSocket,
