@@ -10,6 +10,11 @@ export const REDACT_PATHS = [
   'req.headers.cookie',
   'headers.authorization',
   'headers.cookie',
+  // The refresh cookie of browser sessions, on its way in and out.
+  '*.headers.cookie',
+  'res.headers["set-cookie"]',
+  'headers["set-cookie"]',
+  '*.headers["set-cookie"]',
   '*.password',
   '*.newPassword',
   '*.currentPassword',

@@ -2,7 +2,9 @@
 // and never in a body, refresh reads and rotates the cookie under every rotation rule, the answers that end the
 // session clear it, only allowed origins may make the cookie act, and CORS with credentials for those origins.
 // Through HTTP with the headers in view, on SQLite and MariaDB.
+import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../src/log.ts';
 import { dialects, startTestApp, type TestApp } from './support/app.ts';
 import { TestClock } from './support/clock.ts';
 import { ed25519Pem, expectError, expectUnauthenticated } from './support/expect.ts';
@@ -15,6 +17,7 @@ import {
   registerUser,
   uniqueEmail,
 } from './support/graphql.ts';
+import { openClient } from './support/subscriptions.ts';
 
 const PASSWORD = 'correct horse battery';
 const APP_ORIGIN = 'https://app.example.com';
@@ -437,5 +440,70 @@ describe('cookie sessions in production', () => {
     );
     expect(refresh.data).toEqual({ refresh: { refreshToken: null } });
     expect(setCookieOf(refresh)?.name).toBe('sid');
+  });
+});
+
+describe('cookie sessions: transport edges', () => {
+  let t: TestApp;
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(chunk, _encoding, done) {
+      lines.push(chunk.toString());
+      done();
+    },
+  });
+  beforeAll(async () => {
+    t = await startTestApp({ logger: createLogger({ logLevel: 'trace' }, stream), env: { LOG_LEVEL: 'trace' } });
+  });
+  afterAll(() => t?.close());
+
+  it('never logs the refresh cookie, coming or going, at trace level', async () => {
+    const response = await t.gql(`mutation($input: RegisterInput!) { register(input: $input) { accessToken } }`, {
+      input: { email: uniqueEmail('log'), password: PASSWORD, tokenDelivery: 'COOKIE' },
+    });
+    const first = setCookieOf(response)?.value as string;
+    const refreshed = await t.gql(
+      'mutation { refresh { accessToken } }',
+      {},
+      { headers: { cookie: `refresh_token=${first}` } },
+    );
+    const second = setCookieOf(refreshed)?.value as string;
+    expect(second.length).toBeGreaterThan(40);
+    // A refused one (a token as an argument) too.
+    await refreshToken(t.gql, second);
+    const log = lines.join('');
+    expect(log.length).toBeGreaterThan(0);
+    for (const token of [first, second]) {
+      expect(log).not.toContain(token);
+      expect(log).not.toContain(token.split('.')[2]);
+    }
+  });
+
+  it('refuses tokenDelivery COOKIE over a WebSocket, where no cookie can be set (BAD_USER_INPUT, nothing signed in)', async () => {
+    const email = uniqueEmail('ws');
+    await registerUser(t.gql, { email, password: PASSWORD });
+    const { client } = openClient(t.url);
+    try {
+      const result = await new Promise<Record<string, any>>((resolve, reject) => {
+        client.subscribe(
+          {
+            query: 'mutation($input: LoginInput!) { login(input: $input) { accessToken } }',
+            variables: { input: { email, password: PASSWORD, tokenDelivery: 'COOKIE' } },
+          },
+          { next: resolve, error: reject, complete: () => {} },
+        );
+      });
+      expect(result.data ?? null).toBeNull();
+      expect(result.errors?.[0]?.extensions).toEqual({ code: 'BAD_USER_INPUT', field: 'tokenDelivery' });
+    } finally {
+      await client.dispose();
+    }
+    const sessions = await t.gql<{ login: Payload }>(
+      `mutation($input: LoginInput!) { login(input: $input) { ${PAYLOAD} } }`,
+      { input: { email, password: PASSWORD } },
+    );
+    const list = await t.gql('{ me { sessions { id } } }', {}, { token: sessions.data?.login.accessToken });
+    // The registration's and this login's: the refused one opened none.
+    expect(list.data?.me.sessions).toHaveLength(2);
   });
 });
