@@ -52,3 +52,36 @@ export async function startServiceProcess(env: Record<string, string>, timeoutMs
       }),
   };
 }
+
+export interface ExitedProcess {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs `node src/main.ts` until it exits by itself (a start that fails), with only `env` and PATH set. */
+export function runServiceUntilExit(env: Record<string, string>, timeoutMs = 30_000): Promise<ExitedProcess> {
+  const child = spawn(`${root}node_modules/.bin/node`, [`${root}src/main.ts`], {
+    cwd: root,
+    env: { PATH: process.env.PATH, PORT: '0', HOST: '127.0.0.1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`the service did not exit within ${timeoutMs} ms:\n${stdout}${stderr}`));
+    }, timeoutMs);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
