@@ -3,8 +3,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { type Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import {
   createDatabase,
@@ -197,4 +199,70 @@ export function residentBytes(pid: number | undefined): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** One GraphQL-over-HTTP exchange as a load generator sees it. */
+export interface Exchange<T = Record<string, unknown>> {
+  /** The HTTP status, or 0 when no response came (connection refused or reset). */
+  readonly status: number;
+  readonly data?: T | null;
+  readonly errors?: { message: string; extensions?: { code?: string; reason?: string } }[];
+  /** The instance HAProxy sent it to (x-served-by: i<port>), when it says. */
+  readonly servedBy?: string;
+  /** Why no GraphQL answer came: a transport error, or a response that was not JSON. */
+  readonly failure?: string;
+  readonly start: number;
+  readonly end: number;
+}
+
+export type GraphqlPost = <T = Record<string, unknown>>(
+  query: string,
+  variables?: Record<string, unknown>,
+  token?: string,
+) => Promise<Exchange<T>>;
+
+/**
+ * A GraphQL POST client for many simulated users on few keep-alive sockets (node:http, so it sees every response
+ * header and never throws: a failed exchange says why).
+ */
+export function graphqlPoster(baseUrl: string, agent: Agent): GraphqlPost {
+  const target = new URL('/graphql', baseUrl);
+  return (query, variables = {}, token) =>
+    new Promise((resolve) => {
+      const start = performance.now();
+      const body = JSON.stringify({ query, variables });
+      const done = (fields: Omit<Exchange, 'start' | 'end'>) =>
+        resolve({ ...fields, start, end: performance.now() } as Exchange<never>);
+      const req = request(
+        target,
+        {
+          method: 'POST',
+          agent,
+          headers: {
+            'content-type': 'application/json',
+            accept: 'application/graphql-response+json, application/json',
+            'content-length': Buffer.byteLength(body),
+            ...(token ? { authorization: `Bearer ${token}` } : {}),
+          },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('error', (error) => done({ status: res.statusCode ?? 0, failure: error.message }));
+          res.on('end', () => {
+            const status = res.statusCode ?? 0;
+            const servedBy = typeof res.headers['x-served-by'] === 'string' ? res.headers['x-served-by'] : undefined;
+            const text = Buffer.concat(chunks).toString();
+            try {
+              const parsed = JSON.parse(text) as Pick<Exchange, 'data' | 'errors'>;
+              done({ status, servedBy, data: parsed.data, errors: parsed.errors });
+            } catch {
+              done({ status, servedBy, failure: `HTTP ${status} ${text.slice(0, 120)}` });
+            }
+          });
+        },
+      );
+      req.on('error', (error) => done({ status: 0, failure: error.message }));
+      req.end(body);
+    });
 }

@@ -212,6 +212,8 @@ export async function startHaproxy(
     `frontend fleet`,
     `  bind 127.0.0.1:${port}`,
     '  default_backend instances',
+    // Which instance answered (i<port>), so a test can tell whose outage a failed request belongs to.
+    '  http-after-response set-header x-served-by %s',
     'backend instances',
     '  balance roundrobin',
     // A POST may have run (a login, a refresh rotation) before its instance died: never replay it.
