@@ -4,6 +4,8 @@
 // Through HTTP with the headers in view, on SQLite and MariaDB.
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { User } from '../src/db/entities.ts';
+import type { Em } from '../src/db/orm.ts';
 import { createLogger } from '../src/log.ts';
 import { dialects, startTestApp, type TestApp } from './support/app.ts';
 import { TestClock } from './support/clock.ts';
@@ -262,6 +264,25 @@ describe.each(dialects())('cookie sessions on %s', (dialect) => {
     );
     expect(deleted.data).toEqual({ deleteAccount: true });
     expect(setCookieOf(deleted)?.attributes).toEqual(CLEARED);
+  });
+
+  it("an admin's revocation clears the cookie only when it ends the session the cookie belongs to", async () => {
+    const admin = await cookieAccount();
+    await (t.app.orm.em.fork() as Em).nativeUpdate(User, { id: admin.payload.user.id }, { roles: 'USER,ADMIN' });
+    // The roles reach a new session's token: sign in again, with the cookie.
+    const signedIn = await gql<{ login: CookiePayload }>(LOGIN, {
+      input: { email: admin.email, password: PASSWORD, tokenDelivery: 'COOKIE' },
+    });
+    const token = signedIn.data?.login.accessToken as string;
+    const cookie = setCookieOf(signedIn)?.value as string;
+    const other = await cookieAccount();
+    const REVOKE = 'mutation($id: ID!) { revokeUserSessions(userId: $id) }';
+    const ofOther = await gql(REVOKE, { id: other.payload.user.id }, { token, cookie });
+    expect(ofOther.data).toEqual({ revokeUserSessions: 1 });
+    expect(ofOther.headers.getSetCookie()).toEqual([]);
+    const ofSelf = await gql(REVOKE, { id: admin.payload.user.id }, { token, cookie });
+    expect(ofSelf.data).toEqual({ revokeUserSessions: 2 });
+    expect(setCookieOf(ofSelf)?.attributes).toEqual(CLEARED);
   });
 
   it('changePassword of a cookie session rotates the cookie and keeps the token out of the body', async () => {

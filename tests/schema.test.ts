@@ -22,7 +22,7 @@ describe('schema.graphql', () => {
       type LinkedAccount { provider: String! providerUserId: String! email: String linkedAt: DateTime! }
       type Session { id: ID! createdAt: DateTime! lastUsedAt: DateTime! expiresAt: DateTime! userAgent: String ipAddress: String current: Boolean! }
       type AuthPayload {
-        accessToken: String! accessTokenExpiresAt: DateTime! refreshToken: String! refreshTokenExpiresAt: DateTime!
+        accessToken: String! accessTokenExpiresAt: DateTime! refreshToken: String refreshTokenExpiresAt: DateTime!
         tokenType: String! user: User! session: Session!
       }
       type OAuthProvider { id: String! name: String! }
@@ -31,9 +31,10 @@ describe('schema.graphql', () => {
       type UserConnection { edges: [UserEdge!]! pageInfo: PageInfo! totalCount: Int! }
       type UserEdge { cursor: String! node: User! }
       type PageInfo { hasNextPage: Boolean! endCursor: String }
-      input RegisterInput { email: String! password: String! displayName: String }
-      input LoginInput { email: String! password: String! }
-      input OAuthCodeInput { provider: String! code: String! state: String! }
+      enum TokenDelivery { BODY COOKIE }
+      input RegisterInput { email: String! password: String! displayName: String tokenDelivery: TokenDelivery = BODY }
+      input LoginInput { email: String! password: String! tokenDelivery: TokenDelivery = BODY }
+      input OAuthCodeInput { provider: String! code: String! state: String! tokenDelivery: TokenDelivery = BODY }
       input ResetPasswordInput { email: String! code: String! newPassword: String! }
       input ChangePasswordInput { currentPassword: String! newPassword: String! }
       input UpdateProfileInput { displayName: String }
@@ -47,7 +48,7 @@ describe('schema.graphql', () => {
       type Mutation {
         register(input: RegisterInput!): AuthPayload!
         login(input: LoginInput!): AuthPayload!
-        refresh(refreshToken: String!): AuthPayload!
+        refresh(refreshToken: String): AuthPayload!
         logout: Boolean!
         revokeSession(id: ID!): Boolean!
         revokeOtherSessions: Int!
