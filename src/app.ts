@@ -102,6 +102,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     await revoked.follow(bus, fork);
     // While Redis is down, revocations made on other instances still arrive, from the database.
     if (redis) revoked.pollWhileDown(bus, fork, logger);
+    const connections = redis;
+    if (connections) metrics.watchRedis(() => connections.up);
     const users = new UserCache(config.userCacheSize, bus);
     // Every committed write of a users row is told to every instance's cache, this one's before the response.
     new UserWrites((event) => bus.publishUserChanged(event)).attach(orm);

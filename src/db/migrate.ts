@@ -22,7 +22,8 @@ async function lockMySql(orm: Orm): Promise<Release> {
     host: orm.config.get('host'),
     port: orm.config.get('port'),
     user: orm.config.get('user'),
-    password: orm.config.get('password'),
+    // Our configuration sets a string (orm.ts); MikroORM also allows a function.
+    password: String(orm.config.get('password') ?? ''),
     connectTimeout: 10_000,
   });
   // GET_LOCK names are at most 64 characters.

@@ -19,6 +19,8 @@ export interface Metrics {
   countRevocation(event: SessionRevokedEvent): void;
   /** +1 when a WebSocket subscription starts, -1 when it ends. */
   subscriptionsChanged(delta: 1 | -1): void;
+  /** Serves auth_redis_up (1 or 0, read from `isUp` at each scrape) when the app uses Redis. */
+  watchRedis(isUp: () => boolean): void;
 }
 
 export function createMetrics(): Metrics {
@@ -125,6 +127,16 @@ export function createMetrics(): Metrics {
     },
     subscriptionsChanged(delta) {
       subscriptions.inc(delta);
+    },
+    watchRedis(isUp) {
+      new Gauge({
+        name: 'auth_redis_up',
+        help: 'Whether both Redis connections (commands, pub/sub) of this instance are ready: 1 or 0.',
+        registers,
+        collect() {
+          this.set(isUp() ? 1 : 0);
+        },
+      });
     },
   };
 }

@@ -27,7 +27,7 @@ import { useGraphQLLimits } from './use-graphql-limits.ts';
 import { useInputIntegrity } from './use-input-integrity.ts';
 import { useMetrics } from './use-metrics.ts';
 import { useOneCredentialField } from './use-one-credential-field.ts';
-import { type ReadinessProbe, useReadiness } from './use-readiness.ts';
+import { type ReadinessProbes, useReadiness } from './use-readiness.ts';
 import { useRequestErrors } from './use-request-errors.ts';
 import { useRequestParsing } from './use-request-parsing.ts';
 import { useRequestScope } from './use-request-scope.ts';
@@ -49,8 +49,8 @@ export interface HttpDeps {
   /** Published as the JWKS and in the RFC 8414 metadata. */
   readonly keys: KeyStore;
   readonly wellKnown: { readonly issuer: string; readonly publicUrl: string };
-  /** What /readyz checks. */
-  readonly readiness: Record<string, ReadinessProbe>;
+  /** What /readyz checks: 503 without a required dependency, "degraded" without an optional one. */
+  readonly readiness: ReadinessProbes;
   readonly graphiql: boolean;
   /** Proxies trusted to append to X-Forwarded-For (0: the socket address is the client). */
   readonly trustProxy: number;
@@ -173,7 +173,7 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
   });
 
   const server = createServer(scopes.wrap(yoga));
-  const websocket = attachWebSocketServer(server, yoga, deps);
+  const websocket = attachWebSocketServer(server, yoga, { ...deps, scopes });
 
   return {
     server,

@@ -1,29 +1,49 @@
-// GET /readyz: 200 when every dependency answers, 503 with a JSON body naming what is down.
+// GET /readyz: 200 {"status":"ok"} when every dependency answers; 200 {"status":"degraded","down":[…]} when only
+// optional ones are down (Redis: the instance still serves); 503 {"status":"down","down":[…]} without a required one.
 import { type Plugin, useReadinessCheck } from 'graphql-yoga';
 
 export type ReadinessProbe = () => Promise<void>;
 
-export function useReadiness(probes: Record<string, ReadinessProbe>): Plugin {
+export interface ReadinessProbes {
+  /** Without any of these the instance cannot serve: a load balancer should send it nothing (503). */
+  readonly required: Record<string, ReadinessProbe>;
+  /** Without these it serves in a degraded mode: taking every instance out together would be worse (200). */
+  readonly optional?: Record<string, ReadinessProbe>;
+}
+
+const PROBE_TIMEOUT_MS = 2000;
+
+async function isDown(probe: ReadinessProbe): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      probe(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error('timeout')), PROBE_TIMEOUT_MS);
+      }),
+    ]);
+    return false;
+  } catch {
+    return true;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function useReadiness(probes: ReadinessProbes): Plugin {
+  const all = [
+    ...Object.entries(probes.required).map(([name, probe]) => ({ name, probe, required: true })),
+    ...Object.entries(probes.optional ?? {}).map(([name, probe]) => ({ name, probe, required: false })),
+  ];
   return useReadinessCheck({
     endpoint: '/readyz',
     check: async ({ fetchAPI }) => {
-      const entries = await Promise.all(
-        Object.entries(probes).map(async ([name, probe]) => {
-          try {
-            await Promise.race([
-              probe(),
-              new Promise((_, reject) => setTimeout(() => reject(new Error('timeout')), 2000).unref()),
-            ]);
-            return [name, 'up'] as const;
-          } catch {
-            return [name, 'down'] as const;
-          }
-        }),
-      );
-      const checks = Object.fromEntries(entries);
-      const down = entries.filter(([, state]) => state === 'down').map(([name]) => name);
-      return new fetchAPI.Response(JSON.stringify({ status: down.length ? 'down' : 'up', down, checks }), {
-        status: down.length ? 503 : 200,
+      const states = await Promise.all(all.map(async (entry) => ({ ...entry, down: await isDown(entry.probe) })));
+      const down = states.filter((state) => state.down);
+      const status = down.some((state) => state.required) ? 'down' : down.length ? 'degraded' : 'ok';
+      const body = status === 'ok' ? { status } : { status, down: down.map((state) => state.name) };
+      return new fetchAPI.Response(JSON.stringify(body), {
+        status: status === 'down' ? 503 : 200,
         headers: { 'content-type': 'application/json', 'cache-control': 'no-store' },
       });
     },

@@ -1,7 +1,7 @@
 // "A revoked session's token is refused at once", in one file: the in-memory set of revoked session ids whose
 // access tokens could still be alive, loaded from the database at start, kept current from the revocation bus,
-// and reloaded after a bus outage. Entries drop out once every token of the session has expired, so the set
-// stays bounded by the token lifetime.
+// reloaded after a bus outage, and read from the database every half second while the bus is down. Entries drop
+// out once every token of the session has expired, so the set stays bounded by the token lifetime.
 
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.ts';
@@ -14,6 +14,7 @@ export class RevokedSessions {
   readonly #clock: Clock;
   readonly #ttlMs: number;
   readonly #sweeper: NodeJS.Timeout;
+  #poller: NodeJS.Timeout | undefined;
 
   constructor(clock: Clock, tokens: { accessTokenTtlMs: number; clockToleranceMs: number }) {
     this.#clock = clock;
@@ -102,7 +103,37 @@ export class RevokedSessions {
     }
   }
 
+  /**
+   * While the bus does not deliver (Redis down: `bus.live()` is false), reads the revocations made meanwhile from
+   * the database every `intervalMs` and tells this instance's listeners about each one it missed, so a session
+   * revoked on another instance is refused here, and its subscribers told, within about that long. Once the bus
+   * is live again it carries them alone (its reconnection reloads once more, for what fell between the last read
+   * and the subscription's confirmation). A failing read (the database down too) is logged once per outage.
+   */
+  pollWhileDown(bus: RevocationBus, fork: () => Em, logger: Logger, intervalMs = 500): void {
+    let running = false;
+    let failing = false;
+    const poll = async () => {
+      if (running || bus.live()) return;
+      running = true;
+      try {
+        for (const event of await this.load(fork())) bus.deliverLocally(event);
+        if (failing) logger.info('revocations read from the database again');
+        failing = false;
+      } catch (error) {
+        if (!failing) logger.error({ err: error }, 'could not read revocations from the database while Redis is down');
+        failing = true;
+      } finally {
+        running = false;
+      }
+    };
+    clearInterval(this.#poller);
+    this.#poller = setInterval(() => void poll(), intervalMs);
+    this.#poller.unref();
+  }
+
   close(): void {
     clearInterval(this.#sweeper);
+    clearInterval(this.#poller);
   }
 }

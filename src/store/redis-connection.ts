@@ -1,25 +1,54 @@
-// Opens the ioredis connections the app shares: one for commands, one for pub/sub subscriptions.
-import { Redis } from 'ioredis';
+// Opens the ioredis connections the app shares (one for commands, one for pub/sub subscriptions), to one Redis
+// (REDIS_URL) or to the master that Sentinel names (REDIS_SENTINELS), and tells whether both are up right now.
+import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
+import type { RedisSentinelConfig } from '../config.ts';
+
+/** Where Redis is: a URL, or the sentinels that know which server is the master now. */
+export type RedisTarget = { readonly url: string } | { readonly sentinel: RedisSentinelConfig };
 
 export interface RedisConnections {
   readonly commands: Redis;
   /** A connection in subscriber mode can run nothing else, so pub/sub gets its own. */
   readonly subscriber: Redis;
+  /** Both connections are ready (connected, and the subscriber subscribed again after a reconnect). */
+  readonly up: boolean;
+  /** Calls `listener` each time `up` changes; returns the function that stops it. */
+  onStateChange(listener: (up: boolean) => void): () => void;
   close(): Promise<void>;
 }
 
-function open(url: string, name: string, logger: Logger): Redis {
-  const redis = new Redis(url, {
+function options(target: RedisTarget, name: string): RedisOptions {
+  const common: RedisOptions = {
     connectionName: name,
     // Fail fast while Redis is away instead of queueing requests behind it; reconnect in the background.
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
     lazyConnect: true,
-  });
+  };
+  if ('url' in target) return common;
+  const { sentinels, name: masterName, password, sentinelPassword } = target.sentinel;
+  return {
+    ...common,
+    sentinels: sentinels.map((s) => ({ host: s.host, port: s.port })),
+    name: masterName,
+    ...(password ? { password } : {}),
+    ...(sentinelPassword ? { sentinelPassword } : {}),
+    // Keep asking the sentinels while none answers (all restarting) rather than giving up for good.
+    sentinelRetryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+    // A demoted master answers READONLY to writes: reconnect, and the sentinels name the new master.
+    reconnectOnError: (error) => /READONLY/.test(error.message),
+    // Follow a failover announced by the sentinels at once, rather than when the old master's socket drops.
+    failoverDetector: true,
+  };
+}
+
+function open(target: RedisTarget, name: string, logger: Logger, onChange: () => void): Redis {
+  const redis = 'url' in target ? new Redis(target.url, options(target, name)) : new Redis(options(target, name));
   let down = false;
   redis.on('error', (error) => {
+    // error.message and code only: an ioredis error can quote the command, arguments included.
     if (!down) logger.warn({ err: { message: error.message }, connection: name }, 'redis unavailable');
     down = true;
   });
@@ -27,23 +56,52 @@ function open(url: string, name: string, logger: Logger): Redis {
     if (down) logger.info({ connection: name }, 'redis reconnected');
     down = false;
   });
+  for (const event of ['ready', 'close', 'end', 'reconnecting']) redis.on(event, onChange);
   return redis;
 }
 
-export async function connectRedis(url: string, logger: Logger): Promise<RedisConnections> {
-  const commands = open(url, 'auth-commands', logger);
-  const subscriber = open(url, 'auth-subscriber', logger);
+export async function connectRedis(target: RedisTarget, logger: Logger): Promise<RedisConnections> {
+  const listeners = new Set<(up: boolean) => void>();
+  let up = false;
+  const isUp = () => commands.status === 'ready' && subscriber.status === 'ready';
+  const changed = () => {
+    const now = isUp();
+    if (now === up) return;
+    up = now;
+    for (const listener of listeners) listener(now);
+  };
+  const commands = open(target, 'auth-commands', logger, changed);
+  const subscriber = open(target, 'auth-subscriber', logger, changed);
+  // ioredis rejects connect() with "Connection is closed."; why (ECONNREFUSED, a wrong password) came as an event.
+  let reason: unknown;
+  const remember = (error: unknown) => {
+    reason ??= error;
+  };
+  commands.on('error', remember);
   try {
     await Promise.all([commands.connect(), subscriber.connect()]);
   } catch (error) {
     commands.disconnect();
     subscriber.disconnect();
-    throw error;
+    throw reason instanceof Error ? reason : error;
+  } finally {
+    commands.off('error', remember);
   }
+  up = isUp();
   return {
     commands,
     subscriber,
+    get up() {
+      return isUp();
+    },
+    onStateChange(listener) {
+      listeners.add(listener);
+      return () => {
+        listeners.delete(listener);
+      };
+    },
     async close() {
+      listeners.clear();
       await Promise.allSettled([commands.quit(), subscriber.quit()]);
     },
   };
