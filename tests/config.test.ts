@@ -69,6 +69,7 @@ describe('loadConfig defaults', () => {
       refreshReuseGraceMs: 10_000,
       bcryptCost: 12,
       corsOrigins: [],
+      refreshCookie: { name: 'refresh_token', domain: undefined, sameSite: 'Strict', secure: false },
       trustProxy: 0,
       graphiql: true,
       logLevel: 'info',

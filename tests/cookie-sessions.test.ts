@@ -4,6 +4,7 @@
 // Through HTTP with the headers in view, on SQLite and MariaDB.
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config.ts';
 import { User } from '../src/db/entities.ts';
 import type { Em } from '../src/db/orm.ts';
 import { createLogger } from '../src/log.ts';
@@ -363,6 +364,10 @@ describe.each(dialects())('cookie sessions on %s', (dialect) => {
       expect(answer.headers.get('access-control-allow-origin')).toBe(origin);
       expect(answer.headers.get('access-control-allow-credentials')).toBe('true');
     }
+    // Public documents keep their own `*` (shared by caches), never one origin with credentials.
+    const jwks = await fetch(`${t.url}/.well-known/jwks.json`, { headers: { origin: DEV_ORIGIN } });
+    expect(jwks.headers.get('access-control-allow-origin')).toBe('*');
+    expect(jwks.headers.get('access-control-allow-credentials')).toBeNull();
     for (const origin of [EVIL_ORIGIN, 'null', 'http://localhost.evil.example:5173', `${APP_ORIGIN}/`]) {
       const preflight = await fetch(`${t.url}/graphql`, {
         method: 'OPTIONS',
@@ -526,5 +531,47 @@ describe('cookie sessions: transport edges', () => {
     const list = await t.gql('{ me { sessions { id } } }', {}, { token: sessions.data?.login.accessToken });
     // The registration's and this login's: the refused one opened none.
     expect(list.data?.me.sessions).toHaveLength(2);
+  });
+});
+
+describe('refresh cookie configuration', () => {
+  const noFiles = () => '';
+  const production = {
+    NODE_ENV: 'production',
+    JWT_PRIVATE_KEY: ed25519Pem(),
+    SMTP_URL: 'smtp://mail.test',
+    MAIL_FROM: 'a@b.test',
+  };
+
+  it('leaves Secure out only for an http loopback PUBLIC_URL outside production', () => {
+    const secure = (env: Record<string, string>) => loadConfig(env, noFiles).refreshCookie.secure;
+    expect(secure({})).toBe(false);
+    expect(secure({ PUBLIC_URL: 'http://127.0.0.1:4000' })).toBe(false);
+    expect(secure({ PUBLIC_URL: 'http://localhost' })).toBe(false);
+    expect(secure({ PUBLIC_URL: 'https://localhost:4000' })).toBe(true);
+    expect(secure({ PUBLIC_URL: 'http://auth.example.com' })).toBe(true);
+    expect(secure({ PUBLIC_URL: 'http://localhost.example.com' })).toBe(true);
+    expect(secure({ ...production, PUBLIC_URL: 'http://localhost:4000' })).toBe(true);
+  });
+
+  it('refuses a bad name, domain or SameSite, naming the variable', () => {
+    expect(() => loadConfig({ REFRESH_COOKIE_NAME: 'a b' }, noFiles)).toThrow(
+      /^REFRESH_COOKIE_NAME: expected a cookie name/,
+    );
+    expect(() => loadConfig({ REFRESH_COOKIE_NAME: 'a;b' }, noFiles)).toThrow(/^REFRESH_COOKIE_NAME: /);
+    expect(() => loadConfig({ REFRESH_COOKIE_DOMAIN: 'example.com; Path=/' }, noFiles)).toThrow(
+      /^REFRESH_COOKIE_DOMAIN: expected a domain name/,
+    );
+    expect(() => loadConfig({ REFRESH_COOKIE_SAMESITE: 'None' }, noFiles)).toThrow(
+      /^REFRESH_COOKIE_SAMESITE: expected Strict or Lax/,
+    );
+    expect(
+      loadConfig({ REFRESH_COOKIE_DOMAIN: '.example.com', REFRESH_COOKIE_SAMESITE: 'Lax' }, noFiles).refreshCookie,
+    ).toEqual({
+      name: 'refresh_token',
+      domain: '.example.com',
+      sameSite: 'Lax',
+      secure: false,
+    });
   });
 });

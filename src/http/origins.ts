@@ -58,11 +58,16 @@ const ALLOWED_HEADERS = [
 ];
 
 /**
- * Yoga's `cors` option: an allowed origin gets itself in Access-Control-Allow-Origin with credentials; any other
+ * Yoga's `cors` option for `endpoint`: an allowed origin gets itself in Access-Control-Allow-Origin with credentials; any other
  * gets no CORS header at all (its preflight answers 204 without them, which a browser takes as a refusal).
  */
-export function corsOptions(policy: OriginPolicy): (request: Request) => Promise<CORSOptions | false> {
+export function corsOptions(
+  policy: OriginPolicy,
+  endpoint: string,
+): (request: Request) => Promise<CORSOptions | false> {
   return async (request) => {
+    // The API alone: public documents (the JWKS, the metadata) keep their own `*`, which caches may share.
+    if (new URL(request.url).pathname !== endpoint) return false;
     const origin = request.headers.get('origin');
     if (origin === null || !(await policy.allows(origin))) return false;
     return {
