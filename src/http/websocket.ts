@@ -19,6 +19,8 @@ import { createMaskError, toGraphQLError, withoutQuotedValues } from '../schema/
 import type { AccessClaims } from '../tokens/claims.ts';
 import type { AccessTokenVerifier } from '../tokens/verify.ts';
 import { authenticate } from './authenticate.ts';
+import type { RequestScope, RequestScopes } from './request-scope.ts';
+import { createWsOperationLog } from './ws-operation-log.ts';
 
 export const CLOSE_FORBIDDEN = 4403;
 /** How long a socket whose session was revoked waits for its subscriptions to complete before closing anyway. */
@@ -41,6 +43,8 @@ interface EnvelopRoot {
   subscribe: (args: unknown) => never;
   /** Ends the operation's claim on the socket's WS_MAX_OPERATIONS (once, however often it is called). */
   release: () => void;
+  /** The operation's log scope: what it logs carries its request id. */
+  scope?: RequestScope;
 }
 
 export interface WebSocketDeps {
@@ -51,6 +55,8 @@ export interface WebSocketDeps {
   readonly webSocket: WebSocketLimitsConfig;
   /** Told +1 when a subscription starts streaming and -1 when it ends, however it ends. */
   readonly onSubscriptionChange?: (delta: 1 | -1) => void;
+  /** Each operation runs inside its own scope (request id, access line), as an HTTP request does. */
+  readonly scopes?: RequestScopes;
 }
 
 /** `extensions.headers.authorization` (any case) of a subscribe message, when it is a string. */
@@ -110,9 +116,13 @@ export function attachWebSocketServer(server: Server, yoga: YogaServerInstance<a
   const limits = deps.webSocket;
   // ws refuses a bigger message before buffering it whole, and closes the socket with 1009.
   const wss = new WebSocketServer({ server, path: '/graphql', maxPayload: limits.maxMessageBytes });
-  const maskError = createMaskError(deps.logger);
-  const mask = (errors: readonly GraphQLError[]) =>
-    errors.map((error) => maskError(error, 'Unexpected error.') as GraphQLError);
+  const operationLog = createWsOperationLog(deps.logger);
+  const mask = (errors: readonly GraphQLError[], logger: Logger = deps.logger) => {
+    const maskError = createMaskError(logger);
+    return errors.map((error) => maskError(error, 'Unexpected error.') as GraphQLError);
+  };
+  const inScope = <T>(root: EnvelopRoot, work: () => T): T =>
+    root.scope && deps.scopes ? deps.scopes.run(root.scope, work) : work();
   const bySession = new Map<string, Set<Ctx>>();
 
   const close = (ctx: Ctx, reason: string) => {
@@ -225,7 +235,7 @@ export function attachWebSocketServer(server: Server, yoga: YogaServerInstance<a
       execute: async (args) => {
         const root = args.rootValue as EnvelopRoot;
         try {
-          return await root.execute(args);
+          return await inScope(root, () => root.execute(args));
         } finally {
           root.release();
         }
@@ -234,7 +244,7 @@ export function attachWebSocketServer(server: Server, yoga: YogaServerInstance<a
         const root = args.rootValue as EnvelopRoot;
         let result: unknown;
         try {
-          result = await root.subscribe(args);
+          result = await inScope(root, () => root.subscribe(args));
         } catch (error) {
           root.release();
           throw error;
@@ -248,11 +258,20 @@ export function attachWebSocketServer(server: Server, yoga: YogaServerInstance<a
         return (onChange ? tracked(released, onChange) : released) as never;
       },
       // Errors over WebSocket pass the same mask as over HTTP: no internal detail, no value the client sent.
-      onNext: (_ctx, _id, _payload, _args, result) =>
-        (result as ExecutionResult).errors
-          ? { ...result, errors: mask((result as ExecutionResult).errors ?? []).map((error) => error.toJSON()) }
-          : undefined,
-      onError: (_ctx, _id, _payload, errors) => mask(errors).map((error) => error.toJSON()),
+      onNext: (ctx, id, _payload, _args, result) => {
+        const errors = (result as ExecutionResult).errors;
+        if (!errors) return undefined;
+        operationLog.failed(ctx.extra.socket, id);
+        const logger = operationLog.scope(ctx.extra.socket, id)?.logger;
+        return { ...result, errors: mask(errors, logger).map((error) => error.toJSON()) };
+      },
+      onError: (ctx, id, _payload, errors) => {
+        const masked = mask(errors, operationLog.scope(ctx.extra.socket, id)?.logger).map((error) => error.toJSON());
+        // An operation refused before it ran ends here (graphql-ws calls no onComplete for it).
+        operationLog.failed(ctx.extra.socket, id);
+        operationLog.end(ctx.extra.socket, id);
+        return masked;
+      },
       onConnect: async (ctx) => {
         const authorization = ctx.connectionParams?.authorization;
         // Anything but a string (or nothing) is a malformed credential, refused like an invalid token.
@@ -272,7 +291,8 @@ export function attachWebSocketServer(server: Server, yoga: YogaServerInstance<a
         }
         return true;
       },
-      onSubscribe: async (ctx, _id, payload) => {
+      onSubscribe: async (ctx, id, payload) => {
+        const scope = operationLog.start(ctx.extra.socket, ctx.extra.request, id);
         // Counted before the first await: a burst of subscribe messages cannot all pass the check together.
         const running = ctx.extra.operations ?? 0;
         if (running >= limits.maxOperations) return [tooMany('WebSocket')];
@@ -290,17 +310,27 @@ export function attachWebSocketServer(server: Server, yoga: YogaServerInstance<a
         try {
           const prepared = await prepare(ctx as Ctx, payload, release, (releaser) => releasers.push(releaser));
           if (Array.isArray(prepared)) release();
+          else {
+            const operation = getOperationAST(prepared.document, prepared.operationName);
+            scope.operationName = operation?.name?.value.slice(0, 100);
+            scope.operationType = operation?.operation;
+            (prepared.rootValue as EnvelopRoot).scope = scope;
+          }
           return prepared;
         } catch (error) {
           release();
-          return mask([
-            error instanceof GraphQLError
-              ? error
-              : new GraphQLError('Unexpected error.', { originalError: error as Error }),
-          ]);
+          return mask(
+            [
+              error instanceof GraphQLError
+                ? error
+                : new GraphQLError('Unexpected error.', { originalError: error as Error }),
+            ],
+            scope.logger,
+          );
         }
       },
       onComplete: (ctx, id) => {
+        operationLog.end(ctx.extra.socket, id);
         // Runs just before the complete message is sent; the close frame is queued after it.
         const others = Object.keys(ctx.subscriptions).filter((key) => key !== id);
         if (ctx.extra.revoked && others.length === 0) setTimeout(() => close(ctx as Ctx, 'Session revoked'), 0);
