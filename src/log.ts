@@ -2,8 +2,9 @@
 // the client values or statement text they may carry.
 import { GraphQLError } from 'graphql';
 import { type Logger, pino } from 'pino';
+import { build as pretty } from 'pino-pretty';
 import type { Config } from './config.ts';
-import { withoutValues } from './redact.ts';
+import { censor, errorCodeOf, withoutValues } from './redact.ts';
 
 export const REDACT_PATHS = [
   'req.headers.authorization',
@@ -15,6 +16,13 @@ export const REDACT_PATHS = [
   'res.headers["set-cookie"]',
   'headers["set-cookie"]',
   '*.headers["set-cookie"]',
+  'password',
+  'newPassword',
+  'currentPassword',
+  'refreshToken',
+  'accessToken',
+  'token',
+  'secret',
   '*.password',
   '*.newPassword',
   '*.currentPassword',
@@ -46,6 +54,7 @@ export function serializeError(error: unknown, depth = 0): SerializedError | unk
   if (!(error instanceof Error)) return error;
   const serialized = pino.stdSerializers.err(error) as SerializedError & Record<string, unknown>;
   for (const key of Object.keys(serialized)) if (ERROR_PAYLOAD.has(key)) delete serialized[key];
+  if ('code' in serialized) serialized.code = errorCodeOf(serialized.code);
   if (error instanceof GraphQLError) {
     const message = withoutValues(error.message);
     serialized.message = message;
@@ -75,11 +84,26 @@ export function yogaLogging(current: () => Logger, skip: (error: unknown) => boo
   return { debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error') };
 }
 
-export function createLogger(config: Pick<Config, 'logLevel'>, destination?: NodeJS.WritableStream): Logger {
+/**
+ * The process logger: JSON lines (production, tests, log shippers), or pino-pretty's readable lines in
+ * development. Redaction happens before either, so both hold the same (no) secrets.
+ */
+export function createLogger(
+  config: Pick<Config, 'logLevel'> & Partial<Pick<Config, 'env'>>,
+  destination?: NodeJS.WritableStream,
+): Logger {
   const options = {
     level: config.logLevel,
-    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    redact: { paths: REDACT_PATHS, censor },
     serializers: { err: serializeError },
   };
-  return destination ? pino(options, destination as never) : pino(options);
+  if (destination) return pino(options, destination as never);
+  if (config.env === 'development') {
+    // In this thread and synchronous: no worker to lose lines when the process exits.
+    return pino(
+      options,
+      pretty({ sync: true, colorize: process.stdout.isTTY === true, translateTime: 'SYS:HH:MM:ss.l' }),
+    );
+  }
+  return pino(options);
 }

@@ -33,3 +33,32 @@ export function withoutValues(message: string): string {
   }
   return out;
 }
+
+/** A library's error code (ECONNREFUSED, ETIMEDOUT, ER_ACCESS_DENIED_ERROR, SQLITE_BUSY): upper case and digits. */
+const ERROR_CODE = /^[A-Z][A-Z0-9_]{1,63}$/;
+
+/**
+ * The `code` of a logged error, marked by the error serializer (log.ts) so that the censor lets it through: it says
+ * what failed (ECONNREFUSED), it is not a secret. Written to the log as the plain string.
+ */
+export class ErrorCode {
+  readonly value: string;
+  constructor(value: string) {
+    this.value = value;
+  }
+  toJSON(): string {
+    return this.value;
+  }
+}
+
+/** An error's `code` as the serializer keeps it: marked when it has an error code's shape, else as it was. */
+export const errorCodeOf = (code: unknown): unknown =>
+  typeof code === 'string' && ERROR_CODE.test(code) ? new ErrorCode(code) : code;
+
+/**
+ * pino's censor for the redacted paths (`*.code` among them): everything is `[redacted]` but an error's own code,
+ * which only the error serializer marks; a verification code anywhere else stays redacted whatever it looks like.
+ */
+export function censor(value: unknown): unknown {
+  return value instanceof ErrorCode ? value : '[redacted]';
+}

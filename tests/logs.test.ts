@@ -15,7 +15,7 @@ import { buildSchema } from '../src/schema/index.ts';
 import { startTestApp, type TestApp } from './support/app.ts';
 import { ed25519Pem } from './support/expect.ts';
 import { errorCode, type Gql, graphqlClient, PAYLOAD, type Payload, uniqueEmail } from './support/graphql.ts';
-import { wsUrl } from './support/subscriptions.ts';
+import { openClient, wsUrl } from './support/subscriptions.ts';
 
 /** Argument and input field names that hold a secret. */
 const SECRET_NAME = /password|token|code|secret|state|recovery/i;
@@ -222,6 +222,87 @@ describe('logs', () => {
     await gql('query Who { __typename }');
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(entries().find((entry) => entry.msg === 'request')).toMatchObject({ operationName: 'Who', status: 200 });
+  });
+
+  it('names an operation on its request line by name and type, and an anonymous one by its type', async () => {
+    lines.length = 0;
+    await gql('query Who { __typename }');
+    await gql('{ __typename }');
+    await gql('mutation { logout }');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const requestLines = entries().filter((entry) => entry.msg === 'request');
+    expect(requestLines.map((entry) => [entry.operationName, entry.operationType])).toEqual([
+      ['Who', 'query'],
+      [undefined, 'query'],
+      [undefined, 'mutation'],
+    ]);
+  });
+
+  it('gives each WebSocket operation its own request id, the socket id beside it, and one access line', async () => {
+    lines.length = 0;
+    const { client } = openClient(t.url);
+    try {
+      const run = (query: string) =>
+        new Promise<unknown[]>((resolve) => {
+          const results: unknown[] = [];
+          client.subscribe(
+            { query },
+            {
+              next: (value) => void results.push(value),
+              error: (error) => resolve([...results, error]),
+              complete: () => resolve(results),
+            },
+          );
+        });
+      expect(await run('query OverSocket { __typename }')).toEqual([{ data: { __typename: 'Query' } }]);
+      const [refused] = (await run('subscription { sessionRevoked { reason } }')) as {
+        extensions?: { code?: string };
+      }[][];
+      expect(refused?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+      const [invalid] = (await run('query { nothingHere }')) as { message?: string }[][];
+      expect(invalid?.[0]?.message).toBe('Cannot query field "nothingHere" on type "Query".');
+    } finally {
+      await client.dispose();
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const access = entries().filter((entry) => entry.msg === 'request' && entry.transport === 'websocket');
+    expect(
+      access.map((entry) => [entry.operationName, entry.operationType, entry.outcome, typeof entry.durationMs]),
+    ).toEqual([
+      ['OverSocket', 'query', 'success', 'number'],
+      [undefined, 'subscription', 'error', 'number'],
+      [undefined, undefined, 'error', 'number'],
+    ]);
+    const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+    for (const entry of access) {
+      expect(entry.requestId).toMatch(UUID);
+      expect(entry.connectionId).toBe(access[0]?.connectionId);
+    }
+    expect(new Set(access.map((entry) => entry.requestId)).size).toBe(3);
+    expect(access[0]?.connectionId).toMatch(UUID);
+  });
+
+  it("keeps a logged error's own code (ECONNREFUSED) and still redacts every other code and secret", () => {
+    const written: string[] = [];
+    const logger = createLogger(
+      { logLevel: 'info' },
+      new Writable({
+        write(chunk, _encoding, done) {
+          written.push(chunk.toString());
+          done();
+        },
+      }),
+    );
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5'), { code: 'ECONNREFUSED' });
+    logger.error({ err: new Error('mail not sent', { cause: refused }) }, 'wrapped');
+    logger.error({ err: refused, input: { code: 'K7M2QX', password: 'hunter2-pw' } }, 'direct');
+    logger.error({ err: Object.assign(new Error('odd'), { code: 'bad code with spaces K7M2QX' }) }, 'odd');
+    const [wrapped, direct, odd] = written.map((line) => JSON.parse(line));
+    expect(wrapped.err.cause.code).toBe('ECONNREFUSED');
+    expect(direct.err.code).toBe('ECONNREFUSED');
+    expect(direct.input).toEqual({ code: '[redacted]', password: '[redacted]' });
+    expect(odd.err.code).toBe('[redacted]');
+    expect(written.join('')).not.toMatch(/K7M2QX|hunter2/);
   });
 
   it('neither logs nor answers a secret of any mutation sent with malformed variables or as a document literal, over HTTP and WebSocket', async () => {

@@ -107,3 +107,27 @@ describe('a production start', () => {
     }
   });
 });
+
+describe('a development start', () => {
+  it('logs readable lines through pino-pretty rather than JSON', async () => {
+    const service = await startServiceProcess({
+      NODE_ENV: 'development',
+      LOG_LEVEL: 'info',
+      DATA_DIR: join(dir, 'development'),
+    });
+    try {
+      const listening = await vi.waitFor(() => {
+        const line = service
+          .output()
+          .split('\n')
+          .find((text) => / INFO \(\d+\): listening$/.test(text));
+        if (!line) throw new Error('waiting for the listening line');
+        return line;
+      });
+      expect(listening).toMatch(/^\[\d{2}:\d{2}:\d{2}\.\d{3}\] INFO \(\d+\): listening$/);
+      expect(service.output()).not.toMatch(/^\{"level"/m);
+    } finally {
+      await service.stop();
+    }
+  });
+});

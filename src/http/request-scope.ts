@@ -1,7 +1,7 @@
 // Per-request scope for logs: a request id (a caller's safe X-Request-Id, or a new UUID) sent back in the
 // X-Request-Id header, a child logger that carries it (used by the error mask), and one log line per request
-// with method, path, operation name (use-request-scope.ts), status and duration (never headers, query strings
-// or variables).
+// with method, path, operation name and type (use-request-scope.ts), status and duration (never headers, query
+// strings or variables).
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
@@ -10,7 +10,10 @@ import type { Logger } from 'pino';
 export interface RequestScope {
   readonly requestId: string;
   readonly logger: Logger;
+  /** The executed operation's name, when it has one. */
   operationName: string | undefined;
+  /** query, mutation or subscription: what names an anonymous operation. */
+  operationType?: string | undefined;
 }
 
 /** What a caller may choose as its request id: short, and nothing a log viewer could misread. */
@@ -26,6 +29,8 @@ export interface RequestScopes {
   current(): RequestScope | undefined;
   /** Wraps the node:http listener: every request runs inside its scope and is logged when it ends. */
   wrap(listener: RequestListener): RequestListener;
+  /** Runs `work` inside `scope` (a WebSocket operation's: websocket.ts logs its own access line). */
+  run<T>(scope: RequestScope, work: () => T): T;
 }
 
 export function createRequestScopes(logger: Logger): RequestScopes {
@@ -43,6 +48,7 @@ export function createRequestScopes(logger: Logger): RequestScopes {
             method: req.method,
             path: (req.url ?? '').split('?')[0]?.slice(0, 200),
             operationName: scope.operationName,
+            operationType: scope.operationType,
             status: res.statusCode,
             durationMs: Math.round((performance.now() - started) * 10) / 10,
           },
@@ -51,5 +57,6 @@ export function createRequestScopes(logger: Logger): RequestScopes {
       });
       storage.run(scope, () => listener(req, res));
     },
+    run: (scope, work) => storage.run(scope, work),
   };
 }

@@ -1,5 +1,5 @@
-// Names the GraphQL operation on the request's log line (request-scope.ts), from the parsed document, so only a
-// real GraphQL name (never caller-chosen text) is logged.
+// Names the GraphQL operation (its name, and its type, which is all an anonymous one has) on the request's log
+// line (request-scope.ts), from the parsed document, so only a real GraphQL name (never caller-chosen text) is logged.
 import { type DocumentNode, getOperationAST } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import type { RequestScope, RequestScopes } from './request-scope.ts';
@@ -16,5 +16,8 @@ export function useRequestScope(scopes: RequestScopes): Plugin {
 }
 
 function nameOperation(scope: RequestScope | undefined, document: DocumentNode, name: string | null | undefined) {
-  if (scope) scope.operationName = getOperationAST(document, name)?.name?.value.slice(0, 100);
+  if (!scope) return;
+  const operation = getOperationAST(document, name);
+  scope.operationName = operation?.name?.value.slice(0, 100);
+  scope.operationType = operation?.operation;
 }
