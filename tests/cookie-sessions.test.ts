@@ -11,6 +11,7 @@ import { createLogger } from '../src/log.ts';
 import { dialects, startTestApp, type TestApp } from './support/app.ts';
 import { TestClock } from './support/clock.ts';
 import { ed25519Pem, expectError, expectUnauthenticated } from './support/expect.ts';
+import { type FakeGitHub, startFakeGitHub } from './support/github.ts';
 import {
   type GraphQLResponse,
   me,
@@ -20,6 +21,7 @@ import {
   registerUser,
   uniqueEmail,
 } from './support/graphql.ts';
+import { githubAccount, LOGIN as OAUTH_LOGIN, REDIRECT, startSignIn } from './support/oauth.ts';
 import { openClient } from './support/subscriptions.ts';
 
 const PASSWORD = 'correct horse battery';
@@ -573,5 +575,48 @@ describe('refresh cookie configuration', () => {
       sameSite: 'Lax',
       secure: false,
     });
+  });
+});
+
+describe.each(dialects())('cookie sessions through OAuth on %s', (dialect) => {
+  let t: TestApp;
+  let github: FakeGitHub;
+  const clock = new TestClock();
+  beforeAll(async () => {
+    github = await startFakeGitHub();
+    t = await startTestApp({ dialect, clock, env: { OAUTH_REDIRECT_URIS: REDIRECT, ...github.env } });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await github?.stop();
+  });
+
+  it('loginWithOAuth with COOKIE (a new account, then the linked one) sets the cookie and shows no token', async () => {
+    const account = githubAccount();
+    for (const round of [0, 1]) {
+      const { authorizationUrl } = await startSignIn(t.gql, 'github');
+      const back = github.authorize(authorizationUrl, account);
+      const input = {
+        provider: 'github',
+        code: back.searchParams.get('code'),
+        state: back.searchParams.get('state'),
+        tokenDelivery: 'COOKIE',
+      };
+      const response = await t.gql<{ loginWithOAuth: CookiePayload }>(OAUTH_LOGIN, { input });
+      expect(response.errors, `round ${round}`).toBeUndefined();
+      const payload = response.data?.loginWithOAuth as CookiePayload;
+      expect(payload.refreshToken).toBeNull();
+      const cookie = setCookieOf(response);
+      expect(cookie?.value.startsWith(`${payload.session.id}.0.`)).toBe(true);
+      expect(cookie?.attributes).toEqual(setAttributes(TTL_SECONDS));
+      const refreshed = await t.gql(
+        'mutation { refresh { refreshToken } }',
+        {},
+        {
+          headers: { cookie: `refresh_token=${cookie?.value}` },
+        },
+      );
+      expect(refreshed.data).toEqual({ refresh: { refreshToken: null } });
+    }
   });
 });
