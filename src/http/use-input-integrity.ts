@@ -2,6 +2,7 @@
 // a shape we could have issued. Checked on the coerced values of every field of the operation, whether they came
 // from variables or from the document, before anything executes; field-specific rules stay in src/auth/validate.ts.
 import {
+  BREAK,
   type DocumentNode,
   type FragmentDefinitionNode,
   GraphQLError,
@@ -128,15 +129,46 @@ const refusal = (fault: Fault) => ({
   ],
 });
 
+/** Whether any field of the document takes an argument: only field arguments carry text to a resolver. */
+function hasFieldArguments(document: DocumentNode): boolean {
+  let found = false;
+  visit(document, {
+    Field(node) {
+      if (node.arguments?.length) {
+        found = true;
+        return BREAK;
+      }
+      return undefined;
+    },
+  });
+  return found;
+}
+
 /** Refuses an operation whose arguments carry text that is not well-formed, or a U+0000, before it executes. */
 export function useInputIntegrity(): Plugin {
+  // Per parsed document (Yoga reuses one per query text): a document without field arguments, like
+  // `{ me { id email } }`, has nothing to check, whatever its variables.
+  const withArguments = new WeakMap<DocumentNode, boolean>();
+  const check = (args: {
+    schema: GraphQLSchema;
+    document: DocumentNode;
+    operationName?: string | null;
+    variableValues?: Record<string, unknown> | null;
+  }) => {
+    let has = withArguments.get(args.document);
+    if (has === undefined) {
+      has = hasFieldArguments(args.document);
+      withArguments.set(args.document, has);
+    }
+    return has ? findInputFault(args.schema, args.document, args.operationName, args.variableValues) : undefined;
+  };
   return {
     onExecute({ args, setResultAndStopExecution }) {
-      const fault = findInputFault(args.schema, args.document, args.operationName, args.variableValues);
+      const fault = check(args);
       if (fault) setResultAndStopExecution(refusal(fault));
     },
     onSubscribe({ args, setResultAndStopExecution }) {
-      const fault = findInputFault(args.schema, args.document, args.operationName, args.variableValues);
+      const fault = check(args);
       if (fault) setResultAndStopExecution(refusal(fault));
     },
   };

@@ -1,7 +1,7 @@
 // One rotation of a session's refresh token, as data: the next generation, its token, and the sliding expiry
 // capped by the session's absolute end. Refresh writes it conditionally; changePassword applies it in place.
 import type { SessionRow } from '../db/entities.ts';
-import { newRefreshToken } from './refresh-token.ts';
+import { newRefreshToken, type TagKey } from './refresh-token.ts';
 
 /** When a refresh token issued at `now` (ms) expires: `refreshTokenTtlMs` later, never past the session's end. */
 export function slidingExpiry(now: number, maxExpiresAt: Date, refreshTokenTtlMs: number): Date {
@@ -18,14 +18,18 @@ export interface Rotation {
   >;
 }
 
-/** The rotation of `session` at `now` (ms): generation + 1, a new token under the session's tag key. */
+/**
+ * The rotation of `session` at `now` (ms): generation + 1, a new token under the session's tag key (`tagKey`:
+ * that key as a KeyObject the caller already made, e.g. to check the presented token).
+ */
 export function rotate(
   session: Pick<SessionRow, 'id' | 'refreshGeneration' | 'refreshTagKey' | 'maxExpiresAt'>,
   now: number,
   refreshTokenTtlMs: number,
+  tagKey: TagKey = session.refreshTagKey,
 ): Rotation {
   const refreshGeneration = session.refreshGeneration + 1;
-  const next = newRefreshToken(session.id, refreshGeneration, session.refreshTagKey);
+  const next = newRefreshToken(session.id, refreshGeneration, tagKey);
   const at = new Date(now);
   return {
     refreshToken: next.token,

@@ -19,6 +19,7 @@ import {
   newTokenKey,
   parseRefreshToken,
   sameHash,
+  tagKeyOf,
 } from './refresh-token.ts';
 import { rotate, slidingExpiry } from './rotation.ts';
 
@@ -171,7 +172,9 @@ export class Sessions {
     const found = await findSessionWithUser(em, parts.sessionId);
     if (!found) throw unauthenticated('INVALID_REFRESH_TOKEN');
     const { session: row, user } = found;
-    if (!isGenuine(parts, row.refreshTagKey)) throw unauthenticated('INVALID_REFRESH_TOKEN');
+    // One KeyObject for both tags of a refresh (the presented token's, the next one's).
+    const tagKey = tagKeyOf(row.refreshTagKey);
+    if (!isGenuine(parts, tagKey)) throw unauthenticated('INVALID_REFRESH_TOKEN');
     // Before anything is counted or revoked: a token from the wrong place is no token at all, so a cookie
     // session's token that leaked into a body (or a body token planted in the cookie) cannot even end the session.
     if (row.cookieBound !== (source === 'cookie')) throw unauthenticated('INVALID_REFRESH_TOKEN');
@@ -183,7 +186,7 @@ export class Sessions {
     if (parts.generation === current && sameHash(row.refreshTokenHash, hashSecret(parts.secret))) {
       if (row.revokedAt) throw unauthenticated('SESSION_REVOKED');
       if (row.expiresAt.getTime() <= now) throw unauthenticated('REFRESH_TOKEN_EXPIRED');
-      const { refreshToken, changes } = rotate(row, now, this.#settings.refreshTokenTtlMs);
+      const { refreshToken, changes } = rotate(row, now, this.#settings.refreshTokenTtlMs, tagKey);
       const written = await rotateRefreshToken(em, {
         sessionId: row.id,
         fromGeneration: current,
