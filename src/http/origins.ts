@@ -66,10 +66,10 @@ export function corsOptions(
   endpoint: string,
 ): (request: Request) => Promise<CORSOptions | false> {
   return async (request) => {
-    // The API alone: public documents (the JWKS, the metadata) keep their own `*`, which caches may share.
-    if (new URL(request.url).pathname !== endpoint) return false;
     const origin = request.headers.get('origin');
-    if (origin === null || !(await policy.allows(origin))) return false;
+    if (origin === null) return false;
+    // The API alone: public documents (the JWKS, the metadata) keep their own `*`, which caches may share.
+    if (new URL(request.url).pathname !== endpoint || !(await policy.allows(origin))) return false;
     return {
       origin,
       credentials: true,
