@@ -341,16 +341,25 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
 
   /** One refresh request: the refresh token in the body (BODY mode) or none, so the server reads the cookie. */
   async function rotateOnce(current: AuthTokens | null) {
-    const variables = cookieMode ? {} : { refreshToken: current?.refreshToken };
-    return post<{ refresh: SignedInFragment }>(RefreshDocument, variables, null);
+    if (!cookieMode)
+      return post<{ refresh: SignedInFragment }>(RefreshDocument, { refreshToken: current?.refreshToken }, null);
+    // Every tab of this browser shares the one cookie: one refresh at a time across them (Web Locks, where there
+    // are any), each sent only after the previous answer has set the new cookie, so tabs do not spend it together.
+    const send = () => post<{ refresh: SignedInFragment }>(RefreshDocument, {}, null);
+    const locks = (globalThis.navigator as { locks?: LockManager } | undefined)?.locks;
+    return locks ? locks.request(`graphql-auth-client refresh ${options.url}`, send) : send();
   }
 
   async function rotate(current: AuthTokens | null): Promise<AuthTokens> {
     const started = epoch;
     let result = await rotateOnce(current);
     let error = result.data?.refresh ? null : new AuthClientError(result.errors ?? []);
-    if (cookieMode && error?.reason === 'REFRESH_TOKEN_ROTATED' && started === epoch) {
-      // Another tab won the rotation, and its answer set the new cookie in this browser: use that one.
+    // Another tab (of a browser without Web Locks) won the rotation: its answer sets the new cookie here, perhaps a
+    // moment after ours arrived. Until then the old cookie only answers REFRESH_TOKEN_ROTATED again (the server's
+    // reuse grace, 10 s by default, spares it), so a few short retries are safe.
+    for (let attempt = 1; cookieMode && error?.reason === 'REFRESH_TOKEN_ROTATED' && attempt <= 3; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+      if (started !== epoch) break;
       result = await rotateOnce(current);
       error = result.data?.refresh ? null : new AuthClientError(result.errors ?? []);
     }
