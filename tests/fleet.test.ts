@@ -41,6 +41,40 @@ function failed(exchange: Exchange): boolean {
   return (exchange.errors?.length ?? 0) > 0;
 }
 
+/** A sessionRevoked subscription over SSE (POST, Accept: text/event-stream) through `url`. */
+async function sseThrough(url: string, token: string) {
+  const controller = new AbortController();
+  const response = await fetch(`${url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'text/event-stream', authorization: `Bearer ${token}` },
+    body: JSON.stringify({ query: 'subscription { sessionRevoked { sessionId reason } }' }),
+    signal: controller.signal,
+  });
+  expect(response.headers.get('content-type')).toContain('text/event-stream');
+  const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+  let text = '';
+  return {
+    /** The event about `sessionId` (within 10 s); ends the stream. */
+    async until(sessionId: string) {
+      const timer = setTimeout(() => controller.abort(), 10_000);
+      try {
+        while (!text.includes(`"sessionId":"${sessionId}"`)) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          text += new TextDecoder().decode(value);
+        }
+      } catch {
+        // Aborted: the event did not come.
+      } finally {
+        clearTimeout(timer);
+        controller.abort();
+      }
+      const line = text.split('\n').find((l) => l.startsWith('data:') && l.includes(`"sessionId":"${sessionId}"`));
+      return line ? (JSON.parse(line.slice(5)).data?.sessionRevoked as { reason: string }) : undefined;
+    },
+  };
+}
+
 describe.skipIf(!['mariadbd', 'redis-server', 'haproxy'].every((binary) => serviceAvailable(binary)))(
   'three instances behind HAProxy',
   () => {
@@ -214,7 +248,14 @@ describe.skipIf(!['mariadbd', 'redis-server', 'haproxy'].every((binary) => servi
         databaseOutage.to = performance.now();
         await sleep(3000);
         await eventually(async () => total(await subscriptionsPerInstance()) === WATCHERS / 2, 30_000);
+        // An SSE subscriber through HAProxy too: a third session of one of the accounts about to be revoked.
+        const heard = watchers[WATCHERS / 2] as (typeof watchers)[number];
+        const heardSession = heard.client.tokens?.sessionId as string;
+        const sse = await sseThrough(fleet.url, (await signIn(lb, heard.account.user.email, PASSWORD)).accessToken);
         await revokeWatchers(watchers.slice(WATCHERS / 2), victimIndex);
+        expect(await sse.until(heardSession)).toMatchObject({
+          reason: 'REVOKED_BY_USER',
+        });
       } finally {
         running = false;
         await load;
@@ -239,6 +280,8 @@ describe.skipIf(!['mariadbd', 'redis-server', 'haproxy'].every((binary) => servi
           return `${op} ${exchange.status} ${exchange.servedBy} ${exchange.failure ?? `${error?.code} ${error?.reason}`} ${at}`;
         }),
       ).toEqual([]);
+      // The database outage was real: requests did fail during it (and so the rule above is not empty).
+      expect(records.some(({ exchange }) => failed(exchange) && during(exchange, outages[1] as Outage))).toBe(true);
       // The load really ran through both outages and after them, on every instance including the restarted one.
       const after = records.filter(
         ({ exchange }) => exchange.start > (outages[1]?.to ?? Infinity) && !failed(exchange),

@@ -220,8 +220,11 @@ export async function startHaproxy(
     '  http-request disable-l7-retry unless METH_GET || METH_HEAD',
     '  option httpchk GET /readyz',
     '  http-check expect status 200',
-    // Down after two failed checks half a second apart, or at once when connections to it fail; up after one pass.
-    '  default-server check inter 1s fastinter 250ms downinter 500ms fall 2 rise 1 observe layer4 error-limit 1 on-error mark-down',
+    // A dead instance refuses the check at once: down within about a second (three failures 250 ms apart once
+    // live traffic has seen a connection fail). A slow answer is not a dead instance: a loaded machine must not
+    // time every check out at once and take the whole fleet out, hence the generous check timeout.
+    '  timeout check 3s',
+    '  default-server check inter 1s fastinter 250ms downinter 500ms fall 3 rise 1 observe layer4 error-limit 1 on-error fastinter',
     ...backends.map((backend) => `  server i${backend} 127.0.0.1:${backend}`),
     '',
   ].join('\n');
