@@ -8,6 +8,7 @@ import { type Clock, systemClock } from './clock.ts';
 import type { Config } from './config.ts';
 import { migrate } from './db/migrate.ts';
 import { createOrm, type Em, type Orm } from './db/orm.ts';
+import { poolFigures } from './db/pool-figures.ts';
 import { UserCache } from './db/user-cache.ts';
 import { UserWrites } from './db/user-writes.ts';
 import { createMemoryRevocationBus } from './events/memory.ts';
@@ -93,6 +94,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     });
     const fork = () => orm.em.fork() as Em;
     const metrics = createMetrics();
+    const pool = await poolFigures(orm, config.database.dialect);
+    if (pool) metrics.watchDatabasePool(pool);
     const bus: RevocationBus = onPublish(
       redis
         ? await createRedisRevocationBus(redis, logger, () => void revoked.catchUp(bus, fork, logger))
@@ -119,7 +122,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     const limiters = createLimiterFactory(redis?.commands);
     const limits = createRateLimits(config, limiters);
     const sessions = new Sessions(clock, sign, bus, config, limits);
-    const mailer = createMailer(config, logger);
+    const mailer = createMailer(config, logger, (kind) => metrics.countMailFailure(kind));
     const services: Services = {
       clock,
       hasher,

@@ -12,6 +12,8 @@ export const ERROR_CODES = [
   'ACCOUNT_EXISTS',
   'RATE_LIMITED',
   'NOT_FOUND',
+  // A mail the caller asked for (requestEmailVerification) could not be sent; trying again later may work.
+  'MAIL_DELIVERY_FAILED',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

@@ -3,7 +3,9 @@ import { audit } from '../audit/audit.ts';
 import { type Call, callerAccount } from '../call.ts';
 import type { UserRow } from '../db/entities.ts';
 import { transactional } from '../db/transaction.ts';
+import { AuthError } from '../errors.ts';
 import { rateLimited } from '../limits/limiters.ts';
+import { MailError } from '../mail/mailer.ts';
 import { verificationMail } from '../mail/templates.ts';
 import { removeUnverifiedLinks } from '../oauth/unverified-links.ts';
 import { type CodeRejection, invalidCode } from './codes.ts';
@@ -26,7 +28,16 @@ export async function requestEmailVerification(deps: AccountDeps, call: Call): P
     throw rateLimited(limit.retryAfterMs);
   }
   const code = await deps.codes.issue('email-verification', user.id);
-  await deps.mailer.send(verificationMail(user.email, code, deps.mail));
+  try {
+    await deps.mailer.send(verificationMail(user.email, code, deps.mail));
+  } catch (error) {
+    if (!(error instanceof MailError)) throw error;
+    // Logged and counted by the mailer. The caller asked for this mail and waits for it: say it is not coming.
+    // The request still counts against the limit, so a failing mail server is not hammered through us.
+    audit(em, meta, { type: 'EMAIL_VERIFICATION_REQUESTED', userId, detail: { outcome: 'MAIL_FAILED' } }, now);
+    await em.flush();
+    throw new AuthError('MAIL_DELIVERY_FAILED', 'The verification mail could not be sent. Try again later.');
+  }
   audit(em, meta, { type: 'EMAIL_VERIFICATION_REQUESTED', userId, detail: { outcome: 'SENT' } }, now);
   await em.flush();
   return true;

@@ -1,7 +1,11 @@
 // The Prometheus metrics of one app: its own Registry (never prom-client's global one), default process metrics
 // (event-loop lag included), and the counters the transport feeds. Domain code never sees prom-client.
+
+import { readFileSync } from 'node:fs';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { PoolFigures } from '../db/pool-figures.ts';
 import type { SessionRevokedEvent } from '../events/revocation-bus.ts';
+import type { MailKind } from '../mail/mailer.ts';
 import type { SignInKind } from '../schema/marks.ts';
 
 export type OperationType = 'query' | 'mutation' | 'subscription';
@@ -19,6 +23,10 @@ export interface Metrics {
   countRevocation(event: SessionRevokedEvent): void;
   /** +1 when a WebSocket subscription starts, -1 when it ends. */
   subscriptionsChanged(delta: 1 | -1): void;
+  /** A mail of this kind could not be sent (auth_mail_failures_total). */
+  countMailFailure(kind: MailKind): void;
+  /** Serves the database pool's figures (auth_db_pool_*), read at each scrape, when the database has a pool. */
+  watchDatabasePool(read: () => PoolFigures | undefined): void;
   /** Serves auth_redis_up (1 or 0, read from `isUp` at each scrape) when the app uses Redis. */
   watchRedis(isUp: () => boolean): void;
 }
@@ -84,6 +92,20 @@ export function createMetrics(): Metrics {
     registers,
   });
 
+  const mailFailures = new Counter({
+    name: 'auth_mail_failures_total',
+    help: 'Mails that could not be handed to the mail server (or the development outbox), by kind.',
+    labelNames: ['kind'] as const,
+    registers,
+  });
+  const buildInfo = new Gauge({
+    name: 'auth_build_info',
+    help: 'Always 1; the labels say which build of the service and which Node.js runs this instance.',
+    labelNames: ['version', 'node_version'] as const,
+    registers,
+  });
+  buildInfo.set({ version: serviceVersion(), node_version: process.versions.node }, 1);
+
   const names = new Set<string>();
   const operationLabel = (name: string | undefined) => {
     if (!name) return 'anonymous';
@@ -128,6 +150,25 @@ export function createMetrics(): Metrics {
     subscriptionsChanged(delta) {
       subscriptions.inc(delta);
     },
+    countMailFailure(kind) {
+      mailFailures.inc({ kind });
+    },
+    watchDatabasePool(read) {
+      const figure = (name: string, help: string, pick: (figures: PoolFigures) => number) =>
+        new Gauge({
+          name,
+          help,
+          registers,
+          collect() {
+            const figures = read();
+            if (figures) this.set(pick(figures));
+          },
+        });
+      figure('auth_db_pool_connections_open', 'Database connections open in the pool, idle or in use.', (f) => f.open);
+      figure('auth_db_pool_connections_idle', 'Database connections open and idle in the pool.', (f) => f.idle);
+      figure('auth_db_pool_requests_waiting', 'Queries waiting for a free database connection.', (f) => f.waiting);
+      figure('auth_db_pool_connections_max', 'The most connections the database pool opens.', (f) => f.max);
+    },
     watchRedis(isUp) {
       new Gauge({
         name: 'auth_redis_up',
@@ -139,4 +180,14 @@ export function createMetrics(): Metrics {
       });
     },
   };
+}
+
+/** The version in the service's package.json (read once per app, when its metrics are made). */
+function serviceVersion(): string {
+  try {
+    const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
+    return typeof manifest.version === 'string' ? manifest.version : 'unknown';
+  } catch {
+    return 'unknown';
+  }
 }

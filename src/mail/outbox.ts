@@ -14,7 +14,13 @@ export function createOutboxMailer(dataDir: string, from: string, logger: Logger
   const render = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'unix' });
   return {
     async send(message) {
-      const info = await render.sendMail({ from, ...message });
+      const info = await render.sendMail({
+        from,
+        to: message.to,
+        subject: message.subject,
+        text: message.text,
+        html: message.html,
+      });
       await ensurePrivateDirAsync(dir);
       const file = join(dir, `${new Date().toISOString().replace(/[:.]/g, '-')}-${randomBytes(4).toString('hex')}.eml`);
       await writeFile(file, info.message as Buffer, { mode: PRIVATE_FILE_MODE });

@@ -1,6 +1,6 @@
 // The mails the account flows send, as plain text and HTML; every interpolated value is escaped in the HTML.
 // Subjects never carry the code: the development outbox logs them.
-import type { MailMessage } from './mailer.ts';
+import type { MailKind, MailMessage } from './mailer.ts';
 
 export interface MailSettings {
   readonly productName: string;
@@ -19,7 +19,7 @@ interface CodeMail {
   readonly ignore: string;
 }
 
-function render(to: string, settings: MailSettings, code: string, mail: CodeMail): MailMessage {
+function render(kind: MailKind, to: string, settings: MailSettings, code: string, mail: CodeMail): MailMessage {
   const text = [
     mail.intro,
     '',
@@ -41,12 +41,12 @@ function render(to: string, settings: MailSettings, code: string, mail: CodeMail
 <p>— ${escapeHtml(settings.productName)}</p>
 </body></html>
 `;
-  return { to, subject: mail.subject, text, html };
+  return { kind, to, subject: mail.subject, text, html };
 }
 
 /** The mail carrying an email verification code. */
 export function verificationMail(to: string, code: string, settings: MailSettings): MailMessage {
-  return render(to, settings, code, {
+  return render('email-verification', to, settings, code, {
     subject: `Verify your ${settings.productName} email address`,
     intro: `Enter this code in ${settings.productName} to confirm that ${to} is your email address:`,
     action: 'verify your email address',
@@ -57,7 +57,7 @@ export function verificationMail(to: string, code: string, settings: MailSetting
 
 /** The mail carrying a password reset code. */
 export function passwordResetMail(to: string, code: string, settings: MailSettings): MailMessage {
-  return render(to, settings, code, {
+  return render('password-reset', to, settings, code, {
     subject: `Reset your ${settings.productName} password`,
     intro: `Someone asked to reset the ${settings.productName} password of ${to}. To choose a new password, enter this code:`,
     action: 'reset your password',
