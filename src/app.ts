@@ -57,7 +57,8 @@ export interface App {
   readonly metrics: Metrics;
   /** Starts listening on config.port (0 picks a free port); resolves to the base URL. */
   listen(): Promise<string>;
-  close(): Promise<void>;
+  /** Stops serving (in-flight requests get up to `graceMs`, default 10 s), then closes every connection it holds. */
+  close(graceMs?: number): Promise<void>;
 }
 
 export async function createApp(config: Config, options: AppOptions = {}): Promise<App> {
@@ -195,8 +196,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
             resolve(`http://${host.includes(':') ? `[${host}]` : host}:${port}`);
           });
         }),
-      async close() {
-        await http.close();
+      async close(graceMs) {
+        await http.close(graceMs);
         revoked.close();
         users.close();
         await bus.close();

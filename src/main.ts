@@ -1,5 +1,6 @@
 // Process entry: config → createApp → listen → graceful shutdown on SIGINT/SIGTERM.
 import { existsSync, readFileSync } from 'node:fs';
+import { constants } from 'node:os';
 import { type App, createApp } from './app.ts';
 import { CannotConnectError } from './cannot-connect.ts';
 import { type Config, ConfigError, configErrorLines, configWarnings, loadConfig } from './config.ts';
@@ -37,15 +38,27 @@ const url = await app.listen();
 app.logger.info({ url: `${url}/graphql` }, 'listening');
 if (config.graphiql) console.log(`GraphiQL: ${url}/graphql`);
 
+// SIGTERM/SIGINT: stop accepting, end SSE streams, close WebSockets with 1001, give in-flight requests up to
+// DRAIN_MS, and exit 0, all within 10 s (Docker's default stop timeout; compose.yaml allows a little more).
+// A second signal means "now": exit at once, with the conventional 128 + signal number.
+const DRAIN_MS = 8_000;
+const HARD_LIMIT_MS = 9_500;
 let stopping = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
-    if (stopping) return;
+    if (stopping) {
+      app.logger.warn({ signal }, 'second signal: exiting at once');
+      process.exit(128 + (constants.signals[signal] ?? 0));
+    }
     stopping = true;
     app.logger.info({ signal }, 'shutting down');
-    const force = setTimeout(() => process.exit(1), 15_000);
+    // Closing the database or Redis should take no time; if it hangs, exit anyway (and say it went wrong).
+    const force = setTimeout(() => {
+      app.logger.error('shutdown did not finish in time');
+      process.exit(1);
+    }, HARD_LIMIT_MS);
     force.unref();
-    app.close().then(
+    app.close(DRAIN_MS).then(
       () => process.exit(0),
       (error: unknown) => {
         app.logger.error({ err: error }, 'shutdown failed');

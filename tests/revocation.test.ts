@@ -182,6 +182,9 @@ describe('token expiry while subscribed', () => {
     const code = await subscription.closed;
     const expiresAt = new Date(user.accessTokenExpiresAt).getTime();
     expect(code).toBe(4403);
+    // Completed by the server before the close (a close would reach the client as an error instead).
+    await subscription.completed;
+    expect(subscription.errors).toEqual([]);
     expect(Date.now()).toBeGreaterThanOrEqual(expiresAt - 50);
     expect(Date.now() - started).toBeLessThan(5000);
   });

@@ -32,6 +32,7 @@ import { useRequestErrors } from './use-request-errors.ts';
 import { useRequestParsing } from './use-request-parsing.ts';
 import { useRequestScope } from './use-request-scope.ts';
 import { graphiqlCsp, useSecurityHeaders } from './use-security-headers.ts';
+import { useShutdown } from './use-shutdown.ts';
 import { useWellKnown } from './use-well-known.ts';
 import { attachWebSocketServer } from './websocket.ts';
 
@@ -81,11 +82,15 @@ interface ServerContext {
 
 export interface HttpServer {
   readonly server: Server;
-  /** Stops accepting, closes WebSockets with 1001, drains in-flight requests. */
-  close(): Promise<void>;
+  /**
+   * Stops accepting, ends SSE streams, closes WebSockets with 1001, lets in-flight requests finish for up to
+   * `graceMs` (default 10 s), then closes whatever connection is left.
+   */
+  close(graceMs?: number): Promise<void>;
 }
 
 export function createHttpServer(deps: HttpDeps): HttpServer {
+  const shutdown = new AbortController();
   const scopes = createRequestScopes(deps.logger);
   const scopedLogger = () => scopes.current()?.logger ?? deps.logger;
   // Errors the mask has logged (with the request id): Yoga would log each of them a second time.
@@ -149,6 +154,8 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
       // 9. Routes that are not GraphQL: JWKS and metadata, readiness.
       useWellKnown(deps.keys, deps.wellKnown),
       useReadiness(deps.readiness),
+      // 9. Shutdown ends every subscription stream, so an SSE response finishes rather than being cut.
+      useShutdown(shutdown.signal),
     ],
     context: async (initial) => {
       const { request, req, socketAuth } = initial;
@@ -177,13 +184,26 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
 
   return {
     server,
-    async close() {
-      await websocket.close();
+    async close(graceMs = 10_000) {
+      const deadline = Date.now() + graceMs;
+      // Stop accepting first; the callback runs once every connection has ended.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      shutdown.abort();
+      await websocket.close(deadline);
       refreshCookies.close();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-      });
+      // In-flight requests finish; a keep-alive connection is closed as soon as it is idle.
+      const idle = setInterval(() => server.closeIdleConnections(), 50);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        closed,
+        new Promise((resolve) => {
+          timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
+        }),
+      ]);
+      clearInterval(idle);
+      clearTimeout(timer);
+      server.closeAllConnections();
+      await closed;
       await yoga.dispose();
     },
   };

@@ -20,6 +20,7 @@ import type { AccessClaims } from '../tokens/claims.ts';
 import type { AccessTokenVerifier } from '../tokens/verify.ts';
 import { authenticate } from './authenticate.ts';
 import type { RequestScope, RequestScopes } from './request-scope.ts';
+import { endOnAbort } from './use-shutdown.ts';
 import { createWsOperationLog } from './ws-operation-log.ts';
 
 export const CLOSE_FORBIDDEN = 4403;
@@ -31,6 +32,10 @@ type Extra = {
   request: IncomingMessage;
   auth?: AccessClaims | null;
   revoked?: boolean;
+  /** The token expired: the socket's subscriptions are being completed, then it closes with 4403. */
+  expired?: boolean;
+  /** Aborted to complete every subscription of the socket (its token expired). */
+  ending?: AbortController;
   timer?: NodeJS.Timeout;
   /** Operations started on this socket and not yet ended (counted by us: a client's complete does not end one). */
   operations?: number;
@@ -41,6 +46,8 @@ type Ctx = WsContext<{ authorization?: unknown }, Extra>;
 interface EnvelopRoot {
   execute: (args: unknown) => never;
   subscribe: (args: unknown) => never;
+  /** Aborts when the socket's subscriptions must complete (its token expired). */
+  ending: AbortSignal;
   /** Ends the operation's claim on the socket's WS_MAX_OPERATIONS (once, however often it is called). */
   release: () => void;
   /** The operation's log scope: what it logs carries its request id. */
@@ -130,6 +137,15 @@ export function attachWebSocketServer(server: Server, yoga: YogaServerInstance<a
     if (ctx.extra.socket.readyState === ctx.extra.socket.OPEN) ctx.extra.socket.close(CLOSE_FORBIDDEN, reason);
   };
 
+  // As for a revocation: every subscription of the socket completes (the client hears "complete", not an error),
+  // then the socket closes with 4403; one that does not complete in time is closed anyway.
+  const expire = (ctx: Ctx) => {
+    ctx.extra.expired = true;
+    if (Object.keys(ctx.subscriptions).length === 0) return close(ctx, 'Token expired');
+    ctx.extra.ending?.abort();
+    ctx.extra.timer = setTimeout(() => close(ctx, 'Token expired'), REVOKED_CLOSE_DEADLINE_MS);
+  };
+
   const forget = (ctx: Ctx) => {
     clearTimeout(ctx.extra.timer);
     const sid = ctx.extra.auth?.sid;
@@ -217,13 +233,15 @@ export function attachWebSocketServer(server: Server, yoga: YogaServerInstance<a
     if (!getOperationAST(document, payload.operationName)) {
       return [new GraphQLError('Unable to identify operation', { extensions: { code: 'BAD_USER_INPUT' } })];
     }
+    ctx.extra.ending ??= new AbortController();
+    const ending = ctx.extra.ending;
     const args = {
       schema,
       operationName: payload.operationName,
       document,
       variableValues: payload.variables,
       contextValue: await contextFactory(),
-      rootValue: { execute, subscribe, release },
+      rootValue: { execute, subscribe, release, ending: ending.signal },
     };
     const errors = validate(args.schema, args.document);
     return errors.length ? errors : args;
@@ -254,7 +272,7 @@ export function attachWebSocketServer(server: Server, yoga: YogaServerInstance<a
           return result as never;
         }
         const onChange = deps.onSubscriptionChange;
-        const released = tracked(result, (delta) => delta === -1 && root.release());
+        const released = tracked(endOnAbort(result, root.ending), (delta) => delta === -1 && root.release());
         return (onChange ? tracked(released, onChange) : released) as never;
       },
       // Errors over WebSocket pass the same mask as over HTTP: no internal detail, no value the client sent.
@@ -287,7 +305,7 @@ export function attachWebSocketServer(server: Server, yoga: YogaServerInstance<a
           const sockets = bySession.get(auth.sid) ?? new Set<Ctx>();
           bySession.set(auth.sid, sockets.add(ctx as Ctx));
           const untilExpiry = auth.exp * 1000 - deps.clock.now();
-          ctx.extra.timer = setTimeout(() => close(ctx as Ctx, 'Token expired'), Math.max(0, untilExpiry));
+          ctx.extra.timer = setTimeout(() => expire(ctx as Ctx), Math.max(0, untilExpiry));
         }
         return true;
       },
@@ -334,6 +352,7 @@ export function attachWebSocketServer(server: Server, yoga: YogaServerInstance<a
         // Runs just before the complete message is sent; the close frame is queued after it.
         const others = Object.keys(ctx.subscriptions).filter((key) => key !== id);
         if (ctx.extra.revoked && others.length === 0) setTimeout(() => close(ctx as Ctx, 'Session revoked'), 0);
+        else if (ctx.extra.expired && others.length === 0) setTimeout(() => close(ctx as Ctx, 'Token expired'), 0);
       },
       onClose: (ctx) => forget(ctx as Ctx),
     },
@@ -341,10 +360,21 @@ export function attachWebSocketServer(server: Server, yoga: YogaServerInstance<a
   );
 
   return {
-    async close() {
+    /** Closes every socket with 1001; one whose client has not answered the close by `deadline` is cut. */
+    async close(deadline = Date.now() + 10_000) {
       unsubscribe();
       for (const client of wss.clients) client.close(1001, 'Server shutting down');
-      await new Promise<void>((resolve) => wss.close(() => resolve()));
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        wss.close(() => resolve());
+        timer = setTimeout(
+          () => {
+            for (const client of wss.clients) client.terminate();
+          },
+          Math.max(0, deadline - Date.now()),
+        );
+      });
+      clearTimeout(timer);
     },
   };
 }
