@@ -309,6 +309,9 @@ describe.each(dialects())('client SDK in cookie mode on %s (a cookie jar standin
     const { items, storage } = mapStorage();
     const auth = cookieClient(jar, storage);
     const payload = await auth.login({ email: user.user.email, password: PASSWORD });
+    // Signed in with the cookie, not with a refresh token in the answer.
+    expect(jar.get('refresh_token')).toMatch(/.{20,}/);
+    expect(payload.refreshToken).toBeNull();
     return { user, jar, items, storage, auth, payload };
   }
 
