@@ -1,9 +1,20 @@
 // The refresh hot path through MikroORM's Kysely with bound parameters (prepared statements): one read of the
 // session with its user, then the rotation and its audit row in one transaction. The rules (what the next
 // token is, when it expires) are sessions/rotation.ts's; this file only reads and writes.
+
+import type { Kysely } from 'kysely';
 import type { AuditEventRow, SessionRow, UserRow } from './entities.ts';
 import type { Em } from './orm.ts';
-import { auditEventColumns, kysely, type Stamp, toSession, toUser } from './tables.ts';
+import { type SlotOf, Statement } from './prepared.ts';
+import {
+  AUDIT_EVENTS_COLUMNS,
+  auditEventColumns,
+  kysely,
+  type Stamp,
+  type Tables,
+  toSession,
+  toUser,
+} from './tables.ts';
 import { retryTransient } from './transaction.ts';
 
 export interface SessionWithUser {
@@ -11,9 +22,8 @@ export interface SessionWithUser {
   readonly user: UserRow;
 }
 
-/** The session and its user, as plain objects of the entities' shape. */
-export async function findSessionWithUser(em: Em, sessionId: string): Promise<SessionWithUser | undefined> {
-  const row = await kysely(em)
+const FIND_SESSION_WITH_USER = new Statement((db: Kysely<Tables>, slot: SlotOf) =>
+  db
     .selectFrom('sessions as s')
     .innerJoin('users as u', 'u.id', 's.user_id')
     .select([
@@ -40,8 +50,12 @@ export async function findSessionWithUser(em: Em, sessionId: string): Promise<Se
       'u.created_at as u_created_at',
       'u.updated_at as u_updated_at',
     ])
-    .where('s.id', '=', sessionId)
-    .executeTakeFirst();
+    .where('s.id', '=', slot('sessionId')),
+);
+
+/** The session and its user, as plain objects of the entities' shape. */
+export async function findSessionWithUser(em: Em, sessionId: string): Promise<SessionWithUser | undefined> {
+  const row = (await FIND_SESSION_WITH_USER.execute(kysely(em), { sessionId })).rows[0];
   if (!row) return undefined;
   const user = toUser({
     id: row.u_id,
@@ -75,34 +89,69 @@ export interface RotationWrite {
  * finds the row) and the audit row. Returns false when another refresh got there first (or the session was
  * revoked meanwhile). Re-run on transient conflicts.
  */
+// The conditional UPDATE in its four shapes: with or without the request's IP address, and its user agent (each
+// kept as it was when the request has none).
+const rotateStatement = (withIp: boolean, withUserAgent: boolean) =>
+  new Statement((db: Kysely<Tables>, slot: SlotOf) =>
+    db
+      .updateTable('sessions')
+      .set({
+        refresh_token_hash: slot('refreshTokenHash'),
+        refresh_generation: slot('refreshGeneration'),
+        rotated_at: slot('rotatedAt'),
+        last_used_at: slot('lastUsedAt'),
+        expires_at: slot('expiresAt'),
+        ...(withIp ? { ip_address: slot('ipAddress') } : {}),
+        ...(withUserAgent ? { user_agent: slot('userAgent') } : {}),
+      })
+      .where('id', '=', slot('sessionId'))
+      .where('refresh_generation', '=', slot('fromGeneration'))
+      .where('refresh_token_hash', '=', slot('fromHash'))
+      // Not `revoked_at is null`: the optimizer may read that index first and lock it before the row, the
+      // opposite order to a revocation (row, then index), which deadlocks on MySQL. revoked_reason is set in
+      // the same statement as revoked_at and has no index, so this UPDATE locks the primary key row alone.
+      .where('revoked_reason', 'is', null),
+  );
+const ROTATE = [
+  [rotateStatement(false, false), rotateStatement(false, true)],
+  [rotateStatement(true, false), rotateStatement(true, true)],
+] as const;
+
+const INSERT_AUDIT_EVENT = new Statement((db: Kysely<Tables>, slot: SlotOf) =>
+  db
+    .insertInto('audit_events')
+    .values(Object.fromEntries(Object.keys(AUDIT_EVENTS_COLUMNS).map((column) => [column, slot(column)])) as never),
+);
+
+/**
+ * Rotates in one transaction: a conditional UPDATE (the arbiter between concurrent refreshes: exactly one
+ * finds the row) and the audit row. Returns false when another refresh got there first (or the session was
+ * revoked meanwhile). Re-run on transient conflicts.
+ */
 export async function rotateRefreshToken(em: Em, write: RotationWrite): Promise<boolean> {
   const stamp = (value: Date) => em.getPlatform().processDateProperty(value) as Stamp;
   const { changes } = write;
+  const rotate = ROTATE[changes.ipAddress == null ? 0 : 1][changes.userAgent == null ? 0 : 1];
+  const values = {
+    refreshTokenHash: changes.refreshTokenHash,
+    refreshGeneration: changes.refreshGeneration,
+    rotatedAt: changes.rotatedAt ? stamp(changes.rotatedAt) : null,
+    lastUsedAt: stamp(changes.lastUsedAt),
+    expiresAt: stamp(changes.expiresAt),
+    ipAddress: changes.ipAddress,
+    userAgent: changes.userAgent,
+    sessionId: write.sessionId,
+    fromGeneration: write.fromGeneration,
+    fromHash: write.fromHash,
+  };
+  const audit = auditEventColumns(write.audit, stamp);
   return retryTransient(() =>
     kysely(em)
       .transaction()
       .execute(async (trx) => {
-        const result = await trx
-          .updateTable('sessions')
-          .set({
-            refresh_token_hash: changes.refreshTokenHash,
-            refresh_generation: changes.refreshGeneration,
-            rotated_at: changes.rotatedAt ? stamp(changes.rotatedAt) : null,
-            last_used_at: stamp(changes.lastUsedAt),
-            expires_at: stamp(changes.expiresAt),
-            ...(changes.ipAddress == null ? {} : { ip_address: changes.ipAddress }),
-            ...(changes.userAgent == null ? {} : { user_agent: changes.userAgent }),
-          })
-          .where('id', '=', write.sessionId)
-          .where('refresh_generation', '=', write.fromGeneration)
-          .where('refresh_token_hash', '=', write.fromHash)
-          // Not `revoked_at is null`: the optimizer may read that index first and lock it before the row, the
-          // opposite order to a revocation (row, then index), which deadlocks on MySQL. revoked_reason is set in
-          // the same statement as revoked_at and has no index, so this UPDATE locks the primary key row alone.
-          .where('revoked_reason', 'is', null)
-          .executeTakeFirst();
-        if (Number(result.numUpdatedRows) !== 1) return false;
-        await trx.insertInto('audit_events').values(auditEventColumns(write.audit, stamp)).execute();
+        const result = await rotate.execute(trx, values);
+        if (Number(result.numAffectedRows) !== 1) return false;
+        await INSERT_AUDIT_EVENT.execute(trx, audit);
         return true;
       }),
   );
