@@ -30,6 +30,7 @@ import { createMemoryStore } from './store/memory.ts';
 import { createRedisStore } from './store/redis.ts';
 import { connectRedis, type RedisConnections } from './store/redis-connection.ts';
 import type { KeyValueStore } from './store/store.ts';
+import { startTracing, type Tracing } from './telemetry/tracing.ts';
 import { type KeyStore, loadKeyStore } from './tokens/key-store.ts';
 import { createAccessTokenSigner } from './tokens/sign.ts';
 import { type AccessTokenVerifier, createAccessTokenVerifier } from './tokens/verify.ts';
@@ -68,6 +69,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     throw cannotConnect('DATABASE_URL', error, databaseSecrets(config));
   });
   let redis: RedisConnections | undefined;
+  let tracing: Tracing | undefined;
   try {
     // The first statement proves the database answers (SQLite opens lazily, a pool may connect lazily).
     await orm.em
@@ -124,6 +126,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     const limits = createRateLimits(config, limiters);
     const sessions = new Sessions(clock, sign, bus, config, limits);
     const mailer = createMailer(config, logger, (kind) => metrics.countMailFailure(kind));
+    tracing = config.telemetry ? await startTracing(config.telemetry) : undefined;
     const services: Services = {
       clock,
       hasher,
@@ -156,6 +159,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       webSocket: config.webSocket,
       hsts: config.publicUrl.startsWith('https://'),
       onSubscriptionChange: (delta) => metrics.subscriptionsChanged(delta),
+      tracing: tracing?.plugin,
       metrics,
       metricsToken: config.metricsToken,
       keys,
@@ -198,6 +202,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
         }),
       async close(graceMs) {
         await http.close(graceMs);
+        // Sends the spans of the last requests before the process ends.
+        await tracing?.shutdown();
         revoked.close();
         users.close();
         await bus.close();
@@ -207,6 +213,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       },
     };
   } catch (error) {
+    await tracing?.shutdown();
     await redis?.close();
     await orm.close();
     throw error;

@@ -71,6 +71,8 @@ export interface Config {
   /** Per-document limits enforced before execution (graphql-armor). */
   readonly graphqlLimits: GraphQLLimitsConfig;
   readonly webSocket: WebSocketLimitsConfig;
+  /** OpenTelemetry tracing (OTEL_EXPORTER_OTLP_ENDPOINT); undefined: off, nothing started. */
+  readonly telemetry: TelemetryConfig | undefined;
 }
 
 export interface RefreshCookieConfig {
@@ -82,6 +84,12 @@ export interface RefreshCookieConfig {
   readonly sameSite: 'Strict' | 'Lax';
   /** Left out only for an http://localhost or http://127.0.0.1 PUBLIC_URL outside production. */
   readonly secure: boolean;
+}
+
+export interface TelemetryConfig {
+  /** The OTLP/HTTP base URL (no trailing slash); spans go to `${endpoint}/v1/traces`. */
+  readonly endpoint: string;
+  readonly serviceName: string;
 }
 
 export interface WebSocketLimitsConfig {
@@ -311,7 +319,9 @@ const schema = z.object({
     .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/, "expected a cookie name: 1-64 letters, digits or !#$%&'*+-.^_`|~")
     .default('refresh_token'),
   REFRESH_COOKIE_DOMAIN: optionalText.refine(
-    (v) => v === undefined || /^\.?(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i.test(v),
+    (v) =>
+      v === undefined ||
+      /^\.?(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i.test(v),
     'expected a domain name, like example.com',
   ),
   REFRESH_COOKIE_SAMESITE: z.enum(['Strict', 'Lax'], { message: 'expected Strict or Lax' }).default('Strict'),
@@ -353,6 +363,11 @@ const schema = z.object({
   WS_MAX_OPERATIONS: positiveInt(100),
   WS_MAX_MESSAGE_BYTES: positiveInt(1024 * 1024),
   WS_CONNECTION_INIT_TIMEOUT: duration('10s', 100),
+  OTEL_EXPORTER_OTLP_ENDPOINT: optionalText.refine(
+    (v) => v === undefined || (/^https?:\/\/[^/]/.test(v) && URL.canParse(v)),
+    'expected the OTLP/HTTP base URL, like http://otel-collector:4318',
+  ),
+  OTEL_SERVICE_NAME: z.string().trim().min(1).max(100).default('graphql-auth'),
 });
 
 export type Env = Record<string, string | undefined>;
@@ -555,6 +570,12 @@ export function loadConfig(env: Env, readFile: ReadFile): Config {
       maxTokens: e.GRAPHQL_MAX_TOKENS,
       maxCost: e.GRAPHQL_MAX_COST,
     }),
+    telemetry: e.OTEL_EXPORTER_OTLP_ENDPOINT
+      ? Object.freeze({
+          endpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, ''),
+          serviceName: e.OTEL_SERVICE_NAME,
+        })
+      : undefined,
     webSocket: Object.freeze({
       maxOperations: e.WS_MAX_OPERATIONS,
       maxMessageBytes: e.WS_MAX_MESSAGE_BYTES,

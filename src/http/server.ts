@@ -2,7 +2,7 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import type { GraphQLSchema } from 'graphql';
-import { createYoga } from 'graphql-yoga';
+import { createYoga, type Plugin } from 'graphql-yoga';
 import type { Logger } from 'pino';
 import { createCall } from '../call.ts';
 import type { Clock } from '../clock.ts';
@@ -70,6 +70,8 @@ export interface HttpDeps {
   readonly hsts: boolean;
   /** Told +1/-1 as WebSocket subscriptions open and end (metrics). */
   readonly onSubscriptionChange?: (delta: 1 | -1) => void;
+  /** A span per GraphQL operation (telemetry/), when OTEL_EXPORTER_OTLP_ENDPOINT is set. */
+  readonly tracing?: Plugin | undefined;
 }
 
 interface ServerContext {
@@ -146,8 +148,10 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
       useOneCredentialField(),
       // 6. Before execution: every text argument well-formed, every ID of a shape we issue.
       useInputIntegrity(),
-      // 7. Observers, after the refusals above have had their say: the log line's operation name, the metrics.
+      // 7. Observers, after the refusals above have had their say: the log line's operation name, the metrics,
+      //    the trace.
       useRequestScope(scopes),
+      ...(deps.tracing ? [deps.tracing] : []),
       useMetrics(deps.metrics, { token: deps.metricsToken }),
       // 8. The refresh cookie that resolvers set or cleared, or that a revocation in this request ended.
       refreshCookies.plugin,
