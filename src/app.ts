@@ -9,7 +9,7 @@ import type { Config } from './config.ts';
 import { migrate } from './db/migrate.ts';
 import { createOrm, type Em, type Orm } from './db/orm.ts';
 import { poolFigures } from './db/pool-figures.ts';
-import { UserCache } from './db/user-cache.ts';
+import { USER_CACHE_MAX_AGE_MS, UserCache } from './db/user-cache.ts';
 import { UserWrites } from './db/user-writes.ts';
 import { createMemoryRevocationBus } from './events/memory.ts';
 import { onPublish } from './events/on-publish.ts';
@@ -110,7 +110,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     if (redis) revoked.pollWhileDown(bus, fork, logger);
     const connections = redis;
     if (connections) metrics.watchRedis(() => connections.up);
-    const users = new UserCache(config.userCacheSize, bus);
+    const users = new UserCache(config.userCacheSize, bus, clock, USER_CACHE_MAX_AGE_MS);
     // Every committed write of a users row is told to every instance's cache, this one's before the response.
     new UserWrites((event) => bus.publishUserChanged(event)).attach(orm);
 

@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { User } from '../src/db/entities.ts';
 import type { Em } from '../src/db/orm.ts';
+import { USER_CACHE_MAX_AGE_MS } from '../src/db/user-cache.ts';
 import { dialects, startTestApp, type TestApp } from './support/app.ts';
 import { ed25519Pem } from './support/expect.ts';
 import { errorCode, type Gql, me, type Payload, registerUser, signIn } from './support/graphql.ts';
@@ -42,13 +43,17 @@ describe.skipIf(!serviceAvailable('redis-server'))('the user cache across two in
     let smtp: SmtpCapture;
     let a: TestApp;
     let b: TestApp;
+    // B's clock: real time, moved ahead by hand (only by the last test: tokens B issues afterwards would be from
+    // A's future).
+    let ahead = 0;
+    const clock = { now: () => Date.now() + ahead };
 
     beforeAll(async () => {
       redis = await startRedis();
       smtp = await startSmtpServer();
       const env = { REDIS_URL: redis.url, JWT_PRIVATE_KEY: ed25519Pem(), SMTP_URL: smtp.url, ...MAIL_ENV };
       a = await startTestApp({ dialect, env });
-      b = await startTestApp({ dialect, env, databaseUrl: a.databaseUrl, migrate: false });
+      b = await startTestApp({ dialect, env, clock, databaseUrl: a.databaseUrl, migrate: false });
     });
 
     afterAll(async () => {
@@ -195,6 +200,16 @@ describe.skipIf(!serviceAvailable('redis-server'))('the user cache across two in
       expect(await profile(b.gql, user.accessToken)).toMatchObject({ displayName: 'After' });
       await rename(a.gql, user, 'Last');
       expect(await profile(b.gql, user.accessToken)).toMatchObject({ displayName: 'Last' });
+    });
+
+    it('reads a cached row again once it is a minute old (a change made outside the service)', async () => {
+      const user = await registerUser(a.gql, { displayName: 'Cached' });
+      expect(await profile(b.gql, user.accessToken)).toMatchObject({ displayName: 'Cached' });
+      await renameBehindTheBack(user.user.id, 'Outside');
+      ahead += USER_CACHE_MAX_AGE_MS - 1000;
+      expect(await profile(b.gql, user.accessToken)).toMatchObject({ displayName: 'Cached' });
+      ahead += 1000;
+      expect(await profile(b.gql, user.accessToken)).toMatchObject({ displayName: 'Outside' });
     });
   });
 });

@@ -1,15 +1,21 @@
 // This instance's cache of users' rows for the hot reads (`me`, federation entities): a bounded LRU filled on
 // first read, emptied of a user on every committed change to its row on any instance (user-writes.ts, the bus),
-// and neither read nor filled while the bus cannot deliver those changes.
+// neither read nor filled while the bus cannot deliver those changes, and re-read after a while in any case.
+import type { Clock } from '../clock.ts';
 import type { RevocationBus, UserChangedEvent } from '../events/revocation-bus.ts';
 import type { UserRow } from './entities.ts';
 import type { Em } from './orm.ts';
 import { findUsersByIds } from './user-reads.ts';
 
+/** How long a cached row is served before it is read again, whatever the bus says (60 s). */
+export const USER_CACHE_MAX_AGE_MS = 60_000;
+
 export class UserCache {
   /** In least- to most-recently used order (a Map keeps insertion order; a hit is moved to the end). */
-  readonly #rows = new Map<string, UserRow>();
+  readonly #rows = new Map<string, { readonly row: UserRow; readonly until: number }>();
   readonly #capacity: number;
+  readonly #clock: Clock;
+  readonly #maxAgeMs: number;
   readonly #bus: RevocationBus;
   /**
    * Counts invalidations. A read fills the cache only if none happened while it ran: a change committed and told
@@ -18,9 +24,15 @@ export class UserCache {
   #epoch = 0;
   readonly #unsubscribe: (() => void)[];
 
-  /** `capacity` 0 disables the cache (every read goes to the database). */
-  constructor(capacity: number, bus: RevocationBus) {
+  /**
+   * `capacity` 0 disables the cache (every read goes to the database). `maxAgeMs` bounds how long a row is served
+   * without reading it again: the bus tells of every change the service makes, but not of one made outside it
+   * (a database edited by hand, the admin CLI on an instance without Redis).
+   */
+  constructor(capacity: number, bus: RevocationBus, clock: Clock, maxAgeMs: number) {
     this.#capacity = capacity;
+    this.#clock = clock;
+    this.#maxAgeMs = maxAgeMs;
     this.#bus = bus;
     this.#unsubscribe = [
       bus.subscribeUserChanged((event) => this.invalidate(event)),
@@ -39,13 +51,14 @@ export class UserCache {
     if (this.#capacity === 0 || !this.#bus.live() || em.isInTransaction()) return findUsersByIds(em, ids);
     const found: UserRow[] = [];
     const missing: string[] = [];
+    const now = this.#clock.now();
     for (const id of ids) {
-      const row = this.#rows.get(id);
-      if (row) {
+      const entry = this.#rows.get(id);
+      if (entry && entry.until > now) {
         this.#rows.delete(id);
-        this.#rows.set(id, row);
+        this.#rows.set(id, entry);
         // A copy per read: callers may add to what they get (Apollo's federation sets __typename on entities).
-        found.push({ ...row });
+        found.push({ ...entry.row });
       } else {
         missing.push(id);
       }
@@ -55,7 +68,8 @@ export class UserCache {
     const loaded = await findUsersByIds(em, missing);
     if (epoch === this.#epoch && this.#bus.live()) {
       for (const row of loaded) {
-        this.#rows.set(row.id, { ...row });
+        this.#rows.delete(row.id);
+        this.#rows.set(row.id, { row: { ...row }, until: now + this.#maxAgeMs });
         if (this.#rows.size > this.#capacity) this.#rows.delete(this.#rows.keys().next().value as string);
       }
     }
