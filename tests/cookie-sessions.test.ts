@@ -22,6 +22,7 @@ import {
   uniqueEmail,
 } from './support/graphql.ts';
 import { githubAccount, LOGIN as OAUTH_LOGIN, REDIRECT, startSignIn } from './support/oauth.ts';
+import { type RunningService, serviceAvailable, startRedis } from './support/services.ts';
 import { openClient } from './support/subscriptions.ts';
 
 const PASSWORD = 'correct horse battery';
@@ -618,5 +619,51 @@ describe.each(dialects())('cookie sessions through OAuth on %s', (dialect) => {
       );
       expect(refreshed.data).toEqual({ refresh: { refreshToken: null } });
     }
+  });
+});
+
+describe.skipIf(!serviceAvailable('redis-server'))('cookie sessions with Redis', () => {
+  let t: TestApp;
+  let redis: RunningService;
+  const clock = new TestClock();
+  beforeAll(async () => {
+    redis = await startRedis();
+    t = await startTestApp({ clock, env: { REDIS_URL: redis.url } });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await redis?.stop();
+  });
+
+  const register = async () => {
+    const response = await t.gql<{ register: CookiePayload }>(
+      `mutation($input: RegisterInput!) { register(input: $input) { ${PAYLOAD} } }`,
+      { input: { email: uniqueEmail('redis'), password: PASSWORD, tokenDelivery: 'COOKIE' } },
+    );
+    return { payload: response.data?.register as CookiePayload, cookie: setCookieOf(response)?.value as string };
+  };
+  const refresh = (cookie: string) =>
+    t.gql('mutation { refresh { refreshToken } }', {}, { headers: { cookie: `refresh_token=${cookie}` } });
+
+  it('clears the cookie on logout and on REUSE when revocations travel through Redis', async () => {
+    const first = await register();
+    const logout = await t.gql(
+      'mutation { logout }',
+      {},
+      {
+        token: first.payload.accessToken,
+        headers: { cookie: `refresh_token=${first.cookie}` },
+      },
+    );
+    expect(logout.data).toEqual({ logout: true });
+    expect(setCookieOf(logout)?.attributes).toEqual(CLEARED);
+
+    const second = await register();
+    const rotated = await refresh(second.cookie);
+    expect(rotated.data).toEqual({ refresh: { refreshToken: null } });
+    clock.advance(11_000);
+    const replay = await refresh(second.cookie);
+    expectUnauthenticated(replay, 'REFRESH_TOKEN_REUSE');
+    expect(setCookieOf(replay)?.attributes).toEqual(CLEARED);
   });
 });
