@@ -298,6 +298,8 @@ describe.each(dialects())('client SDK in cookie mode on %s (a cookie jar standin
       url: `${t.url}/graphql`,
       tokenDelivery: 'COOKIE',
       fetch: jar.fetch,
+      // Clients sharing one jar are a browser's tabs: they take turns, as in a page.
+      tabLock: true,
       watchRevocation: false,
       ...(storage ? { storage: webStorage(storage) } : {}),
     });

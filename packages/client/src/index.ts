@@ -16,6 +16,7 @@ import {
   type SignedInFragment,
 } from './generated/graphql.ts';
 
+/** The sign-in inputs and the signed-in payload, as the server's schema types them. */
 export type { LoginInput, RegisterInput, SignedInFragment } from './generated/graphql.ts';
 /** The typed documents of the operations this package ships (`MeDocument`, `LoginDocument`, …). */
 export * as operations from './generated/graphql.ts';
@@ -180,6 +181,12 @@ export interface AuthClientOptions {
   readonly tokenDelivery?: TokenDelivery;
   /** The client id (an app registered on the server) sent with every sign-in; the server's default when unset. */
   readonly clientId?: string;
+  /**
+   * Cookie mode: take turns with the other tabs of this browser to refresh (Web Locks), since they share one cookie.
+   * Default: true in a page (where `document` exists). Elsewhere, e.g. a Node server with a client per user, the
+   * clients share no cookie and a process-wide lock would only queue them.
+   */
+  readonly tabLock?: boolean;
   /** The WebSocket endpoint; defaults to `url` with ws(s)://. */
   readonly wsUrl?: string;
   /** Defaults to the global fetch. */
@@ -232,6 +239,7 @@ export interface AuthClient {
   ): Promise<TResult>;
   /** fetch with the bearer token, retried once after a refresh when a GraphQL answer says TOKEN_EXPIRED. */
   readonly fetch: typeof fetch;
+  /** Adds a listener; returns the function that removes it. */
   on<E extends keyof AuthClientEvents>(event: E, listener: AuthClientEvents[E]): () => void;
   /** Forgets the tokens locally (no server call) and emits signedOut. */
   signOut(reason: string): Promise<void>;
@@ -255,6 +263,7 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
   const marginMs = options.refreshMarginMs ?? 30_000;
   const wsUrl = options.wsUrl ?? options.url.replace(/^http/, 'ws');
   const cookieMode = options.tokenDelivery === 'COOKIE';
+  const tabLock = options.tabLock ?? typeof (globalThis as { document?: unknown }).document !== 'undefined';
   const listeners: { [E in keyof AuthClientEvents]: Set<AuthClientEvents[E]> } = {
     tokens: new Set(),
     signedOut: new Set(),
@@ -346,7 +355,7 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     // Every tab of this browser shares the one cookie: one refresh at a time across them (Web Locks, where there
     // are any), each sent only after the previous answer has set the new cookie, so tabs do not spend it together.
     const send = () => post<{ refresh: SignedInFragment }>(RefreshDocument, {}, null);
-    const locks = (globalThis.navigator as { locks?: LockManager } | undefined)?.locks;
+    const locks = tabLock ? (globalThis.navigator as { locks?: LockManager } | undefined)?.locks : undefined;
     return locks ? locks.request(`graphql-auth-client refresh ${options.url}`, send) : send();
   }
 
