@@ -320,6 +320,22 @@ describe.each(dialects())('cookie sessions on %s', (dialect) => {
     expect((await refreshByCookie(setCookieOf(fromDev)?.value as string, null)).errors).toBeUndefined();
   });
 
+  it('reads the cookie only for refresh: other operations from any origin ignore it', async () => {
+    const { payload, cookie } = await cookieAccount();
+    const query = await gql('{ me { id } }', {}, { token: payload.accessToken, cookie, origin: EVIL_ORIGIN });
+    expect(query.data).toEqual({ me: { id: payload.user.id } });
+    expect(query.headers.getSetCookie()).toEqual([]);
+    const bodyLogin = await gql<{ login: CookiePayload }>(
+      LOGIN,
+      { input: { email: payload.user.email, password: PASSWORD } },
+      { cookie, origin: EVIL_ORIGIN },
+    );
+    expect(typeof bodyLogin.data?.login.refreshToken).toBe('string');
+    expect(bodyLogin.headers.getSetCookie()).toEqual([]);
+    // Nothing spent it.
+    expect((await refreshByCookie(cookie)).errors).toBeUndefined();
+  });
+
   it('a cookie refresh without what CSRF prevention asks for is refused before anything runs', async () => {
     const { cookie } = await cookieAccount();
     const response = await fetch(`${t.url}/graphql`, {
