@@ -160,6 +160,16 @@ async function main() {
       ),
     );
 
+    // The subscribe messages follow `connected`: let every instance register them before anyone logs out.
+    await sleep(1000);
+    const perInstance = await Promise.all(
+      fleet.instances.map(async (instance) => {
+        const text = await (await fetch(`${instance.url}/metrics`)).text();
+        return Number(/^graphql_ws_subscriptions_open (\d+)/m.exec(text)?.[1] ?? 0);
+      }),
+    );
+    log(`subscriptions per instance: ${perInstance.join(', ')}`);
+
     const sampleRss = () => {
       for (const instance of fleet.instances) {
         const bytes = residentBytes(instance.pid) ?? 0;
@@ -260,9 +270,9 @@ async function main() {
       '',
       `logout → event: from sending logout to the event on the user's subscription (the socket HAProxy placed; "across" when the logout went to another instance); missing events: ${missing}`,
       `subscription errors or unexpected closes: ${subscriptionErrors}`,
-      ...fleet.instances.map((instance) => {
+      ...fleet.instances.map((instance, i) => {
         const seen = rss.get(instance.port);
-        return `instance i${instance.port}: RSS ${((seen?.last ?? 0) / 2 ** 20).toFixed(0)} MiB at end, peak ${((seen?.peak ?? 0) / 2 ** 20).toFixed(0)} MiB`;
+        return `instance i${instance.port}: RSS ${((seen?.last ?? 0) / 2 ** 20).toFixed(0)} MiB at end, peak ${((seen?.peak ?? 0) / 2 ** 20).toFixed(0)} MiB; ${perInstance[i]} subscriptions`;
       }),
     ];
     if (firstErrors.length) out.push(`first errors: ${firstErrors.join('; ')}`);

@@ -233,36 +233,45 @@ export function graphqlPoster(baseUrl: string, agent: Agent): GraphqlPost {
       const body = JSON.stringify({ query, variables });
       const done = (fields: Omit<Exchange, 'start' | 'end'>) =>
         resolve({ ...fields, start, end: performance.now() } as Exchange<never>);
-      const req = request(
-        target,
-        {
-          method: 'POST',
-          agent,
-          headers: {
-            'content-type': 'application/json',
-            accept: 'application/graphql-response+json, application/json',
-            'content-length': Buffer.byteLength(body),
-            ...(token ? { authorization: `Bearer ${token}` } : {}),
+      const send = (retry: boolean) => {
+        const req = request(
+          target,
+          {
+            method: 'POST',
+            agent,
+            headers: {
+              'content-type': 'application/json',
+              accept: 'application/graphql-response+json, application/json',
+              'content-length': Buffer.byteLength(body),
+              ...(token ? { authorization: `Bearer ${token}` } : {}),
+            },
           },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (chunk: Buffer) => chunks.push(chunk));
-          res.on('error', (error) => done({ status: res.statusCode ?? 0, failure: error.message }));
-          res.on('end', () => {
-            const status = res.statusCode ?? 0;
-            const servedBy = typeof res.headers['x-served-by'] === 'string' ? res.headers['x-served-by'] : undefined;
-            const text = Buffer.concat(chunks).toString();
-            try {
-              const parsed = JSON.parse(text) as Pick<Exchange, 'data' | 'errors'>;
-              done({ status, servedBy, data: parsed.data, errors: parsed.errors });
-            } catch {
-              done({ status, servedBy, failure: `HTTP ${status} ${text.slice(0, 120)}` });
-            }
-          });
-        },
-      );
-      req.on('error', (error) => done({ status: 0, failure: error.message }));
-      req.end(body);
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (chunk: Buffer) => chunks.push(chunk));
+            res.on('error', (error) => done({ status: res.statusCode ?? 0, failure: error.message }));
+            res.on('end', () => {
+              const status = res.statusCode ?? 0;
+              const servedBy = typeof res.headers['x-served-by'] === 'string' ? res.headers['x-served-by'] : undefined;
+              const text = Buffer.concat(chunks).toString();
+              try {
+                const parsed = JSON.parse(text) as Pick<Exchange, 'data' | 'errors'>;
+                done({ status, servedBy, data: parsed.data, errors: parsed.errors });
+              } catch {
+                done({ status, servedBy, failure: `HTTP ${status} ${text.slice(0, 120)}` });
+              }
+            });
+          },
+        );
+        req.on('error', (error: NodeJS.ErrnoException) => {
+          // HAProxy closed this idle keep-alive socket as we reused it: the request never reached it, so send it
+          // again on a new one (what Node's documentation prescribes for req.reusedSocket).
+          if (retry && req.reusedSocket && (error.code === 'ECONNRESET' || error.message === 'socket hang up')) {
+            send(false);
+          } else done({ status: 0, failure: error.message });
+        });
+        req.end(body);
+      };
+      send(true);
     });
 }
