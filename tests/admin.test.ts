@@ -1,5 +1,4 @@
 // The admin surface: bootstrap CLI, user lookup and search with pagination, roles, ending a user's sessions.
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,27 +14,7 @@ import {
   refreshToken,
   registerUser,
 } from './support/graphql.ts';
-
-const root = new URL('..', import.meta.url).pathname;
-
-function runAdminCli(args: string[], env: Record<string, string>, stdin?: string) {
-  return new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-    const child = spawn(`${root}node_modules/.bin/node`, [`${root}src/admin/cli.ts`, ...args], {
-      env: { PATH: process.env.PATH, LOG_LEVEL: 'warn', BCRYPT_COST: '4', ...env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c: Buffer) => {
-      out += c.toString();
-    });
-    child.stderr.on('data', (c: Buffer) => {
-      err += c.toString();
-    });
-    child.stdin.end(stdin ?? '');
-    child.once('exit', (code) => resolve({ code, out: out.trim(), err: err.trim() }));
-  });
-}
+import { runAdminCli } from './support/processes.ts';
 
 describe.each(dialects())('admin on %s', (dialect) => {
   let t: TestApp;

@@ -1,29 +1,82 @@
-// `npm run admin -- create-admin EMAIL`: makes an account an admin, creating it if needed
-// (the new account's password is read from standard input, never from the command line).
+// `npm run admin -- <command>`: the operator's tools run in the service's environment (create-admin, list-users,
+// revoke-sessions), with --help. Passwords are read from a terminal without echo, or from standard input when piped.
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { text } from 'node:stream/consumers';
+import { parseArgs } from 'node:util';
+import { createApp } from '../app.ts';
 import { audit } from '../audit/audit.ts';
 import { createPasswordHasher } from '../auth/passwords.ts';
 import { normalizeEmail, validatePassword } from '../auth/validate.ts';
-import { ConfigError, configErrorLines, loadConfig } from '../config.ts';
+import { createCall } from '../call.ts';
+import { type Config, ConfigError, configErrorLines, loadConfig } from '../config.ts';
 import { User } from '../db/entities.ts';
 import { migrate } from '../db/migrate.ts';
 import { createOrm, type Em } from '../db/orm.ts';
 import { AuthError } from '../errors.ts';
+import { createLogger } from '../log.ts';
 import { rolesOf } from '../sessions/sessions.ts';
+import { listUsers, MAX_PAGE_SIZE } from './users.ts';
 
-const USAGE = 'usage: npm run admin -- create-admin EMAIL   (for a new account, pipe its password on standard input)';
+const META = { ipAddress: null, userAgent: 'admin-cli' };
 
-async function createAdmin(emailInput: string): Promise<string> {
+interface Command {
+  readonly usage: string;
+  readonly summary: string;
+  /** Longer help: arguments, options, what happens. */
+  readonly details: string;
+  run(args: string[]): Promise<string>;
+}
+
+function environment(): Config {
   if (existsSync('.env')) process.loadEnvFile('.env');
-  const config = loadConfig(process.env, (path) => readFileSync(path, 'utf8'));
+  return loadConfig(process.env, (path) => readFileSync(path, 'utf8'));
+}
+
+/** Reads a line from the terminal with echo off (raw mode), or all of standard input when it is not a terminal. */
+async function readPassword(prompt: string): Promise<string> {
+  const input = process.stdin;
+  if (!input.isTTY) return (await text(input)).replace(/\r?\n$/, '');
+  process.stderr.write(prompt);
+  input.setRawMode(true);
+  input.resume();
+  input.setEncoding('utf8');
+  try {
+    return await new Promise<string>((resolve, reject) => {
+      let typed = '';
+      const onData = (chunk: string) => {
+        for (const char of chunk) {
+          if (char === '\r' || char === '\n') {
+            input.off('data', onData);
+            process.stderr.write('\n');
+            return resolve(typed);
+          }
+          if (char === '\u0003') {
+            input.off('data', onData);
+            process.stderr.write('\n');
+            return reject(new AuthError('BAD_USER_INPUT', 'cancelled'));
+          }
+          if (char === '\u007f' || char === '\b') typed = [...typed].slice(0, -1).join('');
+          else typed += char;
+        }
+      };
+      input.on('data', onData);
+    });
+  } finally {
+    input.setRawMode(false);
+    input.pause();
+  }
+}
+
+async function createAdmin(args: string[]): Promise<string> {
+  const [emailInput] = args;
+  if (!emailInput) throw new AuthError('BAD_USER_INPUT', `missing EMAIL\n${COMMANDS['create-admin'].usage}`);
+  const config = environment();
   const email = normalizeEmail(emailInput);
   const orm = await createOrm(config.database);
   try {
     await migrate(orm);
     const em = orm.em.fork() as Em;
-    const meta = { ipAddress: null, userAgent: 'admin-cli' };
     const now = new Date();
     const existing = await em.findOne(User, { email });
     if (existing) {
@@ -31,12 +84,14 @@ async function createAdmin(emailInput: string): Promise<string> {
       if (roles.includes('ADMIN')) return `${email} is already an admin`;
       existing.roles = [...roles, 'ADMIN'].join(',');
       existing.updatedAt = now;
-      audit(em, meta, { type: 'ROLES_CHANGED', userId: existing.id, detail: { by: 'cli', to: existing.roles } }, now);
+      audit(em, META, { type: 'ROLES_CHANGED', userId: existing.id, detail: { by: 'cli', to: existing.roles } }, now);
       await em.flush();
       return `${email} is now an admin (it takes effect at the next sign-in or refresh)`;
     }
-    if (process.stdin.isTTY) throw new AuthError('BAD_USER_INPUT', `no account ${email}: ${USAGE}`);
-    const password = validatePassword((await text(process.stdin)).replace(/\r?\n$/, ''));
+    let password = validatePassword(await readPassword(`Password for the new admin ${email}: `));
+    if (process.stdin.isTTY && (await readPassword('Repeat the password: ')) !== password) {
+      throw new AuthError('BAD_USER_INPUT', 'the passwords differ; nothing was created');
+    }
     const hasher = await createPasswordHasher(config.bcryptCost);
     const user = em.create(User, {
       id: randomUUID(),
@@ -48,8 +103,9 @@ async function createAdmin(emailInput: string): Promise<string> {
       createdAt: now,
       updatedAt: now,
     });
-    audit(em, meta, { type: 'USER_REGISTERED', userId: user.id, detail: { by: 'cli' } }, now);
-    audit(em, meta, { type: 'ROLES_CHANGED', userId: user.id, detail: { by: 'cli', to: 'USER,ADMIN' } }, now);
+    password = '';
+    audit(em, META, { type: 'USER_REGISTERED', userId: user.id, detail: { by: 'cli' } }, now);
+    audit(em, META, { type: 'ROLES_CHANGED', userId: user.id, detail: { by: 'cli', to: 'USER,ADMIN' } }, now);
     await em.flush();
     return `created admin ${email}`;
   } finally {
@@ -57,16 +113,142 @@ async function createAdmin(emailInput: string): Promise<string> {
   }
 }
 
-const [command, email] = process.argv.slice(2);
-if (command !== 'create-admin' || !email) {
-  console.error(USAGE);
-  process.exit(2);
+async function listUsersCommand(args: string[]): Promise<string> {
+  const { values } = parseArgs({
+    args,
+    options: { search: { type: 'string' }, limit: { type: 'string', default: String(MAX_PAGE_SIZE) } },
+  });
+  const first = Number(values.limit);
+  if (!Number.isInteger(first) || first < 1 || first > MAX_PAGE_SIZE) {
+    throw new AuthError('BAD_USER_INPUT', `--limit: expected a whole number from 1 to ${MAX_PAGE_SIZE}`);
+  }
+  const config = environment();
+  const orm = await createOrm(config.database);
+  try {
+    await migrate(orm);
+    const call = createCall(() => orm.em.fork() as Em, META, null);
+    const page = await listUsers(undefined, call, { first, query: values.search ?? null });
+    const rows = page.edges.map(({ node }) => [
+      node.id,
+      node.email,
+      node.roles,
+      node.emailVerified ? 'yes' : 'no',
+      node.createdAt.toISOString(),
+    ]);
+    const table = [['ID', 'EMAIL', 'ROLES', 'VERIFIED', 'CREATED'], ...rows];
+    const widths = table[0]?.map((_, column) => Math.max(...table.map((row) => (row[column] ?? '').length))) ?? [];
+    const lines = table.map((row) =>
+      row
+        .map((cell, column) => cell.padEnd(widths[column] ?? 0))
+        .join('  ')
+        .trimEnd(),
+    );
+    const shown = `${rows.length} of ${page.totalCount} user${page.totalCount === 1 ? '' : 's'}`;
+    return [...lines, page.pageInfo.hasNextPage ? `${shown} (use --search or --limit)` : shown].join('\n');
+  } finally {
+    await orm.close();
+  }
 }
-try {
-  console.log(await createAdmin(email));
-} catch (error) {
-  if (error instanceof ConfigError) console.error(configErrorLines(error));
-  else if (error instanceof AuthError) console.error(error.message);
-  else console.error(error);
-  process.exitCode = 1;
+
+async function revokeSessions(args: string[]): Promise<string> {
+  const [who] = args;
+  if (!who) throw new AuthError('BAD_USER_INPUT', `missing EMAIL or ID\n${COMMANDS['revoke-sessions'].usage}`);
+  const config = environment();
+  // The whole service, not listening: the revocation goes through the same sessions and bus as the API's, so
+  // every running instance (through Redis) refuses the user's tokens at once.
+  // Its start-up notes (the mail outbox…) are the server's business: only errors reach the operator.
+  const logger = createLogger({ logLevel: config.logLevel === 'silent' ? 'silent' : 'error' }, process.stderr);
+  const app = await createApp(config, { logger });
+  try {
+    const em = app.orm.em.fork() as Em;
+    const user = who.includes('@')
+      ? await em.findOne(User, { email: normalizeEmail(who) })
+      : await em.findOne(User, { id: who });
+    if (!user) throw new AuthError('NOT_FOUND', `no account ${who}`);
+    const count = await app.services.sessions.revoke(em, {
+      userId: user.id,
+      sessionIds: 'all',
+      reason: 'REVOKED_BY_ADMIN',
+      meta: META,
+      extra: { type: 'USER_SESSIONS_REVOKED', userId: user.id, detail: { by: 'cli' } },
+    });
+    return `revoked ${count} session${count === 1 ? '' : 's'} of ${user.email}`;
+  } finally {
+    await app.close();
+  }
 }
+
+const COMMANDS = {
+  'create-admin': {
+    usage: 'usage: npm run admin -- create-admin EMAIL',
+    summary: 'make an account an admin, creating it when there is none',
+    details:
+      'An existing account gets the ADMIN role (its tokens carry it from the next sign-in or refresh).\n' +
+      'For a new account the password is asked on the terminal (not echoed, asked twice), or read from\n' +
+      'standard input when it is piped: printf %s "$PASSWORD" | npm run admin -- create-admin EMAIL',
+    run: createAdmin,
+  },
+  'list-users': {
+    usage: `usage: npm run admin -- list-users [--search TEXT] [--limit N]`,
+    summary: 'list accounts, oldest first',
+    details:
+      `--search TEXT  only accounts whose email or display name contains TEXT (case-insensitive)\n` +
+      `--limit N      at most N accounts (1-${MAX_PAGE_SIZE}, default ${MAX_PAGE_SIZE})`,
+    run: listUsersCommand,
+  },
+  'revoke-sessions': {
+    usage: 'usage: npm run admin -- revoke-sessions EMAIL|ID',
+    summary: 'end every session of an account (reason REVOKED_BY_ADMIN)',
+    details:
+      'Its refresh tokens stop working, and its access tokens are refused at once by every instance that\n' +
+      'shares REDIS_URL (without Redis, a running instance refuses them when they expire).',
+    run: revokeSessions,
+  },
+} as const satisfies Record<string, Command>;
+
+type CommandName = keyof typeof COMMANDS;
+
+const HELP = [
+  'usage: npm run admin -- <command> [arguments]   (in the service environment: .env and its variables)',
+  '',
+  'commands:',
+  ...Object.entries(COMMANDS).map(([name, command]) => `  ${name.padEnd(16)} ${command.summary}`),
+  '',
+  'npm run admin -- <command> --help   says more about one command',
+].join('\n');
+
+const isHelp = (arg: string | undefined) => arg === '--help' || arg === '-h' || arg === 'help';
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...args] = argv;
+  if (name === undefined || isHelp(name)) {
+    const asked = isHelp(name) ? args[0] : undefined;
+    if (asked && asked in COMMANDS) {
+      const command = COMMANDS[asked as CommandName];
+      console.log(`${command.usage}\n\n${command.summary}.\n${command.details}`);
+    } else console.log(HELP);
+    return name === undefined ? 2 : 0;
+  }
+  if (!(name in COMMANDS)) {
+    console.error(`unknown command "${name}"\n\n${HELP}`);
+    return 2;
+  }
+  const command = COMMANDS[name as CommandName];
+  if (args.some(isHelp)) {
+    console.log(`${command.usage}\n\n${command.summary}.\n${command.details}`);
+    return 0;
+  }
+  try {
+    console.log(await command.run(args));
+    return 0;
+  } catch (error) {
+    if (error instanceof ConfigError) console.error(configErrorLines(error));
+    else if (error instanceof AuthError) console.error(error.message);
+    else if (error instanceof TypeError && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS')) {
+      console.error(`${error.message}\n${command.usage}`);
+    } else console.error(error instanceof Error ? `${error.name}: ${error.message}` : String(error));
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -85,3 +85,23 @@ export function runServiceUntilExit(env: Record<string, string>, timeoutMs = 30_
     });
   });
 }
+
+/** Runs `npm run admin -- …` (src/admin/cli.ts) with `env`, `stdin` piped in; resolves to its code and output. */
+export function runAdminCli(args: string[], env: Record<string, string>, stdin?: string) {
+  return new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+    const child = spawn(`${root}node_modules/.bin/node`, [`${root}src/admin/cli.ts`, ...args], {
+      env: { PATH: process.env.PATH, LOG_LEVEL: 'warn', BCRYPT_COST: '4', ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+    });
+    child.stderr.on('data', (c: Buffer) => {
+      err += c.toString();
+    });
+    child.stdin.end(stdin ?? '');
+    child.once('exit', (code) => resolve({ code, out: out.trim(), err: err.trim() }));
+  });
+}

@@ -1,0 +1,144 @@
+// The operator's CLI (`npm run admin -- …`): help, list-users, revoke-sessions through the shared bus (a running
+// instance refuses the tokens at once), and a password typed on a terminal that is never echoed. Real processes.
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dialects, startTestApp, type TestApp } from './support/app.ts';
+import { extensionsOf, loginUser, me, registerUser } from './support/graphql.ts';
+import { runAdminCli } from './support/processes.ts';
+import { type RunningService, serviceAvailable, servicesRequired, startRedis } from './support/services.ts';
+
+const root = new URL('..', import.meta.url).pathname;
+
+describe('admin CLI help', () => {
+  it('lists its commands with --help, says more about one, and refuses an unknown one', async () => {
+    const help = await runAdminCli(['--help'], {});
+    expect(help.code).toBe(0);
+    expect(help.out.split('\n').filter((line) => line.startsWith('  '))).toEqual([
+      '  create-admin     make an account an admin, creating it when there is none',
+      '  list-users       list accounts, oldest first',
+      '  revoke-sessions  end every session of an account (reason REVOKED_BY_ADMIN)',
+    ]);
+    const one = await runAdminCli(['list-users', '--help'], {});
+    expect(one.code).toBe(0);
+    expect(one.out.split('\n')[0]).toBe('usage: npm run admin -- list-users [--search TEXT] [--limit N]');
+    expect(await runAdminCli(['help', 'revoke-sessions'], {})).toMatchObject({
+      code: 0,
+      out: expect.stringMatching(/^usage: npm run admin -- revoke-sessions EMAIL\|ID\n/),
+    });
+    const unknown = await runAdminCli(['disable-user', 'x@example.com'], {});
+    expect(unknown.code).toBe(2);
+    expect(unknown.err.split('\n')[0]).toBe('unknown command "disable-user"');
+  });
+});
+
+describe.each(dialects())('admin CLI on %s', (dialect) => {
+  let t: TestApp;
+  let redis: RunningService | undefined;
+  let env: Record<string, string>;
+  const marker = randomUUID().slice(0, 8);
+
+  beforeAll(async () => {
+    if (serviceAvailable('redis-server') || servicesRequired) redis = await startRedis();
+    t = await startTestApp({ dialect, env: redis ? { REDIS_URL: redis.url } : {} });
+    env = { DATABASE_URL: t.databaseUrl, DATA_DIR: t.dir, ...(redis ? { REDIS_URL: redis.url } : {}) };
+    // The CLI signs nothing, but it builds the whole service: the same key as the running instance.
+    for (const name of ['a', 'b', 'c']) await registerUser(t.gql, { email: `${name}-${marker}@example.com` });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await redis?.stop();
+  });
+
+  it('lists accounts oldest first, filtered by --search and cut by --limit', async () => {
+    const all = await runAdminCli(['list-users', '--search', marker], env);
+    expect(all.code).toBe(0);
+    const lines = all.out.split('\n');
+    expect(lines[0]).toMatch(/^ID +EMAIL +ROLES +VERIFIED +CREATED$/);
+    expect(lines.slice(1, -1).map((line) => line.split(/ {2,}/).slice(1, 4))).toEqual([
+      [`a-${marker}@example.com`, 'USER', 'no'],
+      [`b-${marker}@example.com`, 'USER', 'no'],
+      [`c-${marker}@example.com`, 'USER', 'no'],
+    ]);
+    expect(lines.at(-1)).toBe('3 of 3 users');
+    const cut = await runAdminCli(['list-users', '--search', marker, '--limit', '2'], env);
+    expect(cut.out.split('\n').at(-1)).toBe('2 of 3 users (use --search or --limit)');
+    expect(await runAdminCli(['list-users', '--limit', '0'], env)).toMatchObject({
+      code: 1,
+      err: '--limit: expected a whole number from 1 to 100',
+    });
+  });
+
+  it('revokes every session of an account by email or id; a running instance refuses its tokens at once', async () => {
+    const email = `revoke-${marker}@example.com`;
+    const registered = await registerUser(t.gql, { email });
+    const second = (await loginUser(t.gql, email, registered.password)).data?.login;
+    expect((await me(t.gql, registered.accessToken)).data?.me).toBeTruthy();
+
+    const revoked = await runAdminCli(['revoke-sessions', email.toUpperCase()], env);
+    expect(revoked).toMatchObject({ code: 0, out: `revoked 2 sessions of ${email}` });
+    if (redis) {
+      // Through Redis, at once: no waiting for the access token to expire.
+      for (const token of [registered.accessToken, second?.accessToken as string]) {
+        expect(extensionsOf(await me(t.gql, token))).toMatchObject({
+          code: 'UNAUTHENTICATED',
+          reason: 'SESSION_REVOKED',
+        });
+      }
+    }
+    const refreshed = await t.gql('mutation($t: String!) { refresh(refreshToken: $t) { accessToken } }', {
+      t: registered.refreshToken,
+    });
+    expect(extensionsOf(refreshed)?.code).toBe('UNAUTHENTICATED');
+
+    const id = (await me(t.gql, (await loginUser(t.gql, email, registered.password)).data?.login.accessToken as string))
+      .data?.me.id as string;
+    expect(await runAdminCli(['revoke-sessions', id], env)).toMatchObject({
+      code: 0,
+      out: `revoked 1 session of ${email}`,
+    });
+    expect(await runAdminCli(['revoke-sessions', `nobody-${marker}@example.com`], env)).toMatchObject({
+      code: 1,
+      err: `no account nobody-${marker}@example.com`,
+    });
+  });
+
+  it('asks a new admin’s password on a terminal twice without echoing it', async () => {
+    const email = `tty-${marker}@example.com`;
+    const password = 'typed-on-a-tty-Q7';
+    // `script` gives the CLI a real pseudo-terminal; what it echoes comes back in the transcript.
+    const command = `${root}node_modules/.bin/node ${root}src/admin/cli.ts create-admin ${email}`;
+    const child = spawn('script', ['-qefc', command, '/dev/null'], {
+      env: { PATH: process.env.PATH, LOG_LEVEL: 'warn', BCRYPT_COST: '4', ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let transcript = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      transcript += chunk.toString();
+    });
+    const waitFor = (text: string) =>
+      new Promise<void>((resolve, reject) => {
+        const timer = setInterval(() => {
+          if (transcript.includes(text)) {
+            clearInterval(timer);
+            clearTimeout(limit);
+            resolve();
+          }
+        }, 20);
+        const limit = setTimeout(() => {
+          clearInterval(timer);
+          reject(new Error(`no "${text}" in: ${transcript}`));
+        }, 20_000);
+      });
+    await waitFor(`Password for the new admin ${email}: `);
+    child.stdin.write(`${password}\r`);
+    await waitFor('Repeat the password: ');
+    child.stdin.write(`${password}\r`);
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    expect(code).toBe(0);
+    expect(transcript).toContain(`created admin ${email}`);
+    expect(transcript).not.toContain(password);
+    const login = await loginUser(t.gql, email, password);
+    expect(login.data?.login.accessToken).toBeTypeOf('string');
+  });
+});
