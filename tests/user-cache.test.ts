@@ -168,9 +168,20 @@ describe.skipIf(!serviceAvailable('redis-server'))('the user cache across two in
     it('never keeps a row read while a change commits (reads in flight on B during each change on A)', async () => {
       const user = await registerUser(a.gql, { displayName: 'round 0' });
       for (let round = 1; round <= 10; round++) {
+        // Redis hands the change to B's subscription before it answers A's publish, but on a starved CPU B may
+        // take the next request before reading that message: here, with B this busy, wait for B to have heard
+        // the change, so that what is tested is whether a read that raced the change left a stale row behind.
+        const heard = new Promise<void>((resolve) => {
+          const stop = b.app.bus.subscribeUserChanged((event) => {
+            if ('all' in event || event.userIds.includes(user.user.id)) {
+              stop();
+              resolve();
+            }
+          });
+        });
         const inFlight = Array.from({ length: 20 }, () => profile(b.gql, user.accessToken));
         await rename(a.gql, user, `round ${round}`);
-        await Promise.all(inFlight);
+        await Promise.all([...inFlight, heard]);
         expect(await profile(b.gql, user.accessToken)).toMatchObject({ displayName: `round ${round}` });
       }
     });

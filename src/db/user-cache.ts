@@ -45,10 +45,12 @@ export class UserCache {
     return this.#rows.size;
   }
 
-  /** The rows of `ids` that exist (any order), from the cache where it may serve, else from the database. */
-  async findByIds(em: Em, ids: readonly string[]): Promise<UserRow[]> {
-    // Inside a transaction a read may see that transaction's own uncommitted writes: never cache those.
-    if (this.#capacity === 0 || !this.#bus.live() || em.isInTransaction()) return findUsersByIds(em, ids);
+  /**
+   * The rows of `ids` that exist (any order), from the cache where it may serve, else from the database through
+   * `call.em` (only then asked for: a request's EntityManager is forked on first use).
+   */
+  async findByIds(call: { readonly em: Em }, ids: readonly string[]): Promise<UserRow[]> {
+    if (this.#capacity === 0 || !this.#bus.live()) return findUsersByIds(call.em, ids);
     const found: UserRow[] = [];
     const missing: string[] = [];
     const now = this.#clock.now();
@@ -64,9 +66,11 @@ export class UserCache {
       }
     }
     if (missing.length === 0) return found;
+    const { em } = call;
     const epoch = this.#epoch;
     const loaded = await findUsersByIds(em, missing);
-    if (epoch === this.#epoch && this.#bus.live()) {
+    // Inside a transaction a read may see that transaction's own uncommitted writes: never cache those.
+    if (epoch === this.#epoch && this.#bus.live() && !em.isInTransaction()) {
       for (const row of loaded) {
         this.#rows.delete(row.id);
         this.#rows.set(row.id, { row: { ...row }, until: now + this.#maxAgeMs });
