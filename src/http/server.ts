@@ -17,6 +17,7 @@ import type { AccessClaims } from '../tokens/claims.ts';
 import type { KeyStore } from '../tokens/key-store.ts';
 import type { AccessTokenVerifier } from '../tokens/verify.ts';
 import { authenticate } from './authenticate.ts';
+import { GRAPHIQL_EXAMPLE } from './graphiql-example.ts';
 import type { Metrics } from './metrics.ts';
 import { corsOptions, createOriginPolicy, type OriginSource } from './origins.ts';
 import { CSRF_HEADERS, createRefreshCookies } from './refresh-cookie.ts';
@@ -115,7 +116,9 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
     graphqlEndpoint: '/graphql',
     healthCheckEndpoint: '/healthz',
     landingPage: false,
-    graphiql: deps.graphiql ? { title: 'Auth server', subscriptionsProtocol: 'WS' } : false,
+    graphiql: deps.graphiql
+      ? { title: 'Auth server', subscriptionsProtocol: 'WS', defaultQuery: GRAPHIQL_EXAMPLE }
+      : false,
     renderGraphiQL: (options) => {
       const html = renderGraphiQL(options);
       graphiqlPageCsp ??= graphiqlCsp(html);
