@@ -17,8 +17,10 @@ export interface ChangePasswordInput {
   readonly currentPassword: string;
   readonly newPassword: string;
   /**
-   * False when the answer cannot set a cookie (a WebSocket): a cookie-bound session is then refused before
-   * anything changes, as its rotated refresh token could reach the browser no other way.
+   * False when the answer cannot set the session's cookie where the browser keeps it (a WebSocket, or a request
+   * sent without the cookie, whose Set-Cookie a browser ignores): a cookie-bound session is then refused before
+   * anything changes, as its rotated refresh token would be lost and the cookie it holds, spent, would end the
+   * session as a reuse at its next refresh.
    */
   readonly canSetCookie?: boolean;
 }
@@ -44,7 +46,7 @@ export async function changePassword(
   if (session.cookieBound && input.canSetCookie === false) {
     throw new AuthError(
       'BAD_USER_INPUT',
-      'This session keeps its refresh token in a cookie: change the password over HTTP',
+      'This session keeps its refresh token in a cookie: change the password over HTTP with the cookie (credentials)',
     );
   }
   // Guessing the current password with a stolen access token is a failed sign-in of the account: reserved

@@ -87,6 +87,7 @@ const forbidden = (message: string) => new AuthError('FORBIDDEN', message);
 
 const NO_COOKIE: RefreshCookie = {
   settable: false,
+  carries: () => false,
   read: async () => undefined,
   set() {
     throw new Error('no cookie can be set over this transport');
@@ -128,6 +129,12 @@ export function createRefreshCookies(deps: RefreshCookiesDeps): RefreshCookies {
           // Two cookies of one name: one was set by someone else (a sibling domain); neither is trusted.
           if (values.length > 1) throw unauthenticated('INVALID_REFRESH_TOKEN');
           return values[0] || undefined;
+        },
+        carries(sessionId) {
+          // Only which session the cookie names: its value is not trusted here, so no CSRF or Origin check.
+          return cookieValues(request.headers.get('cookie'), settings.name).some(
+            (value) => parseRefreshToken(value)?.sessionId === sessionId,
+          );
         },
         set(token, expiresAt) {
           const maxAge = Math.max(0, Math.floor((expiresAt.getTime() - deps.clock.now()) / 1000));

@@ -92,7 +92,8 @@ builder.mutationFields((t) => ({
         context,
         await changePassword(context.services, context.call, {
           ...input,
-          canSetCookie: context.refreshCookie.settable,
+          // A cookie session's rotated token must reach the cookie the browser holds: the request carries it.
+          canSetCookie: context.auth !== null && context.refreshCookie.carries(context.auth.sid),
         }),
       ),
   }),

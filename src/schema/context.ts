@@ -45,6 +45,11 @@ export interface RefreshCookie {
   /** Whether this answer can carry a Set-Cookie (false over a WebSocket). */
   readonly settable: boolean;
   /**
+   * Whether the request carries a refresh cookie of `sessionId`: only then does its holder take this answer's
+   * Set-Cookie for that session (a browser ignores it on a request sent without credentials). Never a credential.
+   */
+  carries(sessionId: string): boolean;
+  /**
    * The refresh token in the request's cookie, undefined without one. FORBIDDEN unless the request passed CSRF
    * prevention and its Origin, when it has one, is allowed: only then may the cookie act as a credential.
    */
