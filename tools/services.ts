@@ -110,6 +110,97 @@ export async function startRedis(): Promise<RunningService> {
   };
 }
 
+/** A Redis master with one replica, watched by three sentinels (quorum 2) that fail over within seconds. */
+export interface RedisSentinelSet {
+  /** REDIS_SENTINELS: host:port of each sentinel. */
+  readonly sentinels: string;
+  /** REDIS_SENTINEL_NAME. */
+  readonly name: string;
+  /** The master's port as the sentinels report it now. */
+  masterPort(): Promise<number>;
+  /** Kills the current master with SIGKILL (a crash); the sentinels then promote the replica. */
+  killMaster(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startRedisSentinelSet(name = 'authmaster'): Promise<RedisSentinelSet> {
+  const server = findBinary('redis-server');
+  const sentinel = findBinary('redis-sentinel');
+  if (!server || !sentinel) throw new Error('redis-server / redis-sentinel not found');
+  const dir = mkdtempSync(join(tmpdir(), 'auth-sentinel-'));
+  const children: ChildProcess[] = [];
+  const byPort = new Map<number, ChildProcess>();
+  const startServer = async (port: number, replicaOf?: number) => {
+    const child = spawn(
+      server,
+      [
+        ...['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+        ...['--dir', mkdtempSync(join(dir, 'server-'))],
+        ...(replicaOf ? ['--replicaof', '127.0.0.1', String(replicaOf)] : []),
+      ],
+      { stdio: 'ignore' },
+    );
+    children.push(child);
+    byPort.set(port, child);
+    await waitForPort(port, child, 'redis-server');
+  };
+  const [masterPort, replicaPort] = [await freePort(), await freePort()];
+  await startServer(masterPort);
+  await startServer(replicaPort, masterPort);
+  const sentinelPorts = [await freePort(), await freePort(), await freePort()];
+  await Promise.all(
+    sentinelPorts.map(async (port) => {
+      // A sentinel rewrites its configuration file as it learns the set-up: each gets its own.
+      const config = join(dir, `sentinel-${port}.conf`);
+      writeFileSync(
+        config,
+        [
+          `port ${port}`,
+          'bind 127.0.0.1',
+          `dir ${dir}`,
+          `sentinel monitor ${name} 127.0.0.1 ${masterPort} 2`,
+          `sentinel down-after-milliseconds ${name} 1000`,
+          `sentinel failover-timeout ${name} 5000`,
+          `sentinel parallel-syncs ${name} 1`,
+          '',
+        ].join('\n'),
+      );
+      const child = spawn(sentinel, [config], { stdio: 'ignore' });
+      children.push(child);
+      await waitForPort(port, child, 'redis-sentinel');
+    }),
+  );
+  const masterPortNow = async () => {
+    const { Redis } = await import('ioredis');
+    for (const port of sentinelPorts) {
+      const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0 });
+      try {
+        await client.connect();
+        const reply = (await client.call('SENTINEL', 'get-master-addr-by-name', name)) as [string, string] | null;
+        if (reply) return Number(reply[1]);
+      } catch {
+        // Ask the next sentinel.
+      } finally {
+        client.disconnect();
+      }
+    }
+    throw new Error('no sentinel names a master');
+  };
+  return {
+    sentinels: sentinelPorts.map((port) => `127.0.0.1:${port}`).join(','),
+    name,
+    masterPort: masterPortNow,
+    killMaster: async () => {
+      const child = byPort.get(await masterPortNow());
+      if (child) await stopChild(child, 'SIGKILL');
+    },
+    stop: async () => {
+      await Promise.all(children.map((child) => stopChild(child)));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
 export async function startMariaDb(): Promise<RunningService> {
   const daemon = findBinary('mariadbd') ?? findBinary('mysqld');
   const installer = findBinary('mariadb-install-db') ?? findBinary('mysql_install_db');

@@ -37,14 +37,20 @@ function options(target: RedisTarget, name: string): RedisOptions {
     ...(sentinelPassword ? { sentinelPassword } : {}),
     // Keep asking the sentinels while none answers (all restarting) rather than giving up for good.
     sentinelRetryStrategy: (attempt) => Math.min(attempt * 200, 2000),
-    // A demoted master answers READONLY to writes: reconnect, and the sentinels name the new master.
+    // A demoted master answers READONLY to writes: reconnect, and the sentinels name the new master. (Sentinel
+    // also disconnects the clients of an instance it reconfigures. Not ioredis's failoverDetector: its disconnect
+    // during a reconnection's lookup ends the connection for good.)
     reconnectOnError: (error) => /READONLY/.test(error.message),
-    // Follow a failover announced by the sentinels at once, rather than when the old master's socket drops.
-    failoverDetector: true,
   };
 }
 
-function open(target: RedisTarget, name: string, logger: Logger, onChange: () => void): Redis {
+function open(
+  target: RedisTarget,
+  name: string,
+  logger: Logger,
+  onChange: () => void,
+  closing: { value: boolean },
+): Redis {
   const redis = 'url' in target ? new Redis(target.url, options(target, name)) : new Redis(options(target, name));
   let down = false;
   redis.on('error', (error) => {
@@ -57,6 +63,14 @@ function open(target: RedisTarget, name: string, logger: Logger, onChange: () =>
     down = false;
   });
   for (const event of ['ready', 'close', 'end', 'reconnecting']) redis.on(event, onChange);
+  // ioredis gives a connection up ('end') in a few paths (a sentinel lookup cut short, no sentinel answering):
+  // unless we closed it, start again, so that no outage needs a restart.
+  redis.on('end', () => {
+    if (closing.value) return;
+    setTimeout(() => {
+      if (!closing.value && redis.status === 'end') redis.connect().catch(() => undefined);
+    }, 1000).unref();
+  });
   return redis;
 }
 
@@ -70,8 +84,9 @@ export async function connectRedis(target: RedisTarget, logger: Logger): Promise
     up = now;
     for (const listener of listeners) listener(now);
   };
-  const commands = open(target, 'auth-commands', logger, changed);
-  const subscriber = open(target, 'auth-subscriber', logger, changed);
+  const closing = { value: false };
+  const commands = open(target, 'auth-commands', logger, changed, closing);
+  const subscriber = open(target, 'auth-subscriber', logger, changed, closing);
   // ioredis rejects connect() with "Connection is closed."; why (ECONNREFUSED, a wrong password) came as an event.
   let reason: unknown;
   const remember = (error: unknown) => {
@@ -81,6 +96,7 @@ export async function connectRedis(target: RedisTarget, logger: Logger): Promise
   try {
     await Promise.all([commands.connect(), subscriber.connect()]);
   } catch (error) {
+    closing.value = true;
     commands.disconnect();
     subscriber.disconnect();
     throw reason instanceof Error ? reason : error;
@@ -101,6 +117,7 @@ export async function connectRedis(target: RedisTarget, logger: Logger): Promise
       };
     },
     async close() {
+      closing.value = true;
       listeners.clear();
       await Promise.allSettled([commands.quit(), subscriber.quit()]);
     },
