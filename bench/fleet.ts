@@ -12,8 +12,10 @@ const USERS = Number(process.env.FLEET_USERS ?? 1000);
 const SECONDS = Number(process.env.FLEET_DURATION ?? 120);
 /** Each user's pace: `me` about this often, a refresh about this often, and a logout about once in this. */
 const ME_EVERY_MS = Number(process.env.FLEET_ME_EVERY_MS ?? 2000);
-const REFRESH_EVERY_MS = Number(process.env.FLEET_REFRESH_EVERY_MS ?? 6000);
+const REFRESH_EVERY_MS = Number(process.env.FLEET_REFRESH_EVERY_MS ?? 10_000);
 const LOGOUT_EVERY_MS = 60_000;
+/** Users join evenly over this long (not 1,000 sign-ins in one burst); only what follows is measured. */
+const RAMP_SECONDS = Number(process.env.FLEET_RAMP ?? 20);
 /** The seeded accounts hash at bcrypt's lowest cost, so sign-ins measure the service, not bcrypt. */
 const BCRYPT_COST = 4;
 const TOKEN_P99_TARGET_MS = 100;
@@ -71,7 +73,9 @@ async function main() {
   log(`load average before start: ${load()} (${availableParallelism()} CPUs)`);
   log('starting MariaDB, Redis, three instances and HAProxy');
   const fleet: Fleet = await startFleet({ env: fleetEnv });
-  const agent = new Agent({ keepAlive: true, maxSockets: 256 });
+  // A socket per request in flight, as 1,000 separate clients would have: a shared pool would queue a user's `me`
+  // behind other users' slow requests inside the bench and measure that queue.
+  const agent = new Agent({ keepAlive: true });
   const post = graphqlPoster(fleet.url, agent);
   const wsUrl = `${fleet.url.replace(/^http/, 'ws')}/graphql`;
   const latencies: Record<Operation, number[]> = { login: [], me: [], refresh: [], logout: [] };
@@ -83,7 +87,9 @@ async function main() {
   const sockets: { dispose(): void | Promise<void> }[] = [];
   let running = true;
 
+  let measuring = false;
   const record = (op: Operation, exchange: Exchange) => {
+    if (!measuring) return;
     latencies[op].push(exchange.end - exchange.start);
     const why = failure(exchange);
     if (why) {
@@ -179,8 +185,12 @@ async function main() {
     };
     const sampler = setInterval(sampleRss, 1000);
 
-    const simulate = async (account: (typeof accounts)[number], watcherInstance: () => string | undefined) => {
-      await sleep(Math.random() * ME_EVERY_MS);
+    const simulate = async (
+      account: (typeof accounts)[number],
+      watcherInstance: () => string | undefined,
+      joinAfterMs: number,
+    ) => {
+      await sleep(joinAfterMs);
       let signedIn: SignedIn | undefined;
       let nextRefresh = performance.now() + Math.random() * REFRESH_EVERY_MS;
       while (running) {
@@ -191,15 +201,19 @@ async function main() {
           record('login', exchange);
           signedIn = exchange.data?.login ?? undefined;
         } else if (performance.now() >= nextRefresh) {
-          nextRefresh += jitter(REFRESH_EVERY_MS);
+          // From now, not from when it was due: a slow answer must not make the user refresh back to back.
+          nextRefresh = performance.now() + jitter(REFRESH_EVERY_MS);
           const exchange = await post<{ refresh: SignedIn }>(REFRESH, { t: signedIn.refreshToken });
           record('refresh', exchange);
           signedIn = exchange.data?.refresh ?? undefined;
         } else if (Math.random() < ME_EVERY_MS / LOGOUT_EVERY_MS) {
           const revocation: Revocation = { start: performance.now(), watcherInstance };
-          revocations.set(signedIn.session.id, revocation);
+          if (measuring) revocations.set(signedIn.session.id, revocation);
           const exchange = await post('mutation { logout }', {}, signedIn.accessToken);
-          revocation.servedBy = exchange.servedBy;
+          // Only a logout that said so revoked anything (one refused with 503 has no event to wait for).
+          if ((exchange.data as { logout?: boolean } | null | undefined)?.logout === true) {
+            revocation.servedBy = exchange.servedBy ?? 'unknown';
+          }
           record('logout', exchange);
           signedIn = undefined;
         } else {
@@ -209,10 +223,17 @@ async function main() {
       }
     };
 
-    log(`${USERS} users for ${SECONDS} s: me every ~${ME_EVERY_MS} ms, refresh every ~${REFRESH_EVERY_MS} ms`);
+    log(
+      `${USERS} users joining over ${RAMP_SECONDS} s: me every ~${ME_EVERY_MS} ms, refresh every ~${REFRESH_EVERY_MS} ms`,
+    );
+    const users = Promise.all(
+      accounts.map((account, i) => simulate(account, subscribed[i] as () => string, (i / USERS) * RAMP_SECONDS * 1000)),
+    );
+    await sleep(RAMP_SECONDS * 1000 + ME_EVERY_MS);
+    log(`all ${USERS} users active: measuring for ${SECONDS} s`);
+    measuring = true;
     const loadAtStart = load();
     const started = performance.now();
-    const users = Promise.all(accounts.map((account, i) => simulate(account, subscribed[i] as () => string)));
     await sleep(SECONDS * 1000);
     running = false;
     await users;
@@ -261,7 +282,7 @@ async function main() {
       row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c] ?? 0) : cell.padStart(widths[c] ?? 0))).join('  ');
     const out: string[] = [
       `bench:fleet: 3 instances (node src/main.ts) behind HAProxy ${fleet.url}, one MariaDB, one Redis`,
-      `${count(USERS)} concurrent simulated users for ${elapsed.toFixed(0)} s, each: a sessionRevoked subscription over WebSocket, me every ~${ME_EVERY_MS / 1000} s, refresh every ~${REFRESH_EVERY_MS / 1000} s, a logout (then sign-in) about once a minute`,
+      `${count(USERS)} concurrent simulated users (joined over ${RAMP_SECONDS} s, not measured), measured for ${elapsed.toFixed(0)} s, each: a sessionRevoked subscription over WebSocket, me every ~${ME_EVERY_MS / 1000} s, refresh every ~${REFRESH_EVERY_MS / 1000} s, a logout (then sign-in) about once a minute`,
       `seeded accounts hashed at bcrypt cost ${BCRYPT_COST} (BCRYPT_COST=${BCRYPT_COST}), not the production default 12`,
       `load average (1/5/15 min) at start ${loadAtStart}, at end ${loadAtEnd}, on ${availableParallelism()} CPUs`,
       '',
