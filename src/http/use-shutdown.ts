@@ -10,11 +10,6 @@ function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
 export function endOnAbort<T>(source: AsyncIterable<T>, signal: AbortSignal): AsyncGenerator<T> {
   const iterator = source[Symbol.asyncIterator]();
   let finished = false;
-  const aborted = new Promise<IteratorResult<T>>((resolve) => {
-    const end = () => resolve({ done: true, value: undefined });
-    if (signal.aborted) end();
-    else signal.addEventListener('abort', end, { once: true });
-  });
   const finish = async (value?: unknown): Promise<IteratorResult<T>> => {
     if (!finished) {
       finished = true;
@@ -25,10 +20,20 @@ export function endOnAbort<T>(source: AsyncIterable<T>, signal: AbortSignal): As
   };
   const wrapper: AsyncGenerator<T> = {
     async next() {
-      if (finished) return { done: true, value: undefined };
-      const step = await Promise.race([iterator.next(), aborted]);
-      if (step.done) return finish();
-      return step;
+      if (finished || signal.aborted) return finish();
+      // One abort listener per call, removed after it: racing every call against one long-lived promise would
+      // pile up reactions on it for as long as the subscription lives.
+      let onAbort: () => void = () => {};
+      const aborted = new Promise<IteratorResult<T>>((resolve) => {
+        onAbort = () => resolve({ done: true, value: undefined });
+        signal.addEventListener('abort', onAbort, { once: true });
+      });
+      try {
+        const step = await Promise.race([iterator.next(), aborted]);
+        return step.done ? finish() : step;
+      } finally {
+        signal.removeEventListener('abort', onAbort);
+      }
     },
     return: (value) => finish(value),
     async throw(error) {
