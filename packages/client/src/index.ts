@@ -191,7 +191,10 @@ export interface AuthClientOptions {
   readonly wsUrl?: string;
   /** Defaults to the global fetch. */
   readonly fetch?: typeof fetch;
-  /** Defaults to the global WebSocket (browsers, Node 22+). */
+  /**
+   * Defaults to the global WebSocket (browsers, Node 22+). Without either (Node 20: pass `ws`), the client does not
+   * watch for revocations and hears of its session's end at the next refresh.
+   */
   readonly webSocketImpl?: unknown;
   /** Defaults to memory only. In cookie mode it never receives a refresh token. */
   readonly storage?: TokenStorage;
@@ -440,6 +443,10 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     if (options.watchRevocation === false || disposed || !tokens) return;
     if (watch?.sessionId === tokens.sessionId) return;
     stopWatch();
+    // Node 20 has no global WebSocket: without one (and none passed) there is no watch, rather than a sign-in that
+    // fails after the server opened the session. The session's end is then heard at its next refresh.
+    const webSocketImpl = options.webSocketImpl ?? (globalThis as { WebSocket?: unknown }).WebSocket;
+    if (!webSocketImpl) return;
     const sessionId = tokens.sessionId;
     const client = createClient({
       url: wsUrl,
@@ -451,7 +458,7 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
         const token = await accessToken();
         return token ? { authorization: `Bearer ${token}` } : {};
       },
-      ...(options.webSocketImpl ? { webSocketImpl: options.webSocketImpl } : {}),
+      webSocketImpl,
     });
     watch = { client, sessionId };
     const subscribe = () => {
