@@ -1,6 +1,7 @@
 // npm run bench:fleet: three instances behind HAProxy on MariaDB and Redis (tools/fleet.ts), driven by 1,000
 // simulated users for two minutes; prints per operation req/s, p50/p99 and errors, revocation-to-event latency
 // and RSS per instance, and whether token validation's p99 stays under 100 ms with zero unexpected errors.
+import { readFileSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { availableParallelism, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -48,6 +49,18 @@ const failure = (exchange: Exchange) =>
     : exchange.errors?.length
       ? `${exchange.errors[0]?.extensions?.code} ${exchange.errors[0]?.extensions?.reason ?? exchange.errors[0]?.message}`
       : undefined);
+
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux); 0 when it is gone. */
+function cpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    // The fields after the command name, which may itself contain spaces: utime and stime are the 12th and 13th.
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
 
 interface Revocation {
   readonly start: number;
@@ -232,12 +245,24 @@ async function main() {
     await sleep(RAMP_SECONDS * 1000 + ME_EVERY_MS);
     log(`all ${USERS} users active: measuring for ${SECONDS} s`);
     measuring = true;
+    const fleetPids = () => [
+      ...fleet.instances.map((i) => i.pid),
+      fleet.mariadb.pid,
+      fleet.redis.pid,
+      fleet.balancer.pid,
+    ];
+    const fleetCpu = () => fleetPids().reduce((sum: number, pid) => sum + cpuSeconds(pid), 0);
+    const cpuAtStart = fleetCpu();
+    const benchCpuAtStart = process.cpuUsage();
     const loadAtStart = load();
     const started = performance.now();
     await sleep(SECONDS * 1000);
     running = false;
     await users;
     const elapsed = (performance.now() - started) / 1000;
+    const cpuUsed = fleetCpu() - cpuAtStart;
+    const benchUsage = process.cpuUsage(benchCpuAtStart);
+    const benchCpu = (benchUsage.user + benchUsage.system) / 1e6;
     const loadAtEnd = load();
     sampleRss();
     clearInterval(sampler);
@@ -291,6 +316,15 @@ async function main() {
       '',
       `logout → event: from sending logout to the event on the user's subscription (the socket HAProxy placed; "across" when the logout went to another instance); missing events: ${missing}`,
       `subscription errors or unexpected closes: ${subscriptionErrors}`,
+      `CPU while measuring: the fleet (3 instances, MariaDB, Redis, HAProxy) ${cpuUsed.toFixed(0)} s, ${((cpuUsed / elapsed / availableParallelism()) * 100).toFixed(0)}% of the machine, ${(
+        (cpuUsed * 1000) /
+          Math.max(
+            1,
+            Object.values(latencies).reduce((n, l) => n + l.length, 0),
+          )
+      ).toFixed(
+        2,
+      )} CPU ms per request; this load generator ${benchCpu.toFixed(0)} s (${((benchCpu / elapsed / availableParallelism()) * 100).toFixed(0)}%); the rest went to other processes`,
       ...fleet.instances.map((instance, i) => {
         const seen = rss.get(instance.port);
         return `instance i${instance.port}: RSS ${((seen?.last ?? 0) / 2 ** 20).toFixed(0)} MiB at end, peak ${((seen?.peak ?? 0) / 2 ** 20).toFixed(0)} MiB; ${perInstance[i]} subscriptions`;
