@@ -1,6 +1,7 @@
 // Browser sessions under attack (API.md "Browser sessions"): a cookie session's rotated refresh token never goes to
 // an answer that cannot reach the cookie the browser holds; odd Origin spellings never make the cookie act; the
-// cookie travels on every HTTP transport (SSE, multipart) and dies with a revocation made elsewhere.
+// cookie travels on every HTTP transport (SSE, multipart) and dies with a revocation made elsewhere (role removal),
+// and a password reset sent with it clears it.
 // Through HTTP with the headers in view, on SQLite and MariaDB.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { User } from '../src/db/entities.ts';
@@ -9,6 +10,7 @@ import { dialects, startTestApp, type TestApp } from './support/app.ts';
 import { TestClock } from './support/clock.ts';
 import { expectError, expectUnauthenticated } from './support/expect.ts';
 import { type GraphQLResponse, PAYLOAD, uniqueEmail } from './support/graphql.ts';
+import { mailedCode, type SmtpCapture, startSmtpServer } from './support/smtp.ts';
 
 const PASSWORD = 'correct horse battery';
 const NEW_PASSWORD = 'another horse battery';
@@ -32,12 +34,21 @@ function setCookieOf(headers: Headers) {
 
 describe.each(dialects())('cookie sessions under attack on %s', (dialect) => {
   let t: TestApp;
+  let smtp: SmtpCapture;
   const clock = new TestClock(Date.parse('2026-06-01T00:00:00Z'));
 
   beforeAll(async () => {
-    t = await startTestApp({ dialect, clock, env: { CORS_ORIGINS: APP_ORIGIN } });
+    smtp = await startSmtpServer();
+    t = await startTestApp({
+      dialect,
+      clock,
+      env: { CORS_ORIGINS: APP_ORIGIN, SMTP_URL: smtp.url, MAIL_FROM: 'Acme <no-reply@acme.test>' },
+    });
   });
-  afterAll(() => t?.close());
+  afterAll(async () => {
+    await t?.close();
+    await smtp?.close();
+  });
 
   const gql = <T = Record<string, any>>(
     query: string,
@@ -169,5 +180,20 @@ describe.each(dialects())('cookie sessions under attack on %s', (dialect) => {
     const response: GraphQLResponse = await refreshByCookie(victim.cookie);
     expectUnauthenticated(response, 'SESSION_REVOKED');
     expect(setCookieOf(response.headers)?.attributes).toEqual(CLEARED);
+  });
+
+  it("a password reset sent from the browser holding the user's cookie clears it; the session is over", async () => {
+    const { email, cookie } = await cookieAccount();
+    const requested = await gql('mutation($email: String!) { requestPasswordReset(email: $email) }', { email });
+    expect(requested.data).toEqual({ requestPasswordReset: true });
+    const code = mailedCode(await smtp.waitForMail(email));
+    const reset = await gql(
+      'mutation($input: ResetPasswordInput!) { resetPassword(input: $input) }',
+      { input: { email, code, newPassword: NEW_PASSWORD } },
+      { cookie },
+    );
+    expect(reset.data).toEqual({ resetPassword: true });
+    expect(setCookieOf(reset.headers)?.attributes).toEqual(CLEARED);
+    expectUnauthenticated(await refreshByCookie(cookie), 'SESSION_REVOKED');
   });
 });
