@@ -91,8 +91,9 @@ describe.each(dialects())('admin CLI on %s', (dialect) => {
     });
     expect(extensionsOf(refreshed)?.code).toBe('UNAUTHENTICATED');
 
-    const id = (await me(t.gql, (await loginUser(t.gql, email, registered.password)).data?.login.accessToken as string))
-      .data?.me.id as string;
+    const again = (await loginUser(t.gql, email, registered.password)).data?.login.accessToken as string;
+    const id = (await me(t.gql, again)).data?.me?.id as string;
+    expect(id).toBeTypeOf('string');
     expect(await runAdminCli(['revoke-sessions', id], env)).toMatchObject({
       code: 0,
       out: `revoked 1 session of ${email}`,
