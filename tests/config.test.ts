@@ -73,6 +73,11 @@ describe('loadConfig defaults', () => {
       trustProxy: 0,
       graphiql: true,
       logLevel: 'info',
+      metricsToken: undefined,
+      redisUrl: undefined,
+      redisSentinel: undefined,
+      telemetry: undefined,
+      userCacheSize: 10_000,
       mail: {
         smtpUrl: undefined,
         from: 'Auth <no-reply@localhost>',
