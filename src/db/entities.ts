@@ -26,6 +26,8 @@ export const User = defineEntity({
     emailVerified: p.boolean().default(false),
     displayName: p.string().length(100).nullable(),
     roles: p.string().length(64).default('USER'),
+    /** Switched off by an admin: no sign-in, no refresh (its sessions were revoked when it was set). */
+    disabled: p.boolean().default(false),
     createdAt: p.datetime(3),
     updatedAt: p.datetime(3),
   },
@@ -74,6 +76,8 @@ export const AUDIT_EVENT_TYPES = [
   'PASSWORD_CHANGE_FAILED',
   'ROLES_CHANGED',
   'USER_SESSIONS_REVOKED',
+  'USER_DISABLED',
+  'USER_ENABLED',
   'EMAIL_VERIFICATION_REQUESTED',
   'EMAIL_VERIFICATION_FAILED',
   'EMAIL_VERIFIED',

@@ -47,6 +47,7 @@ const FIND_SESSION_WITH_USER = new Statement((db: Kysely<Tables>, slot: SlotOf) 
       'u.email_verified as u_email_verified',
       'u.display_name as u_display_name',
       'u.roles as u_roles',
+      'u.disabled as u_disabled',
       'u.created_at as u_created_at',
       'u.updated_at as u_updated_at',
     ])
@@ -64,6 +65,7 @@ export async function findSessionWithUser(em: Em, sessionId: string): Promise<Se
     email_verified: row.u_email_verified,
     display_name: row.u_display_name,
     roles: row.u_roles,
+    disabled: row.u_disabled,
     created_at: row.u_created_at,
     updated_at: row.u_updated_at,
   });

@@ -19,6 +19,7 @@ export const USERS_COLUMNS = {
   email_verified: column<number | boolean>(),
   display_name: column<string | null>(),
   roles: column<string>(),
+  disabled: column<number | boolean>(),
   created_at: column<Stamp>(),
   updated_at: column<Stamp>(),
 };
@@ -74,6 +75,7 @@ export const toUser = (r: UsersTable): UserRow =>
     emailVerified: Boolean(r.email_verified),
     displayName: r.display_name,
     roles: r.roles,
+    disabled: Boolean(r.disabled),
     createdAt: new Date(r.created_at),
     updatedAt: new Date(r.updated_at),
   }) as UserRow;
