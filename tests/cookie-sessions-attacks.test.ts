@@ -196,4 +196,33 @@ describe.each(dialects())('cookie sessions under attack on %s', (dialect) => {
     expect(setCookieOf(reset.headers)?.attributes).toEqual(CLEARED);
     expectUnauthenticated(await refreshByCookie(cookie), 'SESSION_REVOKED');
   });
+
+  it('changePassword racing a refresh of its session: one generation is issued once, and the newest cookie is live', async () => {
+    // Each account: changePassword and a cookie refresh of the same session at once (the refresh a few ms later,
+    // so that it lands while the password is being hashed). Both may succeed only one after the other.
+    const accounts = await Promise.all(Array.from({ length: 12 }, () => cookieAccount()));
+    const outcomes = await Promise.all(
+      accounts.map(async ({ accessToken, cookie }, index) => {
+        const [changed, refreshed] = await Promise.all([
+          changePassword(accessToken, cookie),
+          new Promise((wait) => setTimeout(wait, 1 + (index % 6))).then(() => refreshByCookie(cookie)),
+        ]);
+        return { changed, refreshed };
+      }),
+    );
+    for (const { changed, refreshed } of outcomes) {
+      expect(changed.errors).toBeUndefined();
+      const byChange = setCookieOf(changed.headers)?.value as string;
+      const generations = [byChange];
+      if (refreshed.errors) expectUnauthenticated(refreshed, 'REFRESH_TOKEN_ROTATED');
+      else generations.push(setCookieOf(refreshed.headers)?.value as string);
+      const numbers = generations.map((value) => Number(value.split('.')[1]));
+      // Never two tokens of one generation: the later rotation started from the earlier one's.
+      expect(new Set(numbers).size).toBe(numbers.length);
+      const newest = generations[numbers.indexOf(Math.max(...numbers))] as string;
+      clock.advance(60_000);
+      const next = await refreshByCookie(newest);
+      expect(next.errors).toBeUndefined();
+    }
+  });
 });

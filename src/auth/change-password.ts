@@ -1,6 +1,7 @@
 // changePassword: checks the current password, sets the new one, revokes every other session and
 // gives the current session a fresh refresh token, all in one transaction.
 
+import { LockMode } from '@mikro-orm/core';
 import { audit } from '../audit/audit.ts';
 import { type Call, callerOf } from '../call.ts';
 import type { Clock } from '../clock.ts';
@@ -66,11 +67,20 @@ export async function changePassword(
   const passwordHash = await deps.hasher.hash(newPassword);
   const now = new Date(deps.clock.now());
   const { rotated, revocation } = await transactional(em, async (tx) => {
+    // The session as it is now, locked (MySQL): a refresh that committed since the read above has rotated it, and
+    // one still running waits for this commit and then finds its token spent (REFRESH_TOKEN_ROTATED). Rotating the
+    // copy read above would issue a second token of one generation, and the refresh's would die as merely invalid.
+    const current = await tx.findOne(
+      Session,
+      { id: session.id },
+      { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true },
+    );
+    if (!current || current.revokedAt) throw unauthenticated('SESSION_REVOKED');
     user.passwordHash = passwordHash;
     user.updatedAt = now;
     audit(tx, meta, { type: 'PASSWORD_CHANGED', userId: user.id, sessionId: session.id }, now);
     // The current session goes on with a new refresh token; every other one ends.
-    const rotated = deps.sessions.rotateInPlace(session);
+    const rotated = deps.sessions.rotateInPlace(current);
     const revocation = await deps.sessions.revokeIn(tx, {
       userId: user.id,
       sessionIds: 'all',
