@@ -388,6 +388,17 @@ describe.each(dialects())('client SDK in cookie mode on %s (a cookie jar standin
     expect(await cookieClient(jar).restore()).toBeNull();
   });
 
+  it('logs out right after a reload, before restore(): the cookie is cleared and the session revoked', async () => {
+    const { jar, payload } = await signedInTab();
+    const reloaded = cookieClient(jar);
+    expect(reloaded.tokens).toBeNull();
+    await reloaded.logout();
+    expect(jar.get('refresh_token')).toBeUndefined();
+    expect(await cookieClient(jar).restore()).toBeNull();
+    const answer = await t.gql('{ me { id } }', {}, { token: payload.accessToken });
+    expect(answer.errors?.[0]?.extensions).toMatchObject({ code: 'UNAUTHENTICATED', reason: 'SESSION_REVOKED' });
+  });
+
   it('sends clientId in sign-in inputs only when it is set', async () => {
     const user = await registerUser(t.gql);
     const bodies: string[] = [];

@@ -531,7 +531,8 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     register: (input) => signIn(RegisterDocument, input, 'register'),
     login: (input) => signIn(LoginDocument, input, 'login'),
     async logout() {
-      const current = tokens;
+      // Cookie mode after a reload: the session lives only in the cookie until restore(); learn it to end it.
+      const current = tokens ?? (cookieMode ? await restore().catch(() => null) : null);
       if (!current) return;
       try {
         await post(LogoutDocument, {}, await accessToken().catch(() => current.accessToken));
