@@ -7,6 +7,7 @@ import { type Call, callerAccount } from '../call.ts';
 import { AuditEvent, LinkedAccount, Session, User } from '../db/entities.ts';
 import { transactional } from '../db/transaction.ts';
 import { AuthError, badInput } from '../errors.ts';
+import { withAttempt } from '../limits/attempts.ts';
 import type { AccountDeps } from './deps.ts';
 
 const NO_ONE: RequestMeta = { ipAddress: null, userAgent: null };
@@ -30,10 +31,9 @@ export async function deleteAccount(
     if (!password) throw badInput('password', 'Enter your password to delete the account');
     // A wrong password here is a failed sign-in of the account (a stolen access token must not make this an
     // unthrottled password oracle): reserved before the comparison, refused while the account is locked.
-    const attempt = await deps.limits.login.reserve(user.email, meta.ipAddress);
     const hash = user.passwordHash;
-    const verdict = await attempt.compare(
-      async () => couldBeStored(password) && (await deps.hasher.verify(password, hash)),
+    const verdict = await withAttempt(deps.limits.login.reserve(user.email, meta.ipAddress), (attempt) =>
+      attempt.compare(async () => couldBeStored(password) && (await deps.hasher.verify(password, hash))),
     );
     if (!verdict.matched) {
       const at = new Date(deps.clock.now());

@@ -4,6 +4,7 @@ import { type Call, callerAccount } from '../call.ts';
 import type { UserRow } from '../db/entities.ts';
 import { transactional } from '../db/transaction.ts';
 import { AuthError } from '../errors.ts';
+import { withAttempt } from '../limits/attempts.ts';
 import { rateLimited } from '../limits/limiters.ts';
 import { MailError } from '../mail/mailer.ts';
 import { verificationMail } from '../mail/templates.ts';
@@ -49,12 +50,13 @@ export async function verifyEmail(deps: AccountDeps, call: Call, { code }: { cod
   const user = await callerAccount(call);
   const userId = user.id;
   // Guesses are reserved before the comparison, per address like a reset code's (they share one budget).
-  const attempt = await deps.limits.codeAttempts.reserve(user.email);
   let rejection: CodeRejection | null = null;
-  const verdict = await attempt.compare(async () => {
-    rejection = await deps.codes.consume('email-verification', user.id, code);
-    return rejection === null;
-  });
+  const verdict = await withAttempt(deps.limits.codeAttempts.reserve(user.email), (attempt) =>
+    attempt.compare(async () => {
+      rejection = await deps.codes.consume('email-verification', user.id, code);
+      return rejection === null;
+    }),
+  );
   const now = new Date(deps.clock.now());
   if (!verdict.matched) {
     audit(em, meta, { type: 'EMAIL_VERIFICATION_FAILED', userId, detail: { reason: rejection } }, now);

@@ -5,6 +5,7 @@ import { normalizeEmail, validatePassword } from '../auth/validate.ts';
 import type { Call } from '../call.ts';
 import { User } from '../db/entities.ts';
 import { transactional } from '../db/transaction.ts';
+import { withAttempt } from '../limits/attempts.ts';
 import { passwordResetMail } from '../mail/templates.ts';
 import { removeUnverifiedLinks } from '../oauth/unverified-links.ts';
 import { invalidCode } from './codes.ts';
@@ -56,17 +57,19 @@ export async function resetPassword(deps: AccountDeps, call: Call, input: ResetP
   const email = normalizeEmail(input.email);
   const newPassword = validatePassword(input.newPassword, 'newPassword');
   // Guesses are limited per address, whether or not it has an account, and reserved before the lookup and the
-  // comparison: concurrent guesses get no more comparisons than the limit.
-  const attempt = await deps.limits.codeAttempts.reserve(email);
-  const user = await em.findOne(User, { email });
-  const now = new Date(deps.clock.now());
+  // comparison: concurrent guesses get no more comparisons than the limit. A lookup that fails gives it back.
   let reason: string = 'UNKNOWN_EMAIL';
-  const verdict = await attempt.compare(async () => {
-    if (!user) return false;
-    const rejection = await deps.codes.consume('password-reset', user.id, input.code);
-    if (rejection) reason = rejection;
-    return rejection === null;
+  const { user, verdict } = await withAttempt(deps.limits.codeAttempts.reserve(email), async (attempt) => {
+    const user = await em.findOne(User, { email });
+    const verdict = await attempt.compare(async () => {
+      if (!user) return false;
+      const rejection = await deps.codes.consume('password-reset', user.id, input.code);
+      if (rejection) reason = rejection;
+      return rejection === null;
+    });
+    return { user, verdict };
   });
+  const now = new Date(deps.clock.now());
   if (!verdict.matched || !user) {
     audit(em, meta, { type: 'PASSWORD_RESET_FAILED', userId: user?.id ?? null, detail: { reason } }, now);
     await em.flush();

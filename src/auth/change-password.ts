@@ -8,6 +8,7 @@ import type { Clock } from '../clock.ts';
 import { Session, User } from '../db/entities.ts';
 import { transactional } from '../db/transaction.ts';
 import { AuthError, unauthenticated } from '../errors.ts';
+import { withAttempt } from '../limits/attempts.ts';
 import type { RateLimits } from '../limits/rate-limits.ts';
 import type { IssuedTokens, Sessions } from '../sessions/sessions.ts';
 import { auditLockouts, couldBeStored } from './login.ts';
@@ -52,10 +53,9 @@ export async function changePassword(
   }
   // Guessing the current password with a stolen access token is a failed sign-in of the account: reserved
   // before the comparison, refused while the account is locked, and counted towards its lockout.
-  const attempt = await deps.limits.login.reserve(user.email, meta.ipAddress);
   const current = input.currentPassword;
-  const verdict = await attempt.compare(
-    async () => couldBeStored(current) && (await deps.hasher.verify(current, user.passwordHash)),
+  const verdict = await withAttempt(deps.limits.login.reserve(user.email, meta.ipAddress), (attempt) =>
+    attempt.compare(async () => couldBeStored(current) && (await deps.hasher.verify(current, user.passwordHash))),
   );
   if (!verdict.matched) {
     const at = new Date(deps.clock.now());

@@ -7,6 +7,7 @@ import { User } from '../db/entities.ts';
 import type { Em } from '../db/orm.ts';
 import { transactional } from '../db/transaction.ts';
 import { AuthError } from '../errors.ts';
+import { withAttempt } from '../limits/attempts.ts';
 import type { Lockout } from '../limits/login-throttle.ts';
 import type { RateLimits } from '../limits/rate-limits.ts';
 import type { IssuedTokens, Sessions, TokenDelivery } from '../sessions/sessions.ts';
@@ -32,10 +33,11 @@ export async function login(deps: LoginDeps, call: Call, input: LoginInput): Pro
   const email = normalizeEmail(input.email);
   const password = validatePassword(input.password);
   // The guess is reserved before the account is even looked up: a refused one costs no query and no bcrypt, and
-  // concurrent guesses get no more comparisons than the limit.
-  const attempt = await deps.limits.login.reserve(email, meta.ipAddress);
-  const user = await em.findOne(User, { email });
-  const verdict = await attempt.compare(() => deps.hasher.verify(password, user?.passwordHash));
+  // concurrent guesses get no more comparisons than the limit. A lookup that fails (the database down) gives it back.
+  const { user, verdict } = await withAttempt(deps.limits.login.reserve(email, meta.ipAddress), async (attempt) => {
+    const user = await em.findOne(User, { email });
+    return { user, verdict: await attempt.compare(() => deps.hasher.verify(password, user?.passwordHash)) };
+  });
   const now = new Date(deps.clock.now());
   // (No account never matches: the hasher compares against a dummy hash then.)
   if (!verdict.matched || !user) {

@@ -26,13 +26,16 @@ export interface Limiter {
   consume(key: string): Promise<LimitOutcome>;
   /** Gives back one action counted by `consume` (one that did not happen after all); never leaves credit. */
   refund(key: string): Promise<void>;
-  /** Refuses `key` for `seconds`, whatever its count. */
+  /** Refuses `key` for `seconds`, whatever its count, and whatever is refunded to it meanwhile. */
   block(key: string, seconds: number): Promise<void>;
   /** Forgets `key`'s count. */
   reset(key: string): Promise<void>;
 }
 
 export type LimiterFactory = (name: string, options: LimitOptions) => Limiter;
+
+/** How far past its limit a blocked key's count is set: more than any number of refunds in flight at once. */
+const BLOCK_MARGIN = 1_000_000;
 
 /** Limiters share `redis` (the app's command connection) when given one; names keep their counters apart. */
 export function createLimiterFactory(redis: Redis | undefined): LimiterFactory {
@@ -73,7 +76,9 @@ export function createLimiterFactory(redis: Redis | undefined): LimiterFactory {
         if (res.consumedPoints < 0) await limiter.penalty(key, -res.consumedPoints);
       },
       async block(key, seconds) {
-        await limiter.block(key, seconds);
+        // Far past the limit, by more than the actions that can be in flight (reserved or refused, not compared):
+        // their refunds (attempts.ts) can never bring a blocked key back under its limit.
+        await limiter.set(key, points + BLOCK_MARGIN, seconds);
       },
       async reset(key) {
         await limiter.delete(key);
