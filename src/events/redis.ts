@@ -16,6 +16,7 @@ import {
 } from './revocation-bus.ts';
 
 export const REVOCATION_CHANNEL = 'auth:revocations';
+const MAX_UNSENT_REVOCATIONS = 10_000;
 
 export async function createRedisRevocationBus(
   redis: RedisConnections,
@@ -82,6 +83,37 @@ export async function createRedisRevocationBus(
     }
   };
 
+  // Revocations this instance could not publish (its own connection to Redis down): sent once it is back.
+  // Instances whose bus stayed up meanwhile neither read the database nor reload, so this is how they hear of
+  // them (Redis lost by this instance only, or instances reconnecting one after another). Bounded: past the
+  // bound the oldest are dropped, and logged.
+  const unsentRevocations: SessionRevokedEvent[] = [];
+  const sendRevocation = async (event: SessionRevokedEvent): Promise<void> => {
+    try {
+      await redis.commands.publish(REVOCATION_CHANNEL, JSON.stringify({ from: instance, ...event }));
+    } catch (error) {
+      logger.warn({ err: { message: (error as Error).message } }, 'could not publish a revocation to Redis');
+      unsentRevocations.push(event);
+      if (unsentRevocations.length > MAX_UNSENT_REVOCATIONS) {
+        unsentRevocations.splice(0, unsentRevocations.length - MAX_UNSENT_REVOCATIONS);
+        logger.error('too many revocations waiting for Redis: the oldest will reach other instances only by expiry');
+      }
+    }
+  };
+  // Whatever waits is sent again each time the connections come back; a send that fails again waits for the next.
+  const sendUnsent = async () => {
+    if (closed) return;
+    for (const event of unsentRevocations.splice(0)) await sendRevocation(event);
+    if (unsent) {
+      const pending = unsent;
+      unsent = undefined;
+      await sendUserChanged(pending === 'all' ? { all: true } : { userIds: [...pending] });
+    }
+  };
+  const stopWatching = redis.onStateChange((up) => {
+    if (up) void sendUnsent();
+  });
+
   const onDown = () => {
     attempt++;
     if (!subscribed) return;
@@ -99,11 +131,7 @@ export async function createRedisRevocationBus(
         livenessListeners.emit(true);
         // What was published meanwhile is lost: reload revocations.
         onReconnect();
-        if (unsent) {
-          const pending = unsent;
-          unsent = undefined;
-          await sendUserChanged(pending === 'all' ? { all: true } : { userIds: [...pending] });
-        }
+        await sendUnsent();
       },
       (error: Error) => logger.warn({ err: { message: error.message } }, 'could not resubscribe to the bus'),
     );
@@ -119,12 +147,7 @@ export async function createRedisRevocationBus(
   return {
     async publish(event) {
       listeners.emit(event);
-      try {
-        await redis.commands.publish(REVOCATION_CHANNEL, JSON.stringify({ from: instance, ...event }));
-      } catch (error) {
-        // The database already holds the revocation; other instances reload it when Redis is back.
-        logger.warn({ err: { message: (error as Error).message } }, 'could not publish a revocation to Redis');
-      }
+      await sendRevocation(event);
     },
     deliverLocally: (event) => listeners.emit(event),
     subscribe: (listener) => listeners.add(listener),
@@ -137,6 +160,7 @@ export async function createRedisRevocationBus(
     onLiveness: (listener: LivenessListener) => livenessListeners.add(listener),
     async close() {
       closed = true;
+      stopWatching();
       redis.subscriber.off('message', onMessage);
       redis.subscriber.off('ready', onReady);
       redis.subscriber.off('close', onDown);
