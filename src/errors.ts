@@ -14,6 +14,8 @@ export const ERROR_CODES = [
   'NOT_FOUND',
   // A mail the caller asked for (requestEmailVerification) could not be sent; trying again later may work.
   'MAIL_DELIVERY_FAILED',
+  // The right password (or provider account) of an account an admin disabled: said only to whoever proved it.
+  'ACCOUNT_DISABLED',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

@@ -174,6 +174,7 @@ describe('the schema has text arguments to test', () => {
       'users(after)',
       'users(query)',
       'setUserRoles(userId)',
+      'setUserDisabled(userId)',
       'revokeUserSessions(userId)',
       'login(input.email)',
       'login(input.password)',

@@ -17,7 +17,7 @@ describe('schema.graphql', () => {
       enum RevocationReason { LOGOUT REVOKED_BY_USER REVOKED_BY_ADMIN PASSWORD_CHANGED PASSWORD_RESET REFRESH_TOKEN_REUSE ACCOUNT_DELETED }
       type User {
         id: ID! email: String! emailVerified: Boolean! displayName: String roles: [Role!]! createdAt: DateTime!
-        linkedAccounts: [LinkedAccount!]! sessions: [Session!]!
+        linkedAccounts: [LinkedAccount!]! sessions: [Session!]! disabled: Boolean!
       }
       type LinkedAccount { provider: String! providerUserId: String! email: String linkedAt: DateTime! }
       type Session { id: ID! createdAt: DateTime! lastUsedAt: DateTime! expiresAt: DateTime! userAgent: String ipAddress: String current: Boolean! }
@@ -65,6 +65,7 @@ describe('schema.graphql', () => {
         deleteAccount(password: String): Boolean!
         setUserRoles(userId: ID!, roles: [Role!]!): User!
         revokeUserSessions(userId: ID!): Int!
+        setUserDisabled(userId: ID!, disabled: Boolean!): User!
       }
       type Subscription { sessionRevoked: SessionRevocation! }
     `);

@@ -1,9 +1,12 @@
-// The admin surface over accounts: look up, list and search, change roles, end every session of a user.
+// The admin surface over accounts: look up, list and search, change roles, disable or enable, end every session
+// of a user.
+import { LockMode } from '@mikro-orm/core';
 import { sql } from 'kysely';
 import { audit } from '../audit/audit.ts';
 import { type Call, callerOf } from '../call.ts';
 import type { Clock } from '../clock.ts';
 import { ROLES, type Role, User, type UserRow } from '../db/entities.ts';
+import type { Em } from '../db/orm.ts';
 import { kysely, type Stamp, toUser } from '../db/tables.ts';
 import { transactional } from '../db/transaction.ts';
 import { AuthError, badInput } from '../errors.ts';
@@ -105,8 +108,34 @@ export interface AdminDeps {
 const isAdmin = (user: Pick<UserRow, 'roles'>) => rolesOf(user).includes('ADMIN');
 
 /**
- * Replaces a user's roles (USER is always kept). Refuses to leave the service without an admin. Removing a
- * role revokes the user's sessions, so that tokens carrying the old role stop working at once; an added role
+ * Reads `userId` and every enabled admin as committed, their rows locked in id order; NOT_FOUND when the user
+ * does not exist. Every change that can take an enabled admin away (a role removed, an account disabled) runs
+ * after this in its transaction, so two of them wait for each other in one order (no deadlock) and the second
+ * reads what the first wrote: two admins disabling each other at once cannot leave none. (SQLite has one writer:
+ * the second's write finds the database changed since its read and its transaction runs again.)
+ */
+async function lockAdminsAnd(tx: Em, userId: string): Promise<{ user: UserRow; otherEnabledAdmins: number }> {
+  // Unlocked, only to know which rows to lock: the locking read below is the one that counts.
+  const admins = await tx.find(
+    User,
+    { roles: { $like: '%ADMIN%' }, disabled: false },
+    { fields: ['id'], disableIdentityMap: true },
+  );
+  const ids = [...new Set([userId, ...admins.map((row) => row.id)])];
+  const rows = await tx.find(
+    User,
+    { id: { $in: ids } },
+    { orderBy: { id: 'asc' }, lockMode: LockMode.PESSIMISTIC_WRITE, disableIdentityMap: true },
+  );
+  const user = rows.find((row) => row.id === userId);
+  if (!user) throw new AuthError('NOT_FOUND', 'No such user');
+  const otherEnabledAdmins = rows.filter((row) => row.id !== userId && isAdmin(row) && !row.disabled).length;
+  return { user, otherEnabledAdmins };
+}
+
+/**
+ * Replaces a user's roles (USER is always kept). Refuses to leave the service without an enabled admin. Removing
+ * a role revokes the user's sessions, so that tokens carrying the old role stop working at once; an added role
  * arrives with the next refresh or sign-in.
  */
 export async function setUserRoles(
@@ -119,15 +148,14 @@ export async function setUserRoles(
   const { userId, roles: requested } = input;
   const roles = ROLES.filter((role) => role === 'USER' || requested.includes(role));
   const { user, revocation } = await transactional(em, async (tx) => {
-    const user = await tx.findOne(User, { id: userId });
-    if (!user) throw new AuthError('NOT_FOUND', 'No such user');
-    const before = rolesOf(user);
-    if (isAdmin(user) && !roles.includes('ADMIN')) {
-      const admins = await tx.count(User, { roles: { $like: '%ADMIN%' }, id: { $ne: userId } });
-      if (admins === 0) throw badInput('roles', 'This is the last admin: make someone else an admin first');
+    const { user: current, otherEnabledAdmins } = await lockAdminsAnd(tx, userId);
+    const before = rolesOf(current);
+    if (isAdmin(current) && !current.disabled && !roles.includes('ADMIN') && otherEnabledAdmins === 0) {
+      throw badInput('roles', 'This is the last enabled admin: make someone else an admin first');
     }
-    user.roles = roles.join(',');
-    user.updatedAt = new Date(deps.clock.now());
+    const user = { ...current, roles: roles.join(','), updatedAt: new Date(deps.clock.now()) } as UserRow;
+    // A native UPDATE by id: the rows read above are not managed (and cached copies of the user are dropped).
+    await tx.nativeUpdate(User, { id: userId }, { roles: user.roles, updatedAt: user.updatedAt });
     audit(
       tx,
       meta,
@@ -136,6 +164,47 @@ export async function setUserRoles(
     );
     const removed = before.some((role) => !roles.includes(role));
     const revocation = removed
+      ? await deps.sessions.revokeIn(tx, { userId, sessionIds: 'all', reason: 'REVOKED_BY_ADMIN', meta })
+      : undefined;
+    return { user, revocation };
+  });
+  if (revocation) await deps.sessions.published(revocation);
+  return user;
+}
+
+/**
+ * Disables or enables an account (scope users:write). Disabling revokes every session of the user
+ * (REVOKED_BY_ADMIN); sign-ins then answer ACCOUNT_DISABLED and refreshes UNAUTHENTICATED (ACCOUNT_DISABLED).
+ * The last enabled admin cannot be disabled (BAD_USER_INPUT, field userId). Setting what is already set
+ * changes nothing.
+ */
+export function setUserDisabled(
+  deps: AdminDeps,
+  call: Call,
+  input: { userId: string; disabled: boolean },
+): Promise<UserRow> {
+  return changeUserDisabled(deps, call, input, callerOf(call).sub);
+}
+
+/** setUserDisabled for a named actor (`by` in the audit trail): an admin's id, or `cli` for the admin CLI. */
+export async function changeUserDisabled(
+  deps: AdminDeps,
+  call: Pick<Call, 'em' | 'meta'>,
+  input: { userId: string; disabled: boolean },
+  by: string,
+): Promise<UserRow> {
+  const { em, meta } = call;
+  const { userId, disabled } = input;
+  const { user, revocation } = await transactional(em, async (tx) => {
+    const { user: current, otherEnabledAdmins } = await lockAdminsAnd(tx, userId);
+    if (current.disabled === disabled) return { user: current, revocation: undefined };
+    if (disabled && isAdmin(current) && otherEnabledAdmins === 0) {
+      throw badInput('userId', 'This is the last enabled admin: make someone else an admin first');
+    }
+    const user = { ...current, disabled, updatedAt: new Date(deps.clock.now()) } as UserRow;
+    await tx.nativeUpdate(User, { id: userId }, { disabled, updatedAt: user.updatedAt });
+    audit(tx, meta, { type: disabled ? 'USER_DISABLED' : 'USER_ENABLED', userId, detail: { by } }, user.updatedAt);
+    const revocation = disabled
       ? await deps.sessions.revokeIn(tx, { userId, sessionIds: 'all', reason: 'REVOKED_BY_ADMIN', meta })
       : undefined;
     return { user, revocation };

@@ -55,14 +55,20 @@ export async function login(deps: LoginDeps, call: Call, input: LoginInput): Pro
     await em.flush();
     throw new AuthError('INVALID_CREDENTIALS', 'The email or password is incorrect');
   }
-  let opened: ReturnType<typeof deps.sessions.open>;
+  let opened: Awaited<ReturnType<typeof deps.sessions.open>>;
   try {
     opened = await transactional(em, async (tx) => {
-      const session = deps.sessions.open(tx, user, meta, input.tokenDelivery ?? 'BODY');
+      const session = await deps.sessions.open(tx, user, meta, input.tokenDelivery ?? 'BODY');
       audit(tx, meta, { type: 'LOGIN_SUCCEEDED', userId: user.id, sessionId: session.row.id }, now);
       return session;
     });
   } catch (error) {
+    // Told only after the right password, so it reveals nothing to whoever does not have it.
+    if (error instanceof AuthError && error.code === 'ACCOUNT_DISABLED') {
+      audit(em, meta, { type: 'LOGIN_FAILED', userId: user.id, detail: { reason: 'ACCOUNT_DISABLED' } }, now);
+      await em.flush();
+      throw error;
+    }
     // The account was deleted between the password check and the new session: as if it never existed.
     if (error instanceof ForeignKeyConstraintViolationException) {
       throw new AuthError('INVALID_CREDENTIALS', 'The email or password is incorrect');

@@ -1,5 +1,13 @@
-// The admin surface: user(id), users(...) with Relay-style pagination, setUserRoles, revokeUserSessions.
-import { findUser, listUsers, MAX_PAGE_SIZE, revokeUserSessions, setUserRoles } from '../admin/users.ts';
+// The admin surface: user(id), users(...) with Relay-style pagination, setUserRoles, setUserDisabled,
+// revokeUserSessions.
+import {
+  findUser,
+  listUsers,
+  MAX_PAGE_SIZE,
+  revokeUserSessions,
+  setUserDisabled,
+  setUserRoles,
+} from '../admin/users.ts';
 import type { UserRow } from '../db/entities.ts';
 import { builder } from './builder.ts';
 import { RoleEnum, UserType } from './user.ts';
@@ -62,6 +70,16 @@ builder.mutationFields((t) => ({
     args: { userId: t.arg.id(), roles: t.arg({ type: [RoleEnum] }) },
     resolve: (_root, { userId, roles }, context) =>
       setUserRoles(context.services, context.call, { userId: String(userId), roles }),
+  }),
+  setUserDisabled: t.field({
+    type: UserType,
+    description:
+      "Disables or enables an account (scope users:write). Disabling ends the user's sessions (REVOKED_BY_ADMIN); " +
+      'a disabled account cannot sign in or refresh. The last enabled admin cannot be disabled.',
+    authScopes: { scope: 'users:write' },
+    args: { userId: t.arg.id(), disabled: t.arg.boolean() },
+    resolve: (_root, { userId, disabled }, context) =>
+      setUserDisabled(context.services, context.call, { userId: String(userId), disabled }),
   }),
   revokeUserSessions: t.int({
     description: 'Ends every session of a user (scope sessions:admin); returns how many were active.',

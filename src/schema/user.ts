@@ -45,6 +45,11 @@ export const UserType = builder.objectRef<UserSource>('User').implement({
       resolve: async (user, _args, context) => (await rowOf(user, context)).displayName ?? null,
     }),
     roles: t.field({ type: [RoleEnum], resolve: (user) => rolesOf(user) }),
+    disabled: t.boolean({
+      description: 'Whether an admin disabled the account (no sign-in, no refresh). The account holder, or users:read.',
+      authScopes: (user, _args, context) => (isSelf(context, user.id) ? true : { scope: 'users:read' }),
+      resolve: async (user, _args, context) => (await rowOf(user, context)).disabled,
+    }),
     createdAt: t.field({
       type: 'DateTime',
       resolve: async (user, _args, context) => (await rowOf(user, context)).createdAt,

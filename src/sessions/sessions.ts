@@ -3,7 +3,7 @@
 import { LockMode } from '@mikro-orm/core';
 import { type AuditEntry, audit, auditEvent, type RequestMeta } from '../audit/audit.ts';
 import type { Clock } from '../clock.ts';
-import { type RevocationReason, type Role, Session, type SessionRow, type UserRow } from '../db/entities.ts';
+import { type RevocationReason, type Role, Session, type SessionRow, User, type UserRow } from '../db/entities.ts';
 import type { Em } from '../db/orm.ts';
 import { findSessionWithUser, rotateRefreshToken } from '../db/session-rotation.ts';
 import { transactional } from '../db/transaction.ts';
@@ -103,13 +103,24 @@ export class Sessions {
     this.#limits = limits;
   }
 
-  /** Creates a session row on `em` (to be flushed by the caller's transaction) and its first refresh token. */
-  open(
+  /**
+   * Creates a session row on `em` (to be flushed by the caller's transaction, which `em` must be) and its first
+   * refresh token. ACCOUNT_DISABLED when the account is disabled: read under the user row's lock, which disabling
+   * takes before it revokes the user's sessions, so a sign-in racing it either ends before (and its session is
+   * revoked with the others) or reads the account disabled; none escapes.
+   */
+  async open(
     em: Em,
     user: UserRow,
     meta: RequestMeta,
     delivery: TokenDelivery = 'BODY',
-  ): { row: SessionRow; refreshToken: string } {
+  ): Promise<{ row: SessionRow; refreshToken: string }> {
+    const [account] = await em.find(
+      User,
+      { id: user.id },
+      { fields: ['id', 'disabled'], lockMode: LockMode.PESSIMISTIC_READ, disableIdentityMap: true },
+    );
+    if (account?.disabled) throw new AuthError('ACCOUNT_DISABLED', 'This account has been disabled');
     const now = new Date(this.#clock.now());
     const id = newSessionId();
     const tagKey = newTokenKey();
@@ -180,6 +191,8 @@ export class Sessions {
     if (row.cookieBound !== (source === 'cookie')) throw unauthenticated('INVALID_REFRESH_TOKEN');
     // Counted only for tokens of this session (genuine tag), so nobody can spend another session's allowance.
     await enforce(this.#limits.refresh, row.id);
+    // Before the session's own state: disabling revoked it too, and the holder of a genuine token is told why.
+    if (user.disabled) throw unauthenticated('ACCOUNT_DISABLED');
     const now = this.#clock.now();
     const current = row.refreshGeneration;
 
