@@ -1,5 +1,6 @@
 // `npm run admin -- <command>`: the operator's tools run in the service's environment (create-admin, list-users,
-// revoke-sessions), with --help. Passwords are read from a terminal without echo, or from standard input when piped.
+// revoke-sessions, disable-user, enable-user), with --help. Passwords are read from a terminal without echo, or
+// from standard input when piped.
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { text } from 'node:stream/consumers';
@@ -16,7 +17,7 @@ import { createOrm, type Em } from '../db/orm.ts';
 import { AuthError } from '../errors.ts';
 import { createLogger } from '../log.ts';
 import { rolesOf } from '../sessions/sessions.ts';
-import { listUsers, MAX_PAGE_SIZE } from './users.ts';
+import { changeUserDisabled, listUsers, MAX_PAGE_SIZE } from './users.ts';
 
 const META = { ipAddress: null, userAgent: 'admin-cli' };
 
@@ -178,6 +179,30 @@ async function revokeSessions(args: string[]): Promise<string> {
   }
 }
 
+/** disable-user and enable-user: through the app's flow, so sessions end on every instance sharing Redis. */
+async function setDisabled(args: string[], disabled: boolean): Promise<string> {
+  const name = disabled ? 'disable-user' : 'enable-user';
+  const [who] = args;
+  if (!who) throw new AuthError('BAD_USER_INPUT', `missing EMAIL or ID\n${COMMANDS[name].usage}`);
+  const config = environment();
+  const logger = createLogger({ logLevel: config.logLevel === 'silent' ? 'silent' : 'error' }, process.stderr);
+  const app = await createApp(config, { logger });
+  try {
+    const em = app.orm.em.fork() as Em;
+    const user = who.includes('@')
+      ? await em.findOne(User, { email: normalizeEmail(who) })
+      : await em.findOne(User, { id: who });
+    if (!user) throw new AuthError('NOT_FOUND', `no account ${who}`);
+    if (user.disabled === disabled) return `${user.email} is already ${disabled ? 'disabled' : 'enabled'}`;
+    await changeUserDisabled(app.services, { em, meta: META }, { userId: user.id, disabled }, 'cli');
+    return disabled
+      ? `disabled ${user.email}: its sessions are ended and it cannot sign in until enable-user`
+      : `enabled ${user.email}: it can sign in again`;
+  } finally {
+    await app.close();
+  }
+}
+
 const COMMANDS = {
   'create-admin': {
     usage: 'usage: npm run admin -- create-admin EMAIL',
@@ -203,6 +228,21 @@ const COMMANDS = {
       'Its refresh tokens stop working, and its access tokens are refused at once by every instance that\n' +
       'shares REDIS_URL (without Redis, a running instance refuses them when they expire).',
     run: revokeSessions,
+  },
+  'disable-user': {
+    usage: 'usage: npm run admin -- disable-user EMAIL|ID',
+    summary: 'switch an account off: its sessions end, it cannot sign in or refresh',
+    details:
+      'Its sessions are revoked (REVOKED_BY_ADMIN) as revoke-sessions does; signing in with the right password\n' +
+      'answers ACCOUNT_DISABLED, and neither OAuth nor a password reset brings it back. The last enabled admin\n' +
+      'cannot be disabled. enable-user switches it on again.',
+    run: (args: string[]) => setDisabled(args, true),
+  },
+  'enable-user': {
+    usage: 'usage: npm run admin -- enable-user EMAIL|ID',
+    summary: 'switch a disabled account on again (it signs in anew)',
+    details: 'Its old sessions stay ended: the account holder signs in again.',
+    run: (args: string[]) => setDisabled(args, false),
   },
 } as const satisfies Record<string, Command>;
 
