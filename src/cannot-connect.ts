@@ -40,5 +40,10 @@ export function cannotConnect(variable: string, error: unknown, secrets: readonl
 export function passwordOf(url: string | undefined): string[] {
   if (!url || !URL.canParse(url)) return [];
   const { password } = new URL(url);
-  return password ? [password, decodeURIComponent(password)] : [];
+  if (!password) return [];
+  try {
+    return [password, decodeURIComponent(password)];
+  } catch {
+    return [password];
+  }
 }

@@ -274,7 +274,7 @@ const schema = z.object({
     .string()
     .optional()
     .refine(
-      (v) => v === undefined || /^rediss?:\/\//.test(v),
+      (v) => v === undefined || (/^rediss?:\/\//.test(v) && decodableUrl(v)),
       'expected redis://[user:pass@]host:port[/db] or rediss://…',
     ),
   REDIS_SENTINELS: list.transform((entries, ctx) => {
@@ -330,7 +330,7 @@ const schema = z.object({
   METRICS_TOKEN: optionalText,
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   SMTP_URL: optionalText.refine(
-    (v) => v === undefined || (/^smtps?:\/\/[^/]/.test(v) && URL.canParse(v)),
+    (v) => v === undefined || (/^smtps?:\/\/[^/]/.test(v) && decodableUrl(v)),
     'expected smtp://[user:pass@]host[:port] or smtps://…',
   ),
   MAIL_FROM: optionalText.refine(
@@ -406,6 +406,21 @@ function parseRedisSentinel(
   });
 }
 
+/**
+ * A URL that parses and whose user, password and path decode (a lone `%` in a password makes decodeURIComponent
+ * throw a URIError, which would end the start with a stack instead of naming the variable).
+ */
+function decodableUrl(url: string): boolean {
+  if (!URL.canParse(url)) return false;
+  const { username, password, pathname } = new URL(url);
+  try {
+    for (const part of [username, password, pathname]) decodeURIComponent(part);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function parseDatabaseUrl(url: string | undefined, dataDir: string): DatabaseConfig {
   if (url === undefined) return { dialect: 'sqlite', path: `${dataDir}/auth.sqlite` };
   if (url.startsWith('sqlite:')) {
@@ -414,12 +429,10 @@ function parseDatabaseUrl(url: string | undefined, dataDir: string): DatabaseCon
     return { dialect: 'sqlite', path };
   }
   if (url.startsWith('mysql://') || url.startsWith('mariadb://')) {
-    let parsed: URL;
-    try {
-      parsed = new URL(url);
-    } catch {
-      throw new ConfigError('DATABASE_URL: expected mysql://user:pass@host:port/db');
+    if (!decodableUrl(url)) {
+      throw new ConfigError('DATABASE_URL: expected mysql://user:pass@host:port/db (special characters %-encoded)');
     }
+    const parsed = new URL(url);
     const dbName = decodeURIComponent(parsed.pathname.replace(/^\//, ''));
     if (!dbName || !parsed.hostname) throw new ConfigError('DATABASE_URL: expected mysql://user:pass@host:port/db');
     return {
