@@ -40,7 +40,8 @@ export class LoginThrottle {
    * Reserves one failed sign-in of the account `email` and of the client's IP (its ipKey) before a password is
    * compared: RATE_LIMITED, comparing nothing, while either is used up or locked. The right password forgets
    * the account's failures and back-off and gives the IP its attempt back; a wrong one keeps both spent and
-   * settles to the lockouts it caused (the account, the IP, both or none).
+   * settles to the lockouts it caused (the account, the IP, both or none). Run it through withAttempt: a check
+   * that fails before the comparison (the account could not be read) then costs neither counter anything.
    */
   reserve(email: string, ipAddress: string | null): Promise<Attempt<Lockout[]>> {
     const account: Charge = { limiter: this.#account, key: email, onMatch: 'reset' };
