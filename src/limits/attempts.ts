@@ -126,7 +126,10 @@ export class GuessLimit {
     this.#limiter = limiter;
   }
 
-  /** Reserves one guess for `key`; RATE_LIMITED, comparing nothing, once its wrong guesses are used up. */
+  /**
+   * Reserves one guess for `key` (run it through withAttempt); RATE_LIMITED, comparing nothing, once its wrong
+   * guesses are used up.
+   */
   reserve(key: string): Promise<Attempt<undefined>> {
     return reserveAttempt({ charges: [{ limiter: this.#limiter, key, onMatch: 'refund' }] });
   }
