@@ -18,6 +18,8 @@ describe('admin CLI help', () => {
       '  create-admin     make an account an admin, creating it when there is none',
       '  list-users       list accounts, oldest first',
       '  revoke-sessions  end every session of an account (reason REVOKED_BY_ADMIN)',
+      '  disable-user     switch an account off: its sessions end, it cannot sign in or refresh',
+      '  enable-user      switch a disabled account on again (it signs in anew)',
     ]);
     const one = await runAdminCli(['list-users', '--help'], {});
     expect(one.code).toBe(0);
@@ -26,9 +28,9 @@ describe('admin CLI help', () => {
       code: 0,
       out: expect.stringMatching(/^usage: npm run admin -- revoke-sessions EMAIL\|ID\n/),
     });
-    const unknown = await runAdminCli(['disable-user', 'x@example.com'], {});
+    const unknown = await runAdminCli(['delete-user', 'x@example.com'], {});
     expect(unknown.code).toBe(2);
-    expect(unknown.err.split('\n')[0]).toBe('unknown command "disable-user"');
+    expect(unknown.err.split('\n')[0]).toBe('unknown command "delete-user"');
   });
 });
 
