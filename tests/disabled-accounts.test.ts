@@ -259,11 +259,22 @@ describe.each(dialects())('disabled accounts on %s', (dialect) => {
       out: `${user.user.email} is already disabled`,
     });
 
+    // Promoting it does not switch it on.
+    expect(await runAdminCli(['create-admin', user.user.email], cliEnv)).toMatchObject({
+      code: 0,
+      out: `${user.user.email} is now an admin (it takes effect at the next sign-in or refresh) (the account is disabled: enable-user lets it sign in)`,
+    });
+    expectError(await loginUser(t.gql, user.user.email, user.password), ACCOUNT_DISABLED);
+
     expect(await runAdminCli(['enable-user', user.user.id], cliEnv)).toMatchObject({
       code: 0,
       out: `enabled ${user.user.email}: it can sign in again`,
     });
-    expect((await signIn(t.gql, user.user.email, user.password)).user.id).toBe(user.user.id);
+    expect((await signIn(t.gql, user.user.email, user.password)).user.roles).toEqual(['USER', 'ADMIN']);
+    // Back to a plain user: the races below count on knowing every enabled admin.
+    expect((await t.gql(SET_ROLES, { id: user.user.id, roles: ['USER'] }, { token: adminToken })).errors).toBe(
+      undefined,
+    );
     expect(await runAdminCli(['disable-user', 'nobody@example.com'], cliEnv)).toMatchObject({
       code: 1,
       err: 'no account nobody@example.com',

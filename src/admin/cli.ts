@@ -82,12 +82,14 @@ async function createAdmin(args: string[]): Promise<string> {
     const existing = await em.findOne(User, { email });
     if (existing) {
       const roles = rolesOf(existing);
-      if (roles.includes('ADMIN')) return `${email} is already an admin`;
+      // A disabled admin stays disabled: switching it on is enable-user's decision, not a side effect of this one.
+      const note = existing.disabled ? ' (the account is disabled: enable-user lets it sign in)' : '';
+      if (roles.includes('ADMIN')) return `${email} is already an admin${note}`;
       existing.roles = [...roles, 'ADMIN'].join(',');
       existing.updatedAt = now;
       audit(em, META, { type: 'ROLES_CHANGED', userId: existing.id, detail: { by: 'cli', to: existing.roles } }, now);
       await em.flush();
-      return `${email} is now an admin (it takes effect at the next sign-in or refresh)`;
+      return `${email} is now an admin (it takes effect at the next sign-in or refresh)${note}`;
     }
     let password = validatePassword(await readPassword(`Password for the new admin ${email}: `));
     if (process.stdin.isTTY && (await readPassword('Repeat the password: ')) !== password) {
