@@ -112,7 +112,17 @@ describe.each(dialects())('disabled accounts on %s', (dialect) => {
     await eventually(async () => (await scrapeMetrics(t.url)).value('graphql_ws_subscriptions_open') === 1);
     expect((await me(t.gql, user.accessToken, 'id disabled')).data?.me).toEqual({ id: user.user.id, disabled: false });
 
+    // Read (and cached) through federation, then read again after the change: the cached row is dropped.
+    const entity = () =>
+      t.gql(
+        'query($reps: [_Any!]!) { _entities(representations: $reps) { ... on User { id disabled } } }',
+        { reps: [{ __typename: 'User', id: user.user.id }] },
+        { token: adminToken },
+      );
+    expect((await entity()).data).toEqual({ _entities: [{ id: user.user.id, disabled: false }] });
+
     await disable(user.user.id);
+    expect((await entity()).data).toEqual({ _entities: [{ id: user.user.id, disabled: true }] });
 
     // Told of its own session's end, then the server completes the subscription and closes with 4403.
     expect(await watcher.closed).toBe(4403);
