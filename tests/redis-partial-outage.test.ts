@@ -61,19 +61,22 @@ describe.skipIf(!serviceAvailable('redis-server') && !servicesRequired)('Redis l
     let a: TestApp;
     let b: TestApp;
     let cutA: Awaited<ReturnType<typeof relay>>;
+    let cutB: Awaited<ReturnType<typeof relay>>;
     const subscriptions: Subscription<Event>[] = [];
 
     beforeAll(async () => {
       cutA = await relay(Number(new URL(redis.url).port));
+      cutB = await relay(Number(new URL(redis.url).port));
       const key = ed25519Pem();
       a = await startTestApp({ dialect, env: { REDIS_URL: cutA.url, JWT_PRIVATE_KEY: key } });
-      b = await startTestApp({ databaseUrl: a.databaseUrl, env: { REDIS_URL: redis.url, JWT_PRIVATE_KEY: key } });
+      b = await startTestApp({ databaseUrl: a.databaseUrl, env: { REDIS_URL: cutB.url, JWT_PRIVATE_KEY: key } });
     });
     afterAll(async () => {
       await Promise.all(subscriptions.map((s) => s.dispose()));
       await b?.close();
       await a?.close();
       await cutA?.close();
+      await cutB?.close();
     });
 
     it('a revocation made while only its instance had lost Redis is enforced on the other once it reconnects', async () => {
@@ -103,6 +106,46 @@ describe.skipIf(!serviceAvailable('redis-server') && !servicesRequired)('Redis l
       const event = await subscription.next(1);
       expect(event.sessionRevoked).toEqual({ sessionId: victim.session.id, reason: 'REVOKED_BY_USER' });
       expect(errorCode(await me(b.gql, victim.accessToken))).toBe('UNAUTHENTICATED');
+    }, 40_000);
+
+    it('during an outage of both, a revocation is heard once on the other: from the database, not again when republished', async () => {
+      const watcher = await registerUser(a.gql);
+      const victim = (await loginUser(b.gql, watcher.user.email, watcher.password)).data?.login as Payload;
+      const marker = (await loginUser(b.gql, watcher.user.email, watcher.password)).data?.login as Payload;
+      const subscription = subscribe<Event>(b.url, SUBSCRIPTION, watcher.accessToken);
+      subscriptions.push(subscription);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const revoke = async (sessionId: string) => {
+        const revoked = await a.gql(
+          'mutation($id: ID!) { revokeSession(id: $id) }',
+          { id: sessionId },
+          { token: watcher.accessToken },
+        );
+        expect([revoked.errors, revoked.data]).toEqual([undefined, { revokeSession: true }]);
+      };
+
+      cutA.cut();
+      cutB.cut();
+      await eventually(() => !a.app.bus.live() && !b.app.bus.live());
+      await revoke(victim.session.id);
+      // B reads it from the database while its bus is down.
+      expect((await subscription.next(1)).sessionRevoked).toEqual({
+        sessionId: victim.session.id,
+        reason: 'REVOKED_BY_USER',
+      });
+      expect(errorCode(await me(b.gql, victim.accessToken))).toBe('UNAUTHENTICATED');
+
+      cutA.restore();
+      cutB.restore();
+      await eventually(() => a.app.bus.live() && b.app.bus.live() && a.app.redis?.up === true, 15_000);
+      // A republished the first one on reconnecting, before this one: B's next event is this one.
+      await revoke(marker.session.id);
+      expect((await subscription.next(2)).sessionRevoked).toEqual({
+        sessionId: marker.session.id,
+        reason: 'REVOKED_BY_USER',
+      });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(subscription.events.length).toBe(2);
     }, 40_000);
   });
 });

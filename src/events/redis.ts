@@ -17,6 +17,7 @@ import {
 
 export const REVOCATION_CHANNEL = 'auth:revocations';
 const MAX_UNSENT_REVOCATIONS = 10_000;
+const MAX_DELIVERED_REMEMBERED = 50_000;
 
 export async function createRedisRevocationBus(
   redis: RedisConnections,
@@ -28,6 +29,20 @@ export async function createRedisRevocationBus(
   const listeners = createListeners<SessionRevokedEvent>(onError);
   const userListeners = createListeners<UserChangedEvent>(onError);
   const livenessListeners = createListeners<boolean>(onError);
+
+  // A revocation can reach this instance twice: read from the database while the bus was down, then published
+  // again by the instance that could not publish it then. Listeners (subscribers) hear each session once.
+  const delivered = new Set<string>();
+  const deliverOnce = (event: SessionRevokedEvent) => {
+    const sessionIds = event.sessionIds.filter((id) => !delivered.has(id));
+    if (sessionIds.length === 0) return;
+    for (const id of sessionIds) delivered.add(id);
+    for (const id of delivered) {
+      if (delivered.size <= MAX_DELIVERED_REMEMBERED) break;
+      delivered.delete(id);
+    }
+    listeners.emit(sessionIds.length === event.sessionIds.length ? event : { ...event, sessionIds });
+  };
 
   const onMessage = (channel: string, message: string) => {
     if (channel !== REVOCATION_CHANNEL) return;
@@ -44,7 +59,7 @@ export async function createRedisRevocationBus(
       return;
     }
     if (from === instance) return;
-    if (received.kind === 'sessionRevoked') listeners.emit(received.event);
+    if (received.kind === 'sessionRevoked') deliverOnce(received.event);
     else userListeners.emit(received.event);
   };
 
@@ -146,10 +161,10 @@ export async function createRedisRevocationBus(
 
   return {
     async publish(event) {
-      listeners.emit(event);
+      deliverOnce(event);
       await sendRevocation(event);
     },
-    deliverLocally: (event) => listeners.emit(event),
+    deliverLocally: deliverOnce,
     subscribe: (listener) => listeners.add(listener),
     async publishUserChanged(event) {
       userListeners.emit(event);
