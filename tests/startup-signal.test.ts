@@ -77,8 +77,8 @@ async function holdLock(dialect: Dialect, url: string) {
   };
 }
 
-function start(env: Record<string, string>) {
-  const child = spawn(join(root, 'node_modules/.bin/node'), [join(root, 'src/main.ts')], {
+function start(env: Record<string, string>, script = 'src/main.ts') {
+  const child = spawn(join(root, 'node_modules/.bin/node'), [join(root, script)], {
     cwd: root,
     env: { PATH: process.env.PATH, NODE_ENV: 'test', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -129,5 +129,17 @@ describe.each(dialects())('a signal during start-up (%s)', (dialect) => {
     expect(await service.exited).toEqual({ code: 130, signal: null });
     await lock.release();
     if (dialect === 'mysql') await lock.applied().catch(() => undefined);
+  }, 40_000);
+
+  it('SIGTERM during npm run migrate: the migrations all complete, exit 0', async () => {
+    const env = await envFor('three');
+    const lock = await holdLock(dialect, env.DATABASE_URL);
+    const migrate = start(env, 'src/db/migrate-cli.ts');
+    await eventually(() => lock.waiting(migrate.child), 20_000);
+    migrate.child.kill('SIGTERM');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await lock.release();
+    expect(await migrate.exited).toEqual({ code: 0, signal: null });
+    expect(await lock.applied()).toEqual(migrationNames(dialect));
   }, 40_000);
 });
