@@ -18,9 +18,22 @@ export interface RedisConnections {
   close(): Promise<void>;
 }
 
+/**
+ * A Redis that stops answering without closing its sockets (a hung process, a network black hole) is not seen by
+ * ioredis: the connection stays "ready", commands wait forever, and the bus counts as live, so nothing reads
+ * revocations from the database. Each connection is pinged every HEARTBEAT_MS; one unanswered for STALL_MS is
+ * dropped and reconnected (down until Redis answers again), and a command on the commands connection gives up
+ * after COMMAND_TIMEOUT_MS (rate limits then count in memory; a store operation fails).
+ */
+const HEARTBEAT_MS = 500;
+const STALL_MS = 1500;
+const COMMAND_TIMEOUT_MS = 1000;
+
 function options(target: RedisTarget, name: string): RedisOptions {
   const common: RedisOptions = {
     connectionName: name,
+    // Not on the subscriber: a SUBSCRIBE that timed out would leave the bus unsubscribed on a live connection.
+    ...(name === 'auth-commands' ? { commandTimeout: COMMAND_TIMEOUT_MS } : {}),
     // Fail fast while Redis is away instead of queueing requests behind it; reconnect in the background.
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
@@ -71,6 +84,31 @@ function open(
       if (!closing.value && redis.status === 'end') redis.connect().catch(() => undefined);
     }, 1000).unref();
   });
+  let pingSentAt: number | undefined;
+  const heartbeat = setInterval(() => {
+    if (closing.value || redis.status !== 'ready') {
+      pingSentAt = undefined;
+      if (closing.value) clearInterval(heartbeat);
+      return;
+    }
+    if (pingSentAt !== undefined) {
+      if (Date.now() - pingSentAt < STALL_MS) return;
+      pingSentAt = undefined;
+      logger.warn({ connection: name }, 'redis stopped answering: reconnecting');
+      redis.disconnect(true);
+      return;
+    }
+    const sentAt = Date.now();
+    pingSentAt = sentAt;
+    redis.ping().then(
+      () => {
+        if (pingSentAt === sentAt) pingSentAt = undefined;
+      },
+      // A ping that timed out stays unanswered (the stall above); one cut by a closing connection is reset above.
+      () => undefined,
+    );
+  }, HEARTBEAT_MS);
+  heartbeat.unref();
   return redis;
 }
 
