@@ -508,7 +508,7 @@ describe.each(dialects())('account lifecycle on %s', (dialect) => {
       await em.flush();
       // A session opens inside a transaction (it reads the account under its row's lock).
       const opened = await em.transactional((tx) =>
-        t.app.services.sessions.open(tx as Em, user, { ipAddress: null, userAgent: null }),
+        t.app.services.sessions.open(tx as Em, user, { ipAddress: null, userAgent: null }, 'BODY', 'existing'),
       );
       const tokens = await t.app.services.sessions.issue(user, opened.row, opened.refreshToken);
       const response = await t.gql(DELETE, {}, { token: tokens.accessToken });

@@ -224,6 +224,17 @@ describe.each(dialects())('disabled accounts on %s', (dialect) => {
     expect(back.data?.loginWithOAuth.user.id).toBe(created.user.id);
   });
 
+  it('does not make concurrent registrations deadlock (the account check reads only accounts that exist)', async () => {
+    const answers = await Promise.all(
+      Array.from({ length: 40 }, () =>
+        t.gql(REGISTER, {
+          input: { email: `many-${randomUUID().slice(0, 8)}@example.com`, password: 'correct horse battery' },
+        }),
+      ),
+    );
+    expect(answers.map((answer) => answer.errors ?? 'signed in')).toEqual(answers.map(() => 'signed in'));
+  });
+
   it('leaves no live session to a sign-in racing the disabling', async () => {
     const user = await registerUser(t.gql);
     const logins = Array.from({ length: 24 }, () => loginUser(t.gql, user.user.email, user.password));

@@ -58,7 +58,7 @@ export async function login(deps: LoginDeps, call: Call, input: LoginInput): Pro
   let opened: Awaited<ReturnType<typeof deps.sessions.open>>;
   try {
     opened = await transactional(em, async (tx) => {
-      const session = await deps.sessions.open(tx, user, meta, input.tokenDelivery ?? 'BODY');
+      const session = await deps.sessions.open(tx, user, meta, input.tokenDelivery ?? 'BODY', 'existing');
       audit(tx, meta, { type: 'LOGIN_SUCCEEDED', userId: user.id, sessionId: session.row.id }, now);
       return session;
     });

@@ -51,7 +51,7 @@ export async function register(deps: RegisterDeps, call: Call, input: RegisterIn
         createdAt: now,
         updatedAt: now,
       });
-      const opened = await deps.sessions.open(tx, user, meta, input.tokenDelivery ?? 'BODY');
+      const opened = await deps.sessions.open(tx, user, meta, input.tokenDelivery ?? 'BODY', 'created');
       audit(tx, meta, { type: 'USER_REGISTERED', userId: user.id, sessionId: opened.row.id }, now);
       return { user, ...opened };
     });

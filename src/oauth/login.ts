@@ -52,7 +52,7 @@ export async function loginWithOAuth(
         { fields: ['id'], lockMode: LockMode.PESSIMISTIC_WRITE, disableIdentityMap: true },
       );
       if ((await tx.count(LinkedAccount, { id: linked.id, user: user.id })) === 0) return null;
-      const opened = await deps.sessions.open(tx, user, meta, delivery);
+      const opened = await deps.sessions.open(tx, user, meta, delivery, 'existing');
       audit(
         tx,
         meta,
@@ -115,7 +115,7 @@ export async function loginWithOAuth(
         email,
         linkedAt: now,
       });
-      const opened = await deps.sessions.open(tx, user, meta, delivery);
+      const opened = await deps.sessions.open(tx, user, meta, delivery, 'created');
       audit(
         tx,
         meta,

@@ -107,20 +107,25 @@ export class Sessions {
    * Creates a session row on `em` (to be flushed by the caller's transaction, which `em` must be) and its first
    * refresh token. ACCOUNT_DISABLED when the account is disabled: read under the user row's lock, which disabling
    * takes before it revokes the user's sessions, so a sign-in racing it either ends before (and its session is
-   * revoked with the others) or reads the account disabled; none escapes.
+   * revoked with the others) or reads the account disabled; none escapes. `account` says whether the user row is
+   * being created by this same transaction ('created': nobody can have disabled it, and a locking read of a row
+   * not yet inserted would take a gap lock that deadlocks concurrent registrations on MySQL/MariaDB) or exists.
    */
   async open(
     em: Em,
     user: UserRow,
     meta: RequestMeta,
-    delivery: TokenDelivery = 'BODY',
+    delivery: TokenDelivery,
+    account: 'created' | 'existing',
   ): Promise<{ row: SessionRow; refreshToken: string }> {
-    const [account] = await em.find(
-      User,
-      { id: user.id },
-      { fields: ['id', 'disabled'], lockMode: LockMode.PESSIMISTIC_READ, disableIdentityMap: true },
-    );
-    if (account?.disabled) throw new AuthError('ACCOUNT_DISABLED', 'This account has been disabled');
+    if (account === 'existing') {
+      const [row] = await em.find(
+        User,
+        { id: user.id },
+        { fields: ['id', 'disabled'], lockMode: LockMode.PESSIMISTIC_READ, disableIdentityMap: true },
+      );
+      if (row?.disabled) throw new AuthError('ACCOUNT_DISABLED', 'This account has been disabled');
+    }
     const now = new Date(this.#clock.now());
     const id = newSessionId();
     const tagKey = newTokenKey();
