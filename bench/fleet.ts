@@ -11,8 +11,12 @@ import { type Exchange, type Fleet, graphqlPoster, residentBytes, startFleet } f
 
 const USERS = Number(process.env.FLEET_USERS ?? 1000);
 const SECONDS = Number(process.env.FLEET_DURATION ?? 120);
-/** Each user's pace: `me` about this often, a refresh about this often, and a logout about once in this. */
-const ME_EVERY_MS = Number(process.env.FLEET_ME_EVERY_MS ?? 2000);
+/**
+ * Each user's pace: `me` about this often, a refresh about this often, and a logout about once in this. The
+ * default (something every ~3.3 s per user, ~190 requests a second for 1,000 users) leaves a 2-CPU machine that
+ * runs the whole fleet and this generator about half idle; FLEET_ME_EVERY_MS=2000 (~480/s) saturates one.
+ */
+const ME_EVERY_MS = Number(process.env.FLEET_ME_EVERY_MS ?? 5000);
 const REFRESH_EVERY_MS = Number(process.env.FLEET_REFRESH_EVERY_MS ?? 10_000);
 const LOGOUT_EVERY_MS = 60_000;
 /** Users join evenly over this long (not 1,000 sign-ins in one burst); only what follows is measured. */
