@@ -127,7 +127,14 @@ describe('a development start', () => {
       expect(listening).toMatch(/^\[\d{2}:\d{2}:\d{2}\.\d{3}\] INFO \(\d+\): listening$/);
       expect(service.output()).not.toMatch(/^\{"level"/m);
     } finally {
-      await service.stop();
+      // What this test checks is the log format; shutdown has its own tests (tests/shutdown.test.ts). A
+      // development process spawned from the test worker sometimes does not act on a SIGTERM sent right after
+      // start (about one run in three here, never outside vitest; cause not found yet), so it is killed.
+      if (service.child.exitCode === null && service.child.signalCode === null) {
+        const exited = new Promise((resolve) => service.child.once('exit', resolve));
+        service.child.kill('SIGKILL');
+        await exited;
+      }
     }
   });
 });
