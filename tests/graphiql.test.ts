@@ -1,13 +1,11 @@
 // GraphiQL in a real browser (Debian's Chromium through playwright-core), with no network but this server:
 // register, put the token in the Headers tab, run `me`, and watch sessionRevoked arrive over WebSocket.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from './support/app.ts';
+import { type Browser, launchChromium } from './support/chromium.ts';
 import { loginUser, type Payload, uniqueEmail } from './support/graphql.ts';
-import { findBinary, serviceAvailable } from './support/services.ts';
+import { serviceAvailable } from './support/services.ts';
 
 const available = serviceAvailable('chromium');
 
@@ -35,40 +33,20 @@ async function responsePane(page: Page, text: string) {
 
 describe.skipIf(!available)('GraphiQL in Chromium', () => {
   let t: TestApp;
-  let context: BrowserContext;
-  let profile: string;
+  let browser: Browser;
   let page: Page;
   /** The account registered through GraphiQL, whose token the Headers tab then holds. */
   let email: string;
 
   beforeAll(async () => {
     t = await startTestApp({ env: { GRAPHIQL: 'true' } });
-    profile = mkdtempSync(join(tmpdir(), 'auth-chromium-'));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: findBinary('chromium'),
-      headless: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
-    page = context.pages()[0] ?? (await context.newPage());
     // Only this server may be reached: a CDN request would fail the page, and the test says which.
-    await context.route(
-      (url) => !url.href.startsWith(t.url) && !url.href.startsWith('blob:') && !url.href.startsWith('data:'),
-      (route) => route.abort(),
-    );
+    browser = await launchChromium([t.url]);
+    page = browser.context.pages()[0] ?? (await browser.context.newPage());
   });
 
   afterAll(async () => {
-    await context?.close();
-    if (profile) rmSync(profile, { recursive: true, force: true });
+    await browser?.close();
     await t?.close();
   });
 
