@@ -161,7 +161,7 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
       // 9. Routes that are not GraphQL: JWKS and metadata, readiness.
       useWellKnown(deps.keys, deps.wellKnown),
       useReadiness(deps.readiness),
-      // 9. Shutdown ends every subscription stream, so an SSE response finishes rather than being cut.
+      // 10. Shutdown ends every subscription stream, so an SSE response finishes rather than being cut.
       useShutdown(shutdown.signal),
     ],
     context: async (initial) => {
