@@ -5,13 +5,13 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { text } from 'node:stream/consumers';
 import { parseArgs } from 'node:util';
-import { createApp } from '../app.ts';
+import { type App, createApp } from '../app.ts';
 import { audit } from '../audit/audit.ts';
 import { createPasswordHasher } from '../auth/passwords.ts';
 import { normalizeEmail, validatePassword } from '../auth/validate.ts';
 import { createCall } from '../call.ts';
 import { type Config, ConfigError, configErrorLines, loadConfig } from '../config.ts';
-import { User } from '../db/entities.ts';
+import { User, type UserRow } from '../db/entities.ts';
 import { migrate } from '../db/migrate.ts';
 import { createOrm, type Em } from '../db/orm.ts';
 import { AuthError } from '../errors.ts';
@@ -153,13 +153,19 @@ async function listUsersCommand(args: string[]): Promise<string> {
   }
 }
 
-async function revokeSessions(args: string[]): Promise<string> {
+/**
+ * Runs `work` against the whole service, not listening, on the account named by EMAIL or ID: writes go through the
+ * same sessions and bus as the API's, so every running instance (through Redis) hears them at once. Its start-up
+ * notes (the mail outbox…) are the server's business: only errors reach the operator.
+ */
+async function withAccount(
+  command: keyof typeof COMMANDS,
+  args: string[],
+  work: (app: App, em: Em, user: UserRow) => Promise<string>,
+): Promise<string> {
   const [who] = args;
-  if (!who) throw new AuthError('BAD_USER_INPUT', `missing EMAIL or ID\n${COMMANDS['revoke-sessions'].usage}`);
+  if (!who) throw new AuthError('BAD_USER_INPUT', `missing EMAIL or ID\n${COMMANDS[command].usage}`);
   const config = environment();
-  // The whole service, not listening: the revocation goes through the same sessions and bus as the API's, so
-  // every running instance (through Redis) refuses the user's tokens at once.
-  // Its start-up notes (the mail outbox…) are the server's business: only errors reach the operator.
   const logger = createLogger({ logLevel: config.logLevel === 'silent' ? 'silent' : 'error' }, process.stderr);
   const app = await createApp(config, { logger });
   try {
@@ -168,6 +174,14 @@ async function revokeSessions(args: string[]): Promise<string> {
       ? await em.findOne(User, { email: normalizeEmail(who) })
       : await em.findOne(User, { id: who });
     if (!user) throw new AuthError('NOT_FOUND', `no account ${who}`);
+    return await work(app, em, user);
+  } finally {
+    await app.close();
+  }
+}
+
+async function revokeSessions(args: string[]): Promise<string> {
+  return withAccount('revoke-sessions', args, async (app, em, user) => {
     const count = await app.services.sessions.revoke(em, {
       userId: user.id,
       sessionIds: 'all',
@@ -176,33 +190,18 @@ async function revokeSessions(args: string[]): Promise<string> {
       extra: { type: 'USER_SESSIONS_REVOKED', userId: user.id, detail: { by: 'cli' } },
     });
     return `revoked ${count} session${count === 1 ? '' : 's'} of ${user.email}`;
-  } finally {
-    await app.close();
-  }
+  });
 }
 
 /** disable-user and enable-user: through the app's flow, so sessions end on every instance sharing Redis. */
 async function setDisabled(args: string[], disabled: boolean): Promise<string> {
-  const name = disabled ? 'disable-user' : 'enable-user';
-  const [who] = args;
-  if (!who) throw new AuthError('BAD_USER_INPUT', `missing EMAIL or ID\n${COMMANDS[name].usage}`);
-  const config = environment();
-  const logger = createLogger({ logLevel: config.logLevel === 'silent' ? 'silent' : 'error' }, process.stderr);
-  const app = await createApp(config, { logger });
-  try {
-    const em = app.orm.em.fork() as Em;
-    const user = who.includes('@')
-      ? await em.findOne(User, { email: normalizeEmail(who) })
-      : await em.findOne(User, { id: who });
-    if (!user) throw new AuthError('NOT_FOUND', `no account ${who}`);
+  return withAccount(disabled ? 'disable-user' : 'enable-user', args, async (app, em, user) => {
     if (user.disabled === disabled) return `${user.email} is already ${disabled ? 'disabled' : 'enabled'}`;
     await changeUserDisabled(app.services, { em, meta: META }, { userId: user.id, disabled }, 'cli');
     return disabled
       ? `disabled ${user.email}: its sessions are ended and it cannot sign in until enable-user`
       : `enabled ${user.email}: it can sign in again`;
-  } finally {
-    await app.close();
-  }
+  });
 }
 
 const COMMANDS = {
