@@ -12,19 +12,42 @@ const available = serviceAvailable('chromium');
 const QUERY_EDITOR = '.graphiql-query-editor .monaco-editor';
 const HEADERS_EDITOR = '.monaco-editor[data-uri$="headers.json"]';
 
-/** Replaces the content of a Monaco editor (typing would fight its auto-closing brackets). */
+/** The text a Monaco editor shows (its rendered lines, with Monaco's non-breaking spaces made plain). */
+async function editorText(page: Page, editor: string): Promise<string> {
+  const text = await page.locator(`${editor} .view-lines`).first().innerText();
+  return text.replace(/\u00a0/g, ' ').replace(/\s+/g, ' ').trim();
+}
+
+/**
+ * Replaces the content of a Monaco editor (typing would fight its auto-closing brackets), and checks that the
+ * editor holds it: keys sent before the editor has focus, or GraphiQL restoring its tab state over what was just
+ * typed, would otherwise leave the old operation in place and the test waiting for a request that never comes.
+ */
 async function setEditor(page: Page, editor: string, text: string) {
-  await page.locator(editor).first().click();
-  await page.keyboard.press('ControlOrMeta+A');
-  await page.keyboard.press('Delete');
-  await page.keyboard.insertText(text);
+  const wanted = text.replace(/\s+/g, ' ').trim();
+  for (let attempt = 1; ; attempt++) {
+    await page.locator(editor).first().click();
+    await page.keyboard.press('ControlOrMeta+A');
+    await page.keyboard.press('Delete');
+    await page.keyboard.insertText(text);
+    const shown = await editorText(page, editor);
+    if (shown === wanted) return;
+    if (attempt === 3) throw new Error(`the editor holds ${JSON.stringify(shown)} instead of the text typed`);
+  }
 }
 
 /** Runs the operation in the query editor and resolves with the JSON body of its HTTP response. */
 async function run(page: Page): Promise<{ data?: any; errors?: any[] }> {
-  const response = page.waitForResponse((r) => r.url().endsWith('/graphql') && r.request().method() === 'POST');
+  const response = page.waitForResponse((r) => r.url().endsWith('/graphql') && r.request().method() === 'POST', {
+    timeout: 15_000,
+  });
   await page.locator('.graphiql-execute-button').click();
-  return (await response).json();
+  try {
+    return await (await response).json();
+  } catch (error) {
+    const shown = await editorText(page, QUERY_EDITOR).catch(() => '(unreadable)');
+    throw new Error(`GraphiQL sent no request for ${JSON.stringify(shown)}: ${(error as Error).message}`);
+  }
 }
 
 async function responsePane(page: Page, text: string) {
@@ -55,10 +78,16 @@ describe.skipIf(!available)('GraphiQL in Chromium', () => {
     const errors: string[] = [];
     page.on('requestfailed', (request) => failed.push(request.url()));
     page.on('pageerror', (error) => errors.push(error.message));
+    // Ready once the editor is up and GraphiQL has its schema (the introspection answer).
+    const introspection = page.waitForResponse(
+      async (r) => r.url().endsWith('/graphql') && (r.request().postData() ?? '').includes('__schema'),
+      { timeout: 20_000 },
+    );
     const response = await page.goto(`${t.url}/graphql`);
     expect(response?.status()).toBe(200);
     expect(response?.headers()['content-security-policy']).toContain("script-src 'self'");
     await page.locator(QUERY_EDITOR).first().waitFor({ timeout: 20_000 });
+    expect((await introspection).status()).toBe(200);
     expect(failed).toEqual([]);
     expect(errors).toEqual([]);
   });
