@@ -14,8 +14,11 @@ const HEADERS_EDITOR = '.monaco-editor[data-uri$="headers.json"]';
 
 /** The text a Monaco editor shows (its rendered lines, with Monaco's non-breaking spaces made plain). */
 async function editorText(page: Page, editor: string): Promise<string> {
-  const text = await page.locator(`${editor} .view-lines`).first().innerText();
-  return text.replace(/\u00a0/g, ' ').replace(/\s+/g, ' ').trim();
+  const text = (await page.locator(`${editor} .view-lines`).first().textContent()) ?? '';
+  return text
+    .replace(/\u00a0/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
 }
 
 /**
