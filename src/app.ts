@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { OneTimeCodes } from './account/codes.ts';
 import { createPasswordHasher } from './auth/passwords.ts';
 import { cannotConnect, passwordOf } from './cannot-connect.ts';
+import { ClientRegistry } from './clients/registry.ts';
 import { type Clock, systemClock } from './clock.ts';
 import type { Config } from './config.ts';
 import { migrate } from './db/migrate.ts';
@@ -49,6 +50,8 @@ export interface App {
   readonly keys: KeyStore;
   readonly bus: RevocationBus;
   readonly revoked: RevokedSessions;
+  /** This instance's copy of the client registry. */
+  readonly clients: ClientRegistry;
   readonly services: Services;
   readonly store: KeyValueStore;
   readonly redis: RedisConnections | undefined;
@@ -106,8 +109,11 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       (event) => metrics.countRevocation(event),
     );
     await revoked.follow(bus, fork);
-    // While Redis is down, revocations made on other instances still arrive, from the database.
-    if (redis) revoked.pollWhileDown(bus, fork, logger);
+    const clients = new ClientRegistry(config.audience);
+    await clients.follow(bus, fork, logger);
+    // While Redis is down, revocations (of sessions, of clients) made on other instances still arrive, from the
+    // database.
+    if (redis) revoked.pollWhileDown(bus, fork, logger, 500, (em) => clients.load(em));
     const connections = redis;
     if (connections) metrics.watchRedis(() => connections.up);
     const users = new UserCache(config.userCacheSize, bus, clock, USER_CACHE_MAX_AGE_MS);
@@ -119,12 +125,15 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       keys,
       { ...config, clockToleranceMs: config.jwt.clockToleranceMs },
       clock,
-      (sid) => revoked.has(sid),
+      (claims) =>
+        claims.kind === 'user' && revoked.has(claims.sid)
+          ? 'SESSION_REVOKED'
+          : clients.refuses(claims.client_id, claims.iat, claims.kind === 'service'),
     );
     const hasher = await createPasswordHasher(config.bcryptCost);
     const limiters = createLimiterFactory(redis?.commands);
     const limits = createRateLimits(config, limiters);
-    const sessions = new Sessions(clock, sign, bus, config, limits);
+    const sessions = new Sessions(clock, sign, bus, config, limits, clients);
     const mailer = createMailer(config, logger, (kind) => metrics.countMailFailure(kind));
     tracing = config.telemetry ? await startTracing(config.telemetry) : undefined;
     const services: Services = {
@@ -184,6 +193,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       keys,
       bus,
       revoked,
+      clients,
       services,
       store,
       redis,
@@ -205,6 +215,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
         // Sends the spans of the last requests before the process ends.
         await tracing?.shutdown();
         revoked.close();
+        clients.close();
         users.close();
         await bus.close();
         await mailer.close();

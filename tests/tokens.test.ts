@@ -116,7 +116,7 @@ describe.each(['EdDSA', 'ES256', 'RS256'] as const)('%s access tokens', (alg) =>
       allowedIss: ISSUER,
       allowedAud: AUDIENCE,
       checkTyp: 'at+jwt',
-      requiredClaims: ['iss', 'aud', 'sub', 'sid', 'jti', 'iat', 'exp', 'scope', 'roles'],
+      requiredClaims: ['iss', 'aud', 'sub', 'client_id', 'sid', 'jti', 'iat', 'exp', 'scope', 'roles'],
       complete: true,
     });
     const { header, payload } = verify(user.accessToken);
@@ -125,6 +125,7 @@ describe.each(['EdDSA', 'ES256', 'RS256'] as const)('%s access tokens', (alg) =>
       iss: ISSUER,
       aud: AUDIENCE,
       sub: user.user.id,
+      client_id: 'default',
       sid: user.session.id,
       jti: expect.stringMatching(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/),
       iat: expect.any(Number),

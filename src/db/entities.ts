@@ -12,6 +12,9 @@ export const REVOCATION_REASONS = [
   'PASSWORD_RESET',
   'REFRESH_TOKEN_REUSE',
   'ACCOUNT_DELETED',
+  'CLIENT_DISABLED',
+  'CLIENT_SECRET_ROTATED',
+  'MFA_CHANGED',
 ] as const;
 export type RevocationReason = (typeof REVOCATION_REASONS)[number];
 
@@ -28,6 +31,8 @@ export const User = defineEntity({
     roles: p.string().length(64).default('USER'),
     /** Switched off by an admin: no sign-in, no refresh (its sessions were revoked when it was set). */
     disabled: p.boolean().default(false),
+    /** API scopes granted to the user (not built-in ones), space-separated, sorted; '' for none. */
+    scopes: p.string().length(2048).default(''),
     createdAt: p.datetime(3),
     updatedAt: p.datetime(3),
   },
@@ -59,6 +64,8 @@ export const Session = defineEntity({
     revokedReason: p.string().length(32).nullable(),
     /** Its refresh tokens travel only in an HttpOnly cookie (tokenDelivery COOKIE), for its whole life. */
     cookieBound: p.boolean().default(false),
+    /** The client (clients.id) the session was opened for: its tokens carry it as client_id, and its audiences. */
+    clientId: p.string().length(64).default('default').index(),
   },
 });
 export type SessionRow = InferEntity<typeof Session>;
@@ -78,6 +85,14 @@ export const AUDIT_EVENT_TYPES = [
   'USER_SESSIONS_REVOKED',
   'USER_DISABLED',
   'USER_ENABLED',
+  'USER_SCOPES_CHANGED',
+  'CLIENT_CREATED',
+  'CLIENT_UPDATED',
+  'CLIENT_SECRET_ROTATED',
+  'CLIENT_DISABLED',
+  'CLIENT_ENABLED',
+  'CLIENT_TOKEN_ISSUED',
+  'CLIENT_AUTHENTICATION_FAILED',
   'EMAIL_VERIFICATION_REQUESTED',
   'EMAIL_VERIFICATION_FAILED',
   'EMAIL_VERIFIED',
@@ -134,4 +149,34 @@ export const LinkedAccount = defineEntity({
 });
 export type LinkedAccountRow = InferEntity<typeof LinkedAccount>;
 
-export const entities = [User, Session, AuditEvent, LinkedAccount];
+export const CLIENT_TYPES = ['PUBLIC', 'CONFIDENTIAL'] as const;
+export type ClientType = (typeof CLIENT_TYPES)[number];
+
+/**
+ * An application or service that tokens are issued to (API.md "Clients"). Lists are JSON arrays of strings.
+ * `tokensRevokedAt`: every token issued to the client at or before this instant is refused (disabling it, rotating
+ * its secret); a later token is not, unless the client is disabled.
+ */
+export const Client = defineEntity({
+  name: 'Client',
+  tableName: 'clients',
+  properties: {
+    id: p.string().length(64).primary(),
+    name: p.string().length(200),
+    type: p.string().length(16),
+    /** SHA-256 (hex) of the client secret (256 random bits: a slow hash adds nothing); null for PUBLIC clients. */
+    secretHash: p.string().length(64).nullable(),
+    audiences: p.text(),
+    redirectUris: p.text(),
+    allowedOrigins: p.text(),
+    scopes: p.text(),
+    disabled: p.boolean().default(false),
+    tokensRevokedAt: p.datetime(3).nullable(),
+    tokensRevokedReason: p.string().length(32).nullable(),
+    createdAt: p.datetime(3),
+    updatedAt: p.datetime(3),
+  },
+});
+export type ClientRow = InferEntity<typeof Client>;
+
+export const entities = [User, Session, AuditEvent, LinkedAccount, Client];

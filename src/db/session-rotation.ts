@@ -41,6 +41,7 @@ const FIND_SESSION_WITH_USER = new Statement((db: Kysely<Tables>, slot: SlotOf) 
       's.revoked_at',
       's.revoked_reason',
       's.cookie_bound',
+      's.client_id',
       'u.id as u_id',
       'u.email as u_email',
       'u.password_hash as u_password_hash',
@@ -48,6 +49,7 @@ const FIND_SESSION_WITH_USER = new Statement((db: Kysely<Tables>, slot: SlotOf) 
       'u.display_name as u_display_name',
       'u.roles as u_roles',
       'u.disabled as u_disabled',
+      'u.scopes as u_scopes',
       'u.created_at as u_created_at',
       'u.updated_at as u_updated_at',
     ])
@@ -66,6 +68,7 @@ export async function findSessionWithUser(em: Em, sessionId: string): Promise<Se
     display_name: row.u_display_name,
     roles: row.u_roles,
     disabled: row.u_disabled,
+    scopes: row.u_scopes,
     created_at: row.u_created_at,
     updated_at: row.u_updated_at,
   });

@@ -1,6 +1,7 @@
 // The in-process RevocationBus: one instance, so publishing is delivering, and it is always live.
 import type { Logger } from 'pino';
 import {
+  type ClientChangedEvent,
   createListeners,
   type RevocationBus,
   type SessionRevokedEvent,
@@ -14,6 +15,9 @@ export function createMemoryRevocationBus(logger: Logger): RevocationBus {
   const userListeners = createListeners<UserChangedEvent>((error) =>
     logger.error({ err: error }, 'user change listener failed'),
   );
+  const clientListeners = createListeners<ClientChangedEvent>((error) =>
+    logger.error({ err: error }, 'client change listener failed'),
+  );
   return {
     async publish(event) {
       listeners.emit(event);
@@ -24,11 +28,16 @@ export function createMemoryRevocationBus(logger: Logger): RevocationBus {
       userListeners.emit(event);
     },
     subscribeUserChanged: (listener) => userListeners.add(listener),
+    async publishClientChanged(event) {
+      clientListeners.emit(event);
+    },
+    subscribeClientChanged: (listener) => clientListeners.add(listener),
     live: () => true,
     onLiveness: () => () => {},
     async close() {
       listeners.clear();
       userListeners.clear();
+      clientListeners.clear();
     },
   };
 }

@@ -12,6 +12,8 @@ export function onPublish(bus: RevocationBus, listener: RevocationListener): Rev
     subscribe: (subscriber) => bus.subscribe(subscriber),
     publishUserChanged: (event) => bus.publishUserChanged(event),
     subscribeUserChanged: (subscriber) => bus.subscribeUserChanged(subscriber),
+    publishClientChanged: (event) => bus.publishClientChanged(event),
+    subscribeClientChanged: (subscriber) => bus.subscribeClientChanged(subscriber),
     live: () => bus.live(),
     onLiveness: (subscriber) => bus.onLiveness(subscriber),
     close: () => bus.close(),

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { RedisConnections } from '../store/redis-connection.ts';
 import {
+  type ClientChangedEvent,
   createListeners,
   type LivenessListener,
   MAX_USER_IDS_PER_MESSAGE,
@@ -29,6 +30,7 @@ export async function createRedisRevocationBus(
   const listeners = createListeners<SessionRevokedEvent>(onError);
   const userListeners = createListeners<UserChangedEvent>(onError);
   const livenessListeners = createListeners<boolean>(onError);
+  const clientListeners = createListeners<ClientChangedEvent>(onError);
 
   // A revocation can reach this instance twice: read from the database while the bus was down, then published
   // again by the instance that could not publish it then. Listeners (subscribers) hear each session once.
@@ -60,6 +62,7 @@ export async function createRedisRevocationBus(
     }
     if (from === instance) return;
     if (received.kind === 'sessionRevoked') deliverOnce(received.event);
+    else if (received.kind === 'clientChanged') clientListeners.emit(received.event);
     else userListeners.emit(received.event);
   };
 
@@ -115,10 +118,28 @@ export async function createRedisRevocationBus(
       }
     }
   };
+  // Client changes this instance could not publish: the latest state of each client, sent once Redis is back.
+  const unsentClients = new Map<string, ClientChangedEvent>();
+  const sendClientChanged = async (event: ClientChangedEvent): Promise<void> => {
+    try {
+      await redis.commands.publish(
+        REVOCATION_CHANNEL,
+        JSON.stringify({ from: instance, kind: 'clientChanged', client: event }),
+      );
+    } catch (error) {
+      logger.warn({ err: { message: (error as Error).message } }, 'could not publish a client change to Redis');
+      const waiting = unsentClients.get(event.id);
+      if (!waiting || waiting.updatedAt <= event.updatedAt) unsentClients.set(event.id, event);
+    }
+  };
+
   // Whatever waits is sent again each time the connections come back; a send that fails again waits for the next.
   const sendUnsent = async () => {
     if (closed) return;
     for (const event of unsentRevocations.splice(0)) await sendRevocation(event);
+    const clients = [...unsentClients.values()];
+    unsentClients.clear();
+    for (const event of clients) await sendClientChanged(event);
     if (unsent) {
       const pending = unsent;
       unsent = undefined;
@@ -171,6 +192,11 @@ export async function createRedisRevocationBus(
       await sendUserChanged(event);
     },
     subscribeUserChanged: (listener) => userListeners.add(listener),
+    async publishClientChanged(event) {
+      clientListeners.emit(event);
+      await sendClientChanged(event);
+    },
+    subscribeClientChanged: (listener) => clientListeners.add(listener),
     live,
     onLiveness: (listener: LivenessListener) => livenessListeners.add(listener),
     async close() {
@@ -182,6 +208,7 @@ export async function createRedisRevocationBus(
       redis.subscriber.off('end', onDown);
       listeners.clear();
       userListeners.clear();
+      clientListeners.clear();
       livenessListeners.clear();
     },
   };

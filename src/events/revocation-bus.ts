@@ -12,10 +12,33 @@ export interface SessionRevokedEvent {
   readonly revokedAt: number;
 }
 
+/**
+ * A client's committed state (API.md "Clients"), all of it but the secret's hash: every instance replaces its copy
+ * with it, so a disabled client or a rotated secret is refused everywhere as soon as the message arrives. Times are
+ * milliseconds since the epoch.
+ */
+export interface ClientChangedEvent {
+  readonly id: string;
+  readonly name: string;
+  readonly type: 'PUBLIC' | 'CONFIDENTIAL';
+  /** As stored: empty means the configured AUDIENCE. */
+  readonly audiences: readonly string[];
+  readonly redirectUris: readonly string[];
+  readonly allowedOrigins: readonly string[];
+  readonly scopes: readonly string[];
+  readonly disabled: boolean;
+  /** Service tokens issued at or before this instant are refused (secret rotated, client disabled). */
+  readonly tokensRevokedAt: number | null;
+  readonly tokensRevokedReason: RevocationReason | null;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+}
+
 /** Committed changes to users' rows: these ids, or (`all`) any user, e.g. after messages may have been lost. */
 export type UserChangedEvent = { readonly userIds: readonly string[] } | { readonly all: true };
 
 export type RevocationListener = (event: SessionRevokedEvent) => void;
+export type ClientChangedListener = (event: ClientChangedEvent) => void;
 export type UserChangedListener = (event: UserChangedEvent) => void;
 /** Told `false` when the bus stops delivering and `true` once every message published from then on reaches it. */
 export type LivenessListener = (live: boolean) => void;
@@ -34,6 +57,10 @@ export interface RevocationBus {
   publishUserChanged(event: UserChangedEvent): Promise<void>;
   /** Returns the function that unsubscribes. */
   subscribeUserChanged(listener: UserChangedListener): () => void;
+  /** Publishes a client's committed state: this instance's listeners hear it before this resolves. */
+  publishClientChanged(event: ClientChangedEvent): Promise<void>;
+  /** Returns the function that unsubscribes. */
+  subscribeClientChanged(listener: ClientChangedListener): () => void;
   /**
    * Whether this instance hears every message published from now on. False while the subscription is down
    * (and until it is confirmed again after a reconnect): whatever was published meanwhile may be lost.
@@ -90,10 +117,44 @@ export function parseUserChanged(value: unknown): UserChangedEvent | undefined {
   return { userIds };
 }
 
+const isStringList = (value: unknown): value is string[] =>
+  Array.isArray(value) &&
+  value.length <= 1000 &&
+  value.every((item) => typeof item === 'string' && item.length <= 2048);
+const isTime = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value);
+
+/** Parses a client change from the wire; undefined for anything malformed. */
+export function parseClientChanged(value: unknown): ClientChangedEvent | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const v = value as Record<string, unknown>;
+  if (typeof v.id !== 'string' || v.id.length === 0 || v.id.length > 64 || typeof v.name !== 'string') return undefined;
+  if (v.type !== 'PUBLIC' && v.type !== 'CONFIDENTIAL') return undefined;
+  if (![v.audiences, v.redirectUris, v.allowedOrigins, v.scopes].every(isStringList)) return undefined;
+  if (typeof v.disabled !== 'boolean' || !isTime(v.createdAt) || !isTime(v.updatedAt)) return undefined;
+  if (v.tokensRevokedAt !== null && !isTime(v.tokensRevokedAt)) return undefined;
+  const reason = v.tokensRevokedReason;
+  if (reason !== null && !(REVOCATION_REASONS as readonly unknown[]).includes(reason)) return undefined;
+  return {
+    id: v.id,
+    name: v.name,
+    type: v.type,
+    audiences: v.audiences as string[],
+    redirectUris: v.redirectUris as string[],
+    allowedOrigins: v.allowedOrigins as string[],
+    scopes: v.scopes as string[],
+    disabled: v.disabled,
+    tokensRevokedAt: v.tokensRevokedAt as number | null,
+    tokensRevokedReason: reason as RevocationReason | null,
+    createdAt: v.createdAt,
+    updatedAt: v.updatedAt,
+  };
+}
+
 /** What a bus message carries: messages without a `kind` are revocations (the only kind before user changes). */
 export type BusMessage =
   | { readonly kind: 'sessionRevoked'; readonly event: SessionRevokedEvent }
-  | { readonly kind: 'userChanged'; readonly event: UserChangedEvent };
+  | { readonly kind: 'userChanged'; readonly event: UserChangedEvent }
+  | { readonly kind: 'clientChanged'; readonly event: ClientChangedEvent };
 
 export function parseMessage(value: unknown): BusMessage | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
@@ -105,6 +166,10 @@ export function parseMessage(value: unknown): BusMessage | undefined {
   if (kind === 'userChanged') {
     const event = parseUserChanged(value);
     return event && { kind: 'userChanged', event };
+  }
+  if (kind === 'clientChanged') {
+    const event = parseClientChanged((value as { client?: unknown }).client);
+    return event && { kind: 'clientChanged', event };
   }
   return undefined;
 }

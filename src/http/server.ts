@@ -13,7 +13,7 @@ import type { RevocationBus } from '../events/revocation-bus.ts';
 import { yogaLogging } from '../log.ts';
 import type { Context, Services } from '../schema/context.ts';
 import { createMaskError, toGraphQLError } from '../schema/errors.ts';
-import type { AccessClaims } from '../tokens/claims.ts';
+import type { VerifiedClaims } from '../tokens/claims.ts';
 import type { KeyStore } from '../tokens/key-store.ts';
 import type { AccessTokenVerifier } from '../tokens/verify.ts';
 import { authenticate } from './authenticate.ts';
@@ -80,7 +80,7 @@ interface ServerContext {
   request?: Request;
   req?: IncomingMessage;
   /** Set for operations over WebSocket: the claims verified at connection_init. */
-  socketAuth?: AccessClaims | null;
+  socketAuth?: VerifiedClaims | null;
 }
 
 export interface HttpServer {
@@ -166,18 +166,21 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
     ],
     context: async (initial) => {
       const { request, req, socketAuth } = initial;
-      let auth = socketAuth;
-      if (auth === undefined) {
+      let claims = socketAuth;
+      if (claims === undefined) {
         try {
-          auth = await authenticate(request?.headers.get('authorization'), deps.verify);
+          claims = await authenticate(request?.headers.get('authorization'), deps.verify);
         } catch (error) {
           throw error instanceof AuthError ? toGraphQLError(error) : error;
         }
       }
       // The EntityManager is forked on first use: many requests (a token-only `me`) never use it.
       const meta = requestMeta(req, request?.headers, deps.trustProxy);
+      // A user's token makes the caller that user; a service token (client credentials) only grants its scopes.
+      const auth = claims?.kind === 'user' ? claims : null;
       return {
         auth,
+        service: claims?.kind === 'service' ? claims : null,
         call: createCall(() => deps.orm.em.fork() as Em, meta, auth),
         services: deps.services,
         signedIn: new Map<string, string>(),

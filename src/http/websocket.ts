@@ -16,7 +16,7 @@ import type { WebSocketLimitsConfig } from '../config.ts';
 import { AuthError } from '../errors.ts';
 import type { RevocationBus } from '../events/revocation-bus.ts';
 import { createMaskError, toGraphQLError, withoutQuotedValues } from '../schema/errors.ts';
-import type { AccessClaims } from '../tokens/claims.ts';
+import type { VerifiedClaims } from '../tokens/claims.ts';
 import type { AccessTokenVerifier } from '../tokens/verify.ts';
 import { authenticate } from './authenticate.ts';
 import type { RequestScope, RequestScopes } from './request-scope.ts';
@@ -30,7 +30,7 @@ const REVOKED_CLOSE_DEADLINE_MS = 1000;
 type Extra = {
   socket: WebSocket;
   request: IncomingMessage;
-  auth?: AccessClaims | null;
+  auth?: VerifiedClaims | null;
   revoked?: boolean;
   /** The token expired: the socket's subscriptions are being completed, then it closes with 4403. */
   expired?: boolean;
@@ -148,7 +148,7 @@ export function attachWebSocketServer(server: Server, yoga: YogaServerInstance<a
 
   const forget = (ctx: Ctx) => {
     clearTimeout(ctx.extra.timer);
-    const sid = ctx.extra.auth?.sid;
+    const sid = ctx.extra.auth?.kind === 'user' ? ctx.extra.auth.sid : undefined;
     if (!sid) return;
     const sockets = bySession.get(sid);
     sockets?.delete(ctx);
@@ -214,7 +214,7 @@ export function attachWebSocketServer(server: Server, yoga: YogaServerInstance<a
         throw error;
       }
     }
-    if (auth && !claimSessionPlace(auth.sid, onRelease)) return [tooMany('session')];
+    if (auth?.kind === 'user' && !claimSessionPlace(auth.sid, onRelease)) return [tooMany('session')];
     const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
       ...ctx,
       req: ctx.extra.request,
@@ -302,8 +302,8 @@ export function attachWebSocketServer(server: Server, yoga: YogaServerInstance<a
         }
         const auth = ctx.extra.auth;
         if (auth) {
-          const sockets = bySession.get(auth.sid) ?? new Set<Ctx>();
-          bySession.set(auth.sid, sockets.add(ctx as Ctx));
+          if (auth.kind === 'user')
+            bySession.set(auth.sid, (bySession.get(auth.sid) ?? new Set<Ctx>()).add(ctx as Ctx));
           const untilExpiry = auth.exp * 1000 - deps.clock.now();
           ctx.extra.timer = setTimeout(() => expire(ctx as Ctx), Math.max(0, untilExpiry));
         }

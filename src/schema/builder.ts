@@ -22,9 +22,9 @@ export const builder = new SchemaBuilder<{
   scopeAuth: {
     authScopes: (context) => ({
       authenticated: context.auth !== null,
-      scope: (scope) => context.auth?.scopes.has(scope) ?? false,
+      scope: (scope) => (context.auth ?? context.service)?.scopes.has(scope) ?? false,
     }),
-    unauthorizedError: (_parent, context) => scopeError(context.auth !== null),
+    unauthorizedError: (_parent, context) => scopeError(context.auth !== null || context.service !== null),
   },
 });
 

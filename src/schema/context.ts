@@ -13,7 +13,7 @@ import type { Mailer } from '../mail/mailer.ts';
 import type { MailSettings } from '../mail/templates.ts';
 import type { OAuth } from '../oauth/oauth.ts';
 import type { Sessions } from '../sessions/sessions.ts';
-import type { AccessClaims } from '../tokens/claims.ts';
+import type { AccessClaims, ServiceClaims } from '../tokens/claims.ts';
 
 /** Everything the flows are built from, made once by createApp; each flow takes the part it needs (its `deps`). */
 export interface Services {
@@ -61,8 +61,10 @@ export interface RefreshCookie {
 }
 
 export interface Context {
-  /** Claims of a verified, unrevoked access token; null for an anonymous request (also `call.caller`). */
+  /** Claims of a verified, unrevoked user's access token; null otherwise (also `call.caller`). */
   readonly auth: AccessClaims | null;
+  /** Claims of a verified, unrevoked service token (client credentials): scopes, no user; null otherwise. */
+  readonly service: ServiceClaims | null;
   /** What every flow takes: the request's EntityManager (forked on first use), its meta, the caller. */
   readonly call: Call;
   readonly services: Services;

@@ -110,7 +110,14 @@ export class RevokedSessions {
    * is live again it carries them alone (its reconnection reloads once more, for what fell between the last read
    * and the subscription's confirmation). A failing read (the database down too) is logged once per outage.
    */
-  pollWhileDown(bus: RevocationBus, fork: () => Em, logger: Logger, intervalMs = 500): void {
+  pollWhileDown(
+    bus: RevocationBus,
+    fork: () => Em,
+    logger: Logger,
+    intervalMs = 500,
+    /** Also read each time: what else the bus would have told (the client registry). */
+    alsoRead?: (em: Em) => Promise<void>,
+  ): void {
     let running = false;
     let failing = false;
     const poll = async () => {
@@ -118,6 +125,7 @@ export class RevokedSessions {
       running = true;
       try {
         for (const event of await this.load(fork())) bus.deliverLocally(event);
+        await alsoRead?.(fork());
         if (failing) logger.info('revocations read from the database again');
         failing = false;
       } catch (error) {

@@ -2,6 +2,7 @@
 
 import { LockMode } from '@mikro-orm/core';
 import { type AuditEntry, audit, auditEvent, type RequestMeta } from '../audit/audit.ts';
+import { type ClientInfo, type ClientRegistry, DEFAULT_CLIENT_ID } from '../clients/registry.ts';
 import type { Clock } from '../clock.ts';
 import { type RevocationReason, type Role, Session, type SessionRow, User, type UserRow } from '../db/entities.ts';
 import type { Em } from '../db/orm.ts';
@@ -10,6 +11,7 @@ import { transactional } from '../db/transaction.ts';
 import { AuthError, unauthenticated } from '../errors.ts';
 import type { RevocationBus, SessionRevokedEvent } from '../events/revocation-bus.ts';
 import { enforce, type RateLimits } from '../limits/rate-limits.ts';
+import { splitScopes } from '../tokens/scopes.ts';
 import type { AccessTokenSigner } from '../tokens/sign.ts';
 import {
   hashSecret,
@@ -72,6 +74,10 @@ export interface SessionSettings {
 
 export const rolesOf = (user: Pick<UserRow, 'roles'>): Role[] => user.roles.split(',') as Role[];
 
+/** The user's API scopes that the client declares: what a user token of that client carries (API.md). */
+export const grantedApiScopes = (user: Pick<UserRow, 'scopes'>, client: ClientInfo): string[] =>
+  splitScopes(user.scopes).filter((scope) => client.scopes.includes(scope));
+
 export const toSessionInfo = (row: SessionRow, currentSessionId: string | undefined): SessionInfo => ({
   id: row.id,
   createdAt: row.createdAt,
@@ -88,6 +94,8 @@ export class Sessions {
   readonly #bus: RevocationBus;
   readonly #settings: SessionSettings;
   readonly #limits: Pick<RateLimits, 'refresh'>;
+  /** The clients sessions are opened for (every instance's copy of the registry). */
+  readonly clients: ClientRegistry;
 
   constructor(
     clock: Clock,
@@ -95,7 +103,9 @@ export class Sessions {
     bus: RevocationBus,
     settings: SessionSettings,
     limits: Pick<RateLimits, 'refresh'>,
+    clients: ClientRegistry,
   ) {
+    this.clients = clients;
     this.#clock = clock;
     this.#sign = sign;
     this.#bus = bus;
@@ -110,6 +120,8 @@ export class Sessions {
    * revoked with the others) or reads the account disabled; none escapes. `account` says whether the user row is
    * being created by this same transaction ('created': nobody can have disabled it, and a locking read of a row
    * not yet inserted would take a gap lock that deadlocks concurrent registrations on MySQL/MariaDB) or exists.
+   * `clientId`: the client the sign-in names (default `default`); BAD_USER_INPUT (field clientId) when it is
+   * unknown or disabled. Flows should check it with `clients.forSignIn` before any credential, too.
    */
   async open(
     em: Em,
@@ -117,7 +129,9 @@ export class Sessions {
     meta: RequestMeta,
     delivery: TokenDelivery,
     account: 'created' | 'existing',
+    clientId: string = DEFAULT_CLIENT_ID,
   ): Promise<{ row: SessionRow; refreshToken: string }> {
+    const client = this.clients.forSignIn(clientId);
     if (account === 'existing') {
       const [row] = await em.find(
         User,
@@ -147,16 +161,23 @@ export class Sessions {
       revokedAt: null,
       revokedReason: null,
       cookieBound: delivery === 'COOKIE',
+      clientId: client.id,
     });
     return { row, refreshToken: token };
   }
 
   /** Signs the access token that goes with a session's new refresh token. */
   async issue(user: UserRow, row: SessionRow, refreshToken: string): Promise<IssuedTokens> {
+    const client = this.clients.get(row.clientId);
+    // Disabling a client revokes its sessions; this covers a copy of the registry that heard of it first.
+    if (!client || client.disabled) throw unauthenticated('CLIENT_DISABLED');
     const access = await this.#sign({
       userId: user.id,
       sessionId: row.id,
       roles: rolesOf(user),
+      clientId: client.id,
+      audiences: this.clients.audiencesOf(client),
+      apiScopes: grantedApiScopes(user, client),
       notAfter: row.expiresAt,
     });
     return {

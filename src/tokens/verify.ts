@@ -1,12 +1,11 @@
 // Verifies access tokens: pinned algorithms, known kid, typ at+jwt, iss/aud/exp, a lifetime no longer than we
-// issue, and the revoked-session set. No database or network: a signature check and one in-memory lookup.
+// issue, and the revocations (sessions, clients). No database or network: a signature check and in-memory lookups.
 import { type JWTHeaderParameters, jwtVerify } from 'jose';
 import type { Clock } from '../clock.ts';
 import { ROLES, type Role } from '../db/entities.ts';
-import { unauthenticated } from '../errors.ts';
-import type { AccessClaims } from './claims.ts';
+import { type UnauthenticatedReason, unauthenticated } from '../errors.ts';
+import type { AccessClaims, ServiceClaims, VerifiedClaims } from './claims.ts';
 import type { KeyStore } from './key-store.ts';
-import type { Scope } from './scopes.ts';
 
 export interface VerifySettings {
   readonly issuer: string;
@@ -19,7 +18,11 @@ export interface VerifySettings {
 /** How many verified tokens an instance remembers (a few MB at most). */
 const VERIFIED_CACHE_SIZE = 10_000;
 
-export type AccessTokenVerifier = (token: string) => Promise<AccessClaims>;
+/** Resolves to the claims of a valid, unrevoked token; rejects with UNAUTHENTICATED and its reason otherwise. */
+export type AccessTokenVerifier = (token: string) => Promise<VerifiedClaims>;
+
+/** Why a token whose signature and claims are valid is refused now (a revocation), or undefined. */
+export type Refusal = (claims: VerifiedClaims) => UnauthenticatedReason | undefined;
 
 const isRole = (value: unknown): value is Role =>
   typeof value === 'string' && (ROLES as readonly string[]).includes(value);
@@ -28,7 +31,7 @@ export function createAccessTokenVerifier(
   keys: KeyStore,
   settings: VerifySettings,
   clock: Clock,
-  isSessionRevoked: (sessionId: string) => boolean,
+  refusal: Refusal,
 ): AccessTokenVerifier {
   const getKey = (header: JWTHeaderParameters) => {
     const key = header.kid === undefined ? undefined : keys.verification.get(header.kid);
@@ -42,13 +45,13 @@ export function createAccessTokenVerifier(
     audience: settings.audience,
     typ: 'at+jwt',
     clockTolerance: Math.floor(settings.clockToleranceMs / 1000),
-    requiredClaims: ['sub', 'sid', 'jti', 'iat', 'exp', 'scope'],
+    requiredClaims: ['sub', 'jti', 'iat', 'exp', 'scope'],
   };
 
   // Clients send the same token for its whole life: remember the tokens already verified (by their exact
   // text) so that each costs one signature check, not one per request. Expiry and revocation are still
   // checked every time.
-  const verified = new Map<string, AccessClaims>();
+  const verified = new Map<string, VerifiedClaims>();
   const toleranceMs = options.clockTolerance * 1000;
   const maxLifetimeSeconds = Math.floor((settings.accessTokenTtlMs + toleranceMs) / 1000);
 
@@ -59,7 +62,8 @@ export function createAccessTokenVerifier(
         verified.delete(token);
         throw unauthenticated('TOKEN_EXPIRED');
       }
-      if (isSessionRevoked(known.sid)) throw unauthenticated('SESSION_REVOKED');
+      const refused = refusal(known);
+      if (refused) throw unauthenticated(refused);
       return known;
     }
     let payload: Record<string, unknown>;
@@ -70,6 +74,9 @@ export function createAccessTokenVerifier(
       throw expired ? unauthenticated('TOKEN_EXPIRED') : unauthenticated('INVALID_TOKEN');
     }
     const { sub, sid, scope, roles, iat, exp } = payload as Record<string, unknown> & { iat: number; exp: number };
+    // Tokens issued before clients existed name no client: they were the default client's (user tokens only).
+    const clientId = payload.client_id ?? (typeof sid === 'string' ? 'default' : undefined);
+    const service = sid === undefined && roles === undefined;
     if (
       // Bounded lifetime: whatever key signed it, a token never outlives what we issue, so a revoked session's
       // tokens are all expired by the time its entry leaves the revoked set, and a retired key's tokens die
@@ -77,19 +84,25 @@ export function createAccessTokenVerifier(
       exp - iat > maxLifetimeSeconds ||
       iat * 1000 > clock.now() + toleranceMs ||
       typeof sub !== 'string' ||
-      typeof sid !== 'string' ||
       typeof scope !== 'string' ||
-      !Array.isArray(roles) ||
-      !roles.every(isRole)
+      typeof clientId !== 'string' ||
+      // A service token is its client's own: sub = client_id (RFC 9068 §2.2 for client credentials).
+      (service ? sub !== clientId : typeof sid !== 'string' || !Array.isArray(roles) || !roles.every(isRole))
     ) {
       throw unauthenticated('INVALID_TOKEN');
     }
-    if (isSessionRevoked(sid)) throw unauthenticated('SESSION_REVOKED');
-    const claims: AccessClaims = Object.freeze({
-      ...(payload as Omit<AccessClaims, 'scopes'>),
-      roles: Object.freeze(roles),
-      scopes: new Set(scope.split(' ') as Scope[]),
-    });
+    const scopes: ReadonlySet<string> = new Set(scope.split(' ').filter((s) => s.length > 0));
+    const claims: VerifiedClaims = service
+      ? (Object.freeze({ ...payload, client_id: clientId, kind: 'service', scopes }) as unknown as ServiceClaims)
+      : (Object.freeze({
+          ...payload,
+          client_id: clientId,
+          kind: 'user',
+          roles: Object.freeze(roles as string[]),
+          scopes,
+        }) as unknown as AccessClaims);
+    const refused = refusal(claims);
+    if (refused) throw unauthenticated(refused);
     // Bounded: past the limit the oldest entry goes (a Map iterates in insertion order).
     if (verified.size >= VERIFIED_CACHE_SIZE) verified.delete(verified.keys().next().value as string);
     verified.set(token, claims);
