@@ -140,6 +140,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       clock,
       hasher,
       sessions,
+      clients,
       bus,
       limits,
       codes: new OneTimeCodes(store, clock),

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { OneTimeCodes } from '../account/codes.ts';
 import type { PasswordHasher } from '../auth/passwords.ts';
 import type { Call } from '../call.ts';
+import type { ClientRegistry } from '../clients/registry.ts';
 import type { Clock } from '../clock.ts';
 import type { UserCache } from '../db/user-cache.ts';
 import type { RevocationBus } from '../events/revocation-bus.ts';
@@ -20,6 +21,8 @@ export interface Services {
   readonly clock: Clock;
   readonly hasher: PasswordHasher;
   readonly sessions: Sessions;
+  /** This instance's copy of the client registry (API.md "Clients"): sign-in's clientId, tokens' claims. */
+  readonly clients: ClientRegistry;
   readonly bus: RevocationBus;
   /** Every throttle (RATE_LIMIT_*, CODE_REQUEST_*). */
   readonly limits: RateLimits;
