@@ -40,7 +40,7 @@ describe.each(dialects())('admin on %s', (dialect) => {
     const claims = decodeJwt(admin.accessToken);
     expect(claims.roles).toEqual(['USER', 'ADMIN']);
     expect(claims.scope).toBe(
-      'profile:read profile:write sessions:read sessions:write users:read users:write sessions:admin',
+      'profile:read profile:write sessions:read sessions:write users:read users:write sessions:admin clients:admin',
     );
   });
 
