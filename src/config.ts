@@ -119,6 +119,13 @@ export interface RateLimitsConfig {
   /** Wrong verification or reset codes per account. */
   readonly codeAttempts: RateLimit;
   readonly oauthStartIp: RateLimit;
+  /**
+   * Client-credentials tokens per client (RATE_LIMIT_CLIENT_TOKEN), counted only once the client has authenticated:
+   * wrong secrets sent with a client's id never lock the real client out.
+   */
+  readonly clientToken: RateLimit;
+  /** Token-endpoint requests per client IP (RATE_LIMIT_CLIENT_TOKEN_IP), every one counted, failures included. */
+  readonly clientTokenIp: RateLimit;
 }
 
 export interface GraphQLLimitsConfig {
@@ -353,6 +360,8 @@ const schema = z.object({
   RATE_LIMIT_REFRESH_SESSION: rate('60/1m'),
   RATE_LIMIT_CODE_ATTEMPTS: rate('10/15m'),
   RATE_LIMIT_OAUTH_START_IP: rate('30/15m'),
+  RATE_LIMIT_CLIENT_TOKEN: rate('30/1m'),
+  RATE_LIMIT_CLIENT_TOKEN_IP: rate('120/1m'),
   INTROSPECTION: bool.optional(),
   FEDERATION_SDL: z.enum(['public', 'scoped']).optional(),
   GRAPHQL_MAX_DEPTH: positiveInt(15),
@@ -573,6 +582,8 @@ export function loadConfig(env: Env, readFile: ReadFile): Config {
       refreshSession: e.RATE_LIMIT_REFRESH_SESSION,
       codeAttempts: e.RATE_LIMIT_CODE_ATTEMPTS,
       oauthStartIp: e.RATE_LIMIT_OAUTH_START_IP,
+      clientToken: e.RATE_LIMIT_CLIENT_TOKEN,
+      clientTokenIp: e.RATE_LIMIT_CLIENT_TOKEN_IP,
     }),
     introspection: e.INTROSPECTION ?? !production,
     federationSdl: e.FEDERATION_SDL ?? (production ? 'scoped' : 'public'),

@@ -94,6 +94,8 @@ describe('loadConfig defaults', () => {
         refreshSession: { points: 60, durationSeconds: 60 },
         codeAttempts: { points: 10, durationSeconds: 900 },
         oauthStartIp: { points: 30, durationSeconds: 900 },
+        clientToken: { points: 30, durationSeconds: 60 },
+        clientTokenIp: { points: 120, durationSeconds: 60 },
       },
       introspection: true,
       federationSdl: 'public',

@@ -19,6 +19,10 @@ export interface RateLimits {
   readonly reset: Limiter;
   /** Guesses of verification and reset codes, per email address (RATE_LIMIT_CODE_ATTEMPTS). */
   readonly codeAttempts: GuessLimit;
+  /** Client-credentials tokens per authenticated client (RATE_LIMIT_CLIENT_TOKEN). */
+  readonly clientToken: Limiter;
+  /** Token-endpoint requests per client IP, whatever their outcome (RATE_LIMIT_CLIENT_TOKEN_IP). */
+  readonly clientTokenIp: Limiter;
 }
 
 /** Clients without a known address share one bucket rather than escaping the limit. */
@@ -56,6 +60,8 @@ export function createRateLimits(
     verification: limiters('email-verification', codeRequests),
     reset: limiters('password-reset', codeRequests),
     codeAttempts: new GuessLimit(limiters('code-attempts', rateLimits.codeAttempts)),
+    clientToken: limiters('client-token', rateLimits.clientToken),
+    clientTokenIp: limiters('client-token-ip', rateLimits.clientTokenIp),
   };
 }
 
