@@ -1,0 +1,2 @@
+// graphql-auth-verifier: verifies graphql-auth-server access tokens with live revocation (work in progress).
+export {};
