@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { OneTimeCodes } from './account/codes.ts';
 import { createPasswordHasher } from './auth/passwords.ts';
 import { cannotConnect, passwordOf } from './cannot-connect.ts';
+import { ClientCredentialsGrant } from './clients/client-credentials.ts';
 import { ClientRegistry } from './clients/registry.ts';
 import { type Clock, systemClock } from './clock.ts';
 import type { Config } from './config.ts';
@@ -134,6 +135,14 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     const limiters = createLimiterFactory(redis?.commands);
     const limits = createRateLimits(config, limiters);
     const sessions = new Sessions(clock, sign, bus, config, limits, clients);
+    const clientCredentials = new ClientCredentialsGrant({
+      fork,
+      clients,
+      sign,
+      clock,
+      audience: config.audience,
+      limits: { perClient: limits.clientToken, perIp: limits.clientTokenIp },
+    });
     const mailer = createMailer(config, logger, (kind) => metrics.countMailFailure(kind));
     tracing = config.telemetry ? await startTracing(config.telemetry) : undefined;
     const services: Services = {
@@ -159,9 +168,12 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       bus,
       clock,
       logger,
+      clientCredentials,
       graphiql: config.graphiql,
       trustProxy: config.trustProxy,
       corsOrigins: config.corsOrigins,
+      // Enabled clients' allowedOrigins, read on every decision: a disabled client's origins stop at once.
+      originSources: [() => clients.allowedOrigins()],
       production: config.env === 'production',
       refreshCookie: config.refreshCookie,
       introspection: config.introspection,

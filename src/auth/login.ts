@@ -19,6 +19,8 @@ export interface LoginInput {
   readonly password: string;
   /** BODY (default) or COOKIE: where the new session's refresh tokens travel, for its whole life. */
   readonly tokenDelivery?: TokenDelivery | null;
+  /** The client the new session is for (default `default`); BAD_USER_INPUT (field clientId) when unknown or disabled. */
+  readonly clientId?: string | null;
 }
 
 export interface LoginDeps {
@@ -30,6 +32,9 @@ export interface LoginDeps {
 
 export async function login(deps: LoginDeps, call: Call, input: LoginInput): Promise<IssuedTokens> {
   const { em, meta } = call;
+  // Before the password is even looked at: a wrong clientId costs no guess from the throttle, counts no failed
+  // login, and says nothing about whether the password was right.
+  const client = deps.sessions.clients.forSignIn(input.clientId);
   const email = normalizeEmail(input.email);
   const password = validatePassword(input.password);
   // The guess is reserved before the account is even looked up: a refused one costs no query and no bcrypt, and
@@ -58,7 +63,7 @@ export async function login(deps: LoginDeps, call: Call, input: LoginInput): Pro
   let opened: Awaited<ReturnType<typeof deps.sessions.open>>;
   try {
     opened = await transactional(em, async (tx) => {
-      const session = await deps.sessions.open(tx, user, meta, input.tokenDelivery ?? 'BODY', 'existing');
+      const session = await deps.sessions.open(tx, user, meta, input.tokenDelivery ?? 'BODY', 'existing', client.id);
       audit(tx, meta, { type: 'LOGIN_SUCCEEDED', userId: user.id, sessionId: session.row.id }, now);
       return session;
     });

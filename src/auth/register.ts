@@ -18,6 +18,8 @@ export interface RegisterInput {
   readonly displayName?: string | null;
   /** BODY (default) or COOKIE: where the new session's refresh tokens travel, for its whole life. */
   readonly tokenDelivery?: TokenDelivery | null;
+  /** The client the new session is for (default `default`); BAD_USER_INPUT (field clientId) when unknown or disabled. */
+  readonly clientId?: string | null;
 }
 
 export interface RegisterDeps {
@@ -31,6 +33,8 @@ const emailTaken = () => new AuthError('EMAIL_TAKEN', 'An account with this emai
 
 export async function register(deps: RegisterDeps, call: Call, input: RegisterInput): Promise<IssuedTokens> {
   const { em, meta } = call;
+  // Before anything else: an unusable client costs no throttle allowance and learns nothing about the email.
+  const client = deps.sessions.clients.forSignIn(input.clientId);
   const email = normalizeEmail(input.email);
   const password = validatePassword(input.password);
   const displayName = normalizeDisplayName(input.displayName);
@@ -51,7 +55,7 @@ export async function register(deps: RegisterDeps, call: Call, input: RegisterIn
         createdAt: now,
         updatedAt: now,
       });
-      const opened = await deps.sessions.open(tx, user, meta, input.tokenDelivery ?? 'BODY', 'created');
+      const opened = await deps.sessions.open(tx, user, meta, input.tokenDelivery ?? 'BODY', 'created', client.id);
       audit(tx, meta, { type: 'USER_REGISTERED', userId: user.id, sessionId: opened.row.id }, now);
       return { user, ...opened };
     });

@@ -34,7 +34,8 @@ export async function loginWithOAuth(
 ): Promise<IssuedTokens> {
   const delivery = input.tokenDelivery ?? 'BODY';
   const { em, meta } = call;
-  const { client, profile } = await redeemCallback(deps, em, meta, input, null);
+  // The session is for the client that started the attempt (the state's), which the input may only confirm.
+  const { client, profile, clientId } = await redeemCallback(deps, em, meta, input, null);
   const now = new Date(deps.clock.now());
   const linked = await em.findOne(
     LinkedAccount,
@@ -52,7 +53,7 @@ export async function loginWithOAuth(
         { fields: ['id'], lockMode: LockMode.PESSIMISTIC_WRITE, disableIdentityMap: true },
       );
       if ((await tx.count(LinkedAccount, { id: linked.id, user: user.id })) === 0) return null;
-      const opened = await deps.sessions.open(tx, user, meta, delivery, 'existing');
+      const opened = await deps.sessions.open(tx, user, meta, delivery, 'existing', clientId);
       audit(
         tx,
         meta,
@@ -115,7 +116,7 @@ export async function loginWithOAuth(
         email,
         linkedAt: now,
       });
-      const opened = await deps.sessions.open(tx, user, meta, delivery, 'created');
+      const opened = await deps.sessions.open(tx, user, meta, delivery, 'created', clientId);
       audit(
         tx,
         meta,

@@ -1,5 +1,6 @@
-// OAuth state: what a sign-in attempt started with (provider, redirect URI, PKCE verifier, nonce, and for linking
-// the user), kept 10 minutes in the key-value store (Redis when configured) and taken once.
+// OAuth state: what a sign-in attempt started with (provider, client, redirect URI, PKCE verifier, nonce, and for
+// linking the user), kept 10 minutes in the key-value store (Redis when configured) and taken once.
+import { DEFAULT_CLIENT_ID } from '../clients/registry.ts';
 import type { Clock } from '../clock.ts';
 import type { KeyValueStore } from '../store/store.ts';
 
@@ -7,6 +8,8 @@ export const STATE_TTL_MS = 10 * 60_000;
 
 export interface OAuthAttempt {
   readonly provider: string;
+  /** The client (app) that started it: the session it ends in is that client's, whatever the callback says. */
+  readonly clientId: string;
   readonly redirectUri: string;
   readonly codeVerifier: string;
   readonly nonce: string;
@@ -40,7 +43,9 @@ export class OAuthStates {
     if (!STATE.test(state)) return null;
     const raw = await this.#store.take(key(state));
     if (raw === null) return null;
-    const attempt = JSON.parse(raw) as OAuthAttempt;
+    const stored = JSON.parse(raw) as Omit<OAuthAttempt, 'clientId'> & { clientId?: string };
+    // A state saved by an instance from before clients (a rolling upgrade) was a sign-in for the default client.
+    const attempt: OAuthAttempt = { ...stored, clientId: stored.clientId ?? DEFAULT_CLIENT_ID };
     // The store's TTL already removes it; this also holds for a store whose clock differs from ours.
     return this.#clock.now() - attempt.createdAt <= STATE_TTL_MS ? attempt : null;
   }

@@ -28,17 +28,32 @@ export const AuthPayloadType = builder.objectRef<IssuedTokens>('AuthPayload').im
   }),
 });
 
+/** The input field (and startOAuth argument) every sign-in has: the client the new session is for. */
+export const clientIdField = {
+  type: 'ID',
+  required: false,
+  description:
+    'The client (app) signing the user in; `default` when left out. BAD_USER_INPUT (field clientId) when it is ' +
+    'unknown or disabled.',
+} as const;
+
 const RegisterInput = builder.inputType('RegisterInput', {
   fields: (t) => ({
     email: t.string(),
     password: t.string({ description: '8 to 72 bytes in UTF-8.' }),
     displayName: t.string({ required: false, description: 'At most 100 characters.' }),
     tokenDelivery: t.field(tokenDeliveryField),
+    clientId: t.field(clientIdField),
   }),
 });
 
 const LoginInput = builder.inputType('LoginInput', {
-  fields: (t) => ({ email: t.string(), password: t.string(), tokenDelivery: t.field(tokenDeliveryField) }),
+  fields: (t) => ({
+    email: t.string(),
+    password: t.string(),
+    tokenDelivery: t.field(tokenDeliveryField),
+    clientId: t.field(clientIdField),
+  }),
 });
 
 const ChangePasswordInput = builder.inputType('ChangePasswordInput', {

@@ -8,7 +8,7 @@ import { listOAuthProviders } from '../oauth/oauth.ts';
 import type { ProviderInfo } from '../oauth/providers.ts';
 import { type OAuthStart, startOAuth } from '../oauth/start.ts';
 import { unlinkOAuthProvider } from '../oauth/unlink.ts';
-import { AuthPayloadType } from './auth.ts';
+import { AuthPayloadType, clientIdField } from './auth.ts';
 import { builder } from './builder.ts';
 import { isSelf, signedIn } from './context.ts';
 import { signsIn } from './marks.ts';
@@ -50,6 +50,12 @@ const OAuthCodeInput = builder.inputType('OAuthCodeInput', {
     code: t.string(),
     state: t.string(),
     tokenDelivery: t.field({ ...tokenDeliveryField, description: `${tokenDeliveryField.description} Sign-in only.` }),
+    clientId: t.field({
+      ...clientIdField,
+      description:
+        'Optional: the session is for the client given to startOAuth (bound into the state). A different one is ' +
+        'BAD_USER_INPUT (field clientId), as is an unknown or disabled one.',
+    }),
   }),
 });
 
@@ -74,9 +80,10 @@ builder.mutationFields((t) => ({
   startOAuth: t.field({
     type: OAuthStartType,
     description:
-      'Starts a sign-in with a provider (PKCE, state, nonce). With a bearer token it starts a link to the caller ' +
-      'instead, for linkOAuthProvider. redirectUri must be one of OAUTH_REDIRECT_URIS.',
-    args: { provider: t.arg.string(), redirectUri: t.arg.string() },
+      'Starts a sign-in with a provider (PKCE, state, nonce) for the client `clientId` (default `default`). With a ' +
+      'bearer token it starts a link to the caller instead, for linkOAuthProvider. redirectUri must be one of ' +
+      "OAUTH_REDIRECT_URIS or of the client's redirectUris (exact match).",
+    args: { provider: t.arg.string(), redirectUri: t.arg.string(), clientId: t.arg(clientIdField) },
     resolve: (_root, args, context) => startOAuth(context.services, context.call, args),
   }),
   loginWithOAuth: t.field({
