@@ -11,6 +11,7 @@ import { kysely, type Stamp, toUser } from '../db/tables.ts';
 import { transactional } from '../db/transaction.ts';
 import { AuthError, badInput } from '../errors.ts';
 import { rolesOf, type Sessions } from '../sessions/sessions.ts';
+import { isApiScopeName, joinScopes, splitScopes } from '../tokens/scopes.ts';
 
 export interface UserPage {
   readonly edges: readonly { cursor: string; node: UserRow }[];
@@ -19,6 +20,8 @@ export interface UserPage {
 }
 
 export const MAX_PAGE_SIZE = 100;
+/** users.scopes is a varchar(2048): the space-separated scopes of one user fit in it. */
+const MAX_STORED_SCOPES_LENGTH = 2048;
 
 // Users are listed oldest first; the cursor is the last row's (createdAt, id), which never changes.
 const encodeCursor = (user: Pick<UserRow, 'createdAt' | 'id'>) =>
@@ -163,6 +166,58 @@ export async function setUserRoles(
       user.updatedAt,
     );
     const removed = before.some((role) => !roles.includes(role));
+    const revocation = removed
+      ? await deps.sessions.revokeIn(tx, { userId, sessionIds: 'all', reason: 'REVOKED_BY_ADMIN', meta })
+      : undefined;
+    return { user, revocation };
+  });
+  if (revocation) await deps.sessions.published(revocation);
+  return user;
+}
+
+/**
+ * Replaces a user's API scopes (scope users:write): names as API.md has them (`isApiScopeName`), stored sorted. A
+ * scope removed revokes every session of the user (REVOKED_BY_ADMIN), as tokens carrying it must stop working at
+ * once; a scope added arrives with the next refresh or sign-in of a client that declares it.
+ */
+export async function setUserScopes(
+  deps: AdminDeps,
+  call: Call,
+  input: { userId: string; scopes: readonly string[] },
+): Promise<UserRow> {
+  const { em, meta } = call;
+  const actorId = callerOf(call).sub;
+  const { userId } = input;
+  if (!input.scopes.every(isApiScopeName)) {
+    throw badInput(
+      'scopes',
+      'An API scope is 1-64 of a-z 0-9 _ . : -, starting with a letter, and not a built-in scope',
+    );
+  }
+  const stored = joinScopes(input.scopes);
+  if (stored.length > MAX_STORED_SCOPES_LENGTH) {
+    throw badInput('scopes', `Too many scopes: at most ${MAX_STORED_SCOPES_LENGTH} characters in all`);
+  }
+  const { user, revocation } = await transactional(em, async (tx) => {
+    // Locked, so that two changes of one user's scopes each see what the other wrote (and revoke when it removed).
+    const [current] = await tx.find(
+      User,
+      { id: userId },
+      { lockMode: LockMode.PESSIMISTIC_WRITE, disableIdentityMap: true },
+    );
+    if (!current) throw new AuthError('NOT_FOUND', 'No such user');
+    if (current.scopes === stored) return { user: current, revocation: undefined };
+    const user = { ...current, scopes: stored, updatedAt: new Date(deps.clock.now()) } as UserRow;
+    // A native UPDATE by id, which also drops every instance's cached copy of the user (user-writes.ts).
+    await tx.nativeUpdate(User, { id: userId }, { scopes: stored, updatedAt: user.updatedAt });
+    audit(
+      tx,
+      meta,
+      { type: 'USER_SCOPES_CHANGED', userId, detail: { by: actorId, from: current.scopes, to: stored } },
+      user.updatedAt,
+    );
+    const after = new Set(splitScopes(stored));
+    const removed = splitScopes(current.scopes).some((scope) => !after.has(scope));
     const revocation = removed
       ? await deps.sessions.revokeIn(tx, { userId, sessionIds: 'all', reason: 'REVOKED_BY_ADMIN', meta })
       : undefined;

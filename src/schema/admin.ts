@@ -1,5 +1,5 @@
 // The admin surface: user(id), users(...) with Relay-style pagination, setUserRoles, setUserDisabled,
-// revokeUserSessions.
+// setUserScopes, revokeUserSessions.
 import {
   findUser,
   listUsers,
@@ -7,6 +7,7 @@ import {
   revokeUserSessions,
   setUserDisabled,
   setUserRoles,
+  setUserScopes,
 } from '../admin/users.ts';
 import type { UserRow } from '../db/entities.ts';
 import { builder } from './builder.ts';
@@ -80,6 +81,16 @@ builder.mutationFields((t) => ({
     args: { userId: t.arg.id(), disabled: t.arg.boolean() },
     resolve: (_root, { userId, disabled }, context) =>
       setUserDisabled(context.services, context.call, { userId: String(userId), disabled }),
+  }),
+  setUserScopes: t.field({
+    type: UserType,
+    description:
+      "Replaces a user's API scopes (scope users:write). Removing one ends the user's sessions (REVOKED_BY_ADMIN); " +
+      "one added reaches the user's tokens at the next refresh, for clients that declare it.",
+    authScopes: { scope: 'users:write' },
+    args: { userId: t.arg.id(), scopes: t.arg.stringList() },
+    resolve: (_root, { userId, scopes }, context) =>
+      setUserScopes(context.services, context.call, { userId: String(userId), scopes }),
   }),
   revokeUserSessions: t.int({
     description: 'Ends every session of a user (scope sessions:admin); returns how many were active.',

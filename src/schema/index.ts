@@ -10,6 +10,7 @@ import './auth.ts';
 import './account.ts';
 import './subscription.ts';
 import './admin.ts';
+import './clients.ts';
 import './audit.ts';
 import './oauth.ts';
 import './federation.ts';

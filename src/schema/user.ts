@@ -3,6 +3,7 @@ import { ROLES, type UserRow } from '../db/entities.ts';
 import { unauthenticated } from '../errors.ts';
 import { rolesOf } from '../sessions/sessions.ts';
 import { listSessions } from '../sessions/user-sessions.ts';
+import { splitScopes } from '../tokens/scopes.ts';
 import { builder } from './builder.ts';
 import { type Context, currentSessionOf, isSelf } from './context.ts';
 import { usersOf } from './loaders.ts';
@@ -49,6 +50,11 @@ export const UserType = builder.objectRef<UserSource>('User').implement({
       description: 'Whether an admin disabled the account (no sign-in, no refresh). The account holder, or users:read.',
       authScopes: (user, _args, context) => (isSelf(context, user.id) ? true : { scope: 'users:read' }),
       resolve: async (user, _args, context) => (await rowOf(user, context)).disabled,
+    }),
+    scopes: t.stringList({
+      description: 'The API scopes granted to the user (sorted). The account holder, or users:read.',
+      authScopes: (user, _args, context) => (isSelf(context, user.id) ? true : { scope: 'users:read' }),
+      resolve: async (user, _args, context) => splitScopes((await rowOf(user, context)).scopes),
     }),
     createdAt: t.field({
       type: 'DateTime',

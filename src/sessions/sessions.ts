@@ -301,6 +301,44 @@ export class Sessions {
     return { userId, sessionIds: ids, reason, revokedAt: at.getTime() };
   }
 
+  /**
+   * Marks every active session opened for `clientId` revoked inside the caller's transaction (disabling the
+   * client), with an audit row each, rows locked as `revokeIn` locks them. Returns one Revocation per user, for
+   * the caller to publish with `published` after commit.
+   */
+  async revokeByClientIn(
+    tx: Em,
+    order: { readonly clientId: string; readonly reason: RevocationReason; readonly meta: RequestMeta },
+  ): Promise<Revocation[]> {
+    const { clientId, reason, meta } = order;
+    const at = new Date(this.#clock.now());
+    // Active as in revokeIn (revokedReason, not the revoked-at index, for the same lock order). On MySQL the
+    // locking read by client_id also holds off a sign-in for this client from inserting a session meanwhile.
+    const rows = await tx.find(
+      Session,
+      { clientId, revokedReason: null, expiresAt: { $gt: at } },
+      {
+        fields: ['id', 'user'],
+        orderBy: { id: 'asc' },
+        disableIdentityMap: true,
+        lockMode: LockMode.PESSIMISTIC_WRITE,
+      },
+    );
+    const byUser = new Map<string, string[]>();
+    for (const row of rows) {
+      const userId = row.user.id;
+      byUser.set(userId, [...(byUser.get(userId) ?? []), row.id]);
+    }
+    if (rows.length > 0) {
+      await tx.nativeUpdate(Session, { id: { $in: rows.map((r) => r.id) } }, { revokedAt: at, revokedReason: reason });
+    }
+    return [...byUser].map(([userId, sessionIds]) => {
+      for (const id of sessionIds)
+        audit(tx, meta, { type: 'SESSION_REVOKED', userId, sessionId: id, detail: { reason } }, at);
+      return { userId, sessionIds, reason, revokedAt: at.getTime() };
+    });
+  }
+
   /** Tells every instance (and subscriber) about a committed revocation. */
   async published(revocation: Revocation): Promise<number> {
     if (revocation.sessionIds.length > 0) await this.#bus.publish(revocation);
