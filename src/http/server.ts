@@ -5,6 +5,7 @@ import type { GraphQLSchema } from 'graphql';
 import { createYoga, type Plugin } from 'graphql-yoga';
 import type { Logger } from 'pino';
 import { createCall } from '../call.ts';
+import type { ClientCredentialsGrant } from '../clients/client-credentials.ts';
 import type { Clock } from '../clock.ts';
 import type { GraphQLLimitsConfig, RefreshCookieConfig, WebSocketLimitsConfig } from '../config.ts';
 import type { Em, Orm } from '../db/orm.ts';
@@ -34,6 +35,7 @@ import { useRequestParsing } from './use-request-parsing.ts';
 import { useRequestScope } from './use-request-scope.ts';
 import { graphiqlCsp, useSecurityHeaders } from './use-security-headers.ts';
 import { useShutdown } from './use-shutdown.ts';
+import { useTokenEndpoint } from './use-token-endpoint.ts';
 import { useWellKnown } from './use-well-known.ts';
 import { attachWebSocketServer } from './websocket.ts';
 
@@ -45,6 +47,8 @@ export interface HttpDeps {
   readonly bus: RevocationBus;
   readonly clock: Clock;
   readonly logger: Logger;
+  /** Served on POST /oauth/token (client credentials). */
+  readonly clientCredentials: ClientCredentialsGrant;
   /** Served on GET /metrics (behind METRICS_TOKEN when set) and fed by every request. */
   readonly metrics: Metrics;
   readonly metricsToken: string | undefined;
@@ -158,8 +162,9 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
       useMetrics(deps.metrics, { token: deps.metricsToken }),
       // 8. The refresh cookie that resolvers set or cleared, or that a revocation in this request ended.
       refreshCookies.plugin,
-      // 9. Routes that are not GraphQL: JWKS and metadata, readiness.
+      // 9. Routes that are not GraphQL: JWKS and metadata, the token endpoint, readiness.
       useWellKnown(deps.keys, deps.wellKnown),
+      useTokenEndpoint(deps.clientCredentials, { trustProxy: deps.trustProxy, logger: scopedLogger }),
       useReadiness(deps.readiness),
       // 10. Shutdown ends every subscription stream, so an SSE response finishes rather than being cut.
       useShutdown(shutdown.signal),

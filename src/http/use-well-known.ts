@@ -1,18 +1,21 @@
 // Serves /.well-known/jwks.json and the RFC 8414 metadata document.
 import type { Plugin } from 'graphql-yoga';
 import type { KeyStore } from '../tokens/key-store.ts';
-import type { Scope } from '../tokens/scopes.ts';
-import { ADMIN_SCOPES, USER_SCOPES } from '../tokens/scopes.ts';
+import { BUILT_IN_SCOPES } from '../tokens/scopes.ts';
+import { TOKEN_ENDPOINT_PATH } from './use-token-endpoint.ts';
 
 export function useWellKnown(keys: KeyStore, settings: { issuer: string; publicUrl: string }): Plugin {
   const jwks = JSON.stringify(keys.jwks);
   const metadata = JSON.stringify({
     issuer: settings.issuer,
     jwks_uri: `${settings.publicUrl}/.well-known/jwks.json`,
+    token_endpoint: `${settings.publicUrl}${TOKEN_ENDPOINT_PATH}`,
     response_types_supported: [],
-    grant_types_supported: ['refresh_token'],
-    scopes_supported: [...USER_SCOPES, ...ADMIN_SCOPES] satisfies Scope[],
-    token_endpoint_auth_methods_supported: ['none'],
+    // Sign-in and refresh are GraphQL operations; the token endpoint serves client credentials only.
+    grant_types_supported: ['client_credentials'],
+    // Built-in scopes only: clients' API scopes are their own business, and this document is public and cached.
+    scopes_supported: BUILT_IN_SCOPES,
+    token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
     service_documentation: `${settings.publicUrl}/graphql`,
   });
   const routes: Record<string, string> = {
