@@ -5,10 +5,11 @@ import type { VerificationReason } from './errors.ts';
 
 /**
  * One entry of the server's revocation feed (`type Revocation` of API.md). With `sessionId`, every token of that
- * session is revoked; with `clientId` alone, every token of that client issued at or before `revokedAt`.
+ * session is revoked; with `clientId` alone, every token of that client issued before `revokedAt`.
  */
 export interface Revocation {
   readonly sessionId?: string | null;
+  /** With `sessionId` null: every token of this client whose `iat` (seconds) times 1000 is before `revokedAt`. */
   readonly clientId?: string | null;
   readonly userId?: string | null;
   /** The server's RevocationReason (LOGOUT, REVOKED_BY_ADMIN, CLIENT_DISABLED, CLIENT_SECRET_ROTATED, …). */
@@ -19,12 +20,25 @@ export interface Revocation {
   readonly tokensExpireBy?: string | number;
 }
 
-interface ClientEntry {
-  readonly revokedAt: number;
+/** The latest cutoff of one kind of client-wide revocation: tokens with `iat * 1000 < before` are refused. */
+interface Cutoff {
+  readonly before: number;
   readonly forgetAt: number;
-  /** A secret rotation ends the client's service tokens only, as the server does; anything else every token. */
-  readonly serviceOnly: boolean;
 }
+
+interface ClientEntry {
+  /** Every token of the client (it was disabled, or anything else the server revokes a client for). */
+  readonly all?: Cutoff;
+  /** Service tokens only: a rotated secret ends the client's service tokens, not its users' (as the server does). */
+  readonly service?: Cutoff;
+}
+
+const later = (known: Cutoff | undefined, next: Cutoff, now: number): Cutoff =>
+  !known || known.forgetAt <= now
+    ? next
+    : { before: Math.max(known.before, next.before), forgetAt: Math.max(known.forgetAt, next.forgetAt) };
+
+const live = (cutoff: Cutoff | undefined, now: number) => (cutoff && cutoff.forgetAt > now ? cutoff : undefined);
 
 const toMillis = (value: string | number | undefined, fallback: number): number => {
   if (value === undefined) return fallback;
@@ -35,7 +49,7 @@ const toMillis = (value: string | number | undefined, fallback: number): number 
 /** The revoked sessions and clients, with the rule that turns them into a refusal. */
 export class RevocationList {
   readonly #sessions = new Map<string, number>();
-  readonly #clients = new Map<string, ClientEntry[]>();
+  readonly #clients = new Map<string, ClientEntry>();
   readonly #now: () => number;
   readonly #toleranceMs: number;
 
@@ -55,9 +69,16 @@ export class RevocationList {
       const known = this.#sessions.get(revocation.sessionId) ?? 0;
       this.#sessions.set(revocation.sessionId, Math.max(known, forgetAt));
     } else if (revocation.clientId) {
-      const entries = (this.#clients.get(revocation.clientId) ?? []).filter((entry) => entry.forgetAt > now);
-      entries.push({ revokedAt, forgetAt, serviceOnly: revocation.reason === 'CLIENT_SECRET_ROTATED' });
-      this.#clients.set(revocation.clientId, entries);
+      // A later revocation of the same client replaces an earlier one (the server announces a disabled client
+      // again every few seconds, each time with a later cutoff): one entry per kind, whatever the feed's length.
+      const known = this.#clients.get(revocation.clientId) ?? {};
+      const cutoff = { before: revokedAt, forgetAt };
+      this.#clients.set(
+        revocation.clientId,
+        revocation.reason === 'CLIENT_SECRET_ROTATED'
+          ? { all: live(known.all, now), service: later(known.service, cutoff, now) }
+          : { all: later(known.all, cutoff, now), service: live(known.service, now) },
+      );
     }
   }
 
@@ -71,16 +92,14 @@ export class RevocationList {
         this.#sessions.delete(claims.sid);
       }
     }
-    const entries = this.#clients.get(claims.client_id);
-    if (entries) {
-      // The server's rule (revocationCutoffSeconds): refused when iat, in whole seconds, is not after revokedAt.
-      for (const entry of entries)
-        if (
-          entry.forgetAt > now &&
-          (!entry.serviceOnly || claims.kind === 'service') &&
-          claims.iat * 1000 <= entry.revokedAt
-        )
-          return 'CLIENT_DISABLED';
+    const entry = this.#clients.get(claims.client_id);
+    if (entry) {
+      // The server's rule: the feed's revokedAt is the first whole second after the revocation (the server's
+      // revocationCutoffSeconds), and a token is refused when its iat is before it.
+      const issuedAt = claims.iat * 1000;
+      const all = live(entry.all, now);
+      const service = claims.kind === 'service' ? live(entry.service, now) : undefined;
+      if ((all && issuedAt < all.before) || (service && issuedAt < service.before)) return 'CLIENT_DISABLED';
     }
     return undefined;
   }
@@ -89,9 +108,9 @@ export class RevocationList {
   prune(): void {
     const now = this.#now();
     for (const [id, forgetAt] of this.#sessions) if (forgetAt <= now) this.#sessions.delete(id);
-    for (const [id, entries] of this.#clients) {
-      const kept = entries.filter((entry) => entry.forgetAt > now);
-      if (kept.length === 0) this.#clients.delete(id);
+    for (const [id, entry] of this.#clients) {
+      const kept = { all: live(entry.all, now), service: live(entry.service, now) };
+      if (!kept.all && !kept.service) this.#clients.delete(id);
       else this.#clients.set(id, kept);
     }
   }

@@ -58,7 +58,8 @@ export interface ServiceTokenOptions {
 export interface TestVerifier extends TokenVerifier {
   /**
    * Revokes like the server's feed does: `{ sessionId }` refuses that session's tokens (SESSION_REVOKED);
-   * `{ clientId }` refuses every token of the client issued up to `revokedAt` (default now) (CLIENT_DISABLED).
+   * `{ clientId }` refuses every token of the client issued before `revokedAt` (default: the next whole second,
+   * so every token minted so far) (CLIENT_DISABLED); `reason: 'CLIENT_SECRET_ROTATED'` refuses its service tokens only.
    */
   revoke(revocation: Revocation): void;
 }
@@ -117,7 +118,10 @@ export async function createTestIssuer(options: TestIssuerOptions = {}): Promise
     jwks,
     verifier: {
       verify,
-      revoke: (revocation) => list.add(revocation),
+      // Like the server: a client's revocation is dated the first whole second after it (revokedAt), so that every
+      // token issued up to now, in whole seconds, is before it.
+      revoke: (revocation) =>
+        list.add({ ...revocation, revokedAt: revocation.revokedAt ?? (Math.floor(now() / 1000) + 1) * 1000 }),
       status: () => ({
         connected: true,
         stalenessMs: 0,
