@@ -176,12 +176,13 @@ export class ClientCredentialsGrant {
       // This API is an audience only of tokens that can do something on it (API.md "Clients").
       const builtIn = scopes.some((scope) => SERVICE_BUILT_IN_SCOPES.includes(scope));
       const audiences = [...clients.audiencesOf(client), ...(builtIn ? [audience] : [])];
-      const signed = await sign.service({
-        clientId: client.id,
-        audiences,
-        scopes,
-        notBefore: revocationCutoffSeconds(client.tokensRevokedAt),
-      });
+      // Within the second of a client-wide revocation, wait for the next one rather than sign an iat ahead of the
+      // clock: a token dated ahead would survive a second revocation made in that same second (its cutoff is the
+      // same whole second). Only in the second after a rotation or a disabling, so at most once in a long while.
+      const notBefore = revocationCutoffSeconds(client.tokensRevokedAt);
+      const wait = notBefore * 1000 - clock.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      const signed = await sign.service({ clientId: client.id, audiences, scopes, notBefore });
       audit(
         tx,
         request.meta,
