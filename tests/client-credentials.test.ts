@@ -356,6 +356,29 @@ describe.each(dialects())('client credentials on %s', (dialect) => {
         'FORBIDDEN',
       );
     });
+
+    it('refuses a token issued right after a rotation once the client is disabled in the same second, after enabling too', async () => {
+      const quick = await newClient({ id: clientId('quick'), scopes: ['users:read'] });
+      const mutate = (query: string, variables: Record<string, unknown>) => gql(query, variables, { token: admin });
+      const rotated = await mutate('mutation($id: ID!) { rotateClientSecret(id: $id) { clientSecret } }', {
+        id: quick.id,
+      });
+      const secret = (rotated.data as { rotateClientSecret: { clientSecret: string } }).rotateClientSecret.clientSecret;
+      // Issued at once after the rotation, then the client disabled at once after that: usually all in one second.
+      const issued = await serviceToken(t.url, { id: quick.id, secret });
+      const user = (await registerUser(gql)).user.id;
+      expect((await gql(USER_EMAIL, { id: user }, { token: issued })).data).toEqual({
+        user: { id: user, email: expect.any(String) },
+      });
+      const setDisabled = 'mutation($id: ID!, $d: Boolean!) { setClientDisabled(id: $id, disabled: $d) { disabled } }';
+      expect((await mutate(setDisabled, { id: quick.id, d: true })).data).toEqual({
+        setClientDisabled: { disabled: true },
+      });
+      expect((await mutate(setDisabled, { id: quick.id, d: false })).data).toEqual({
+        setClientDisabled: { disabled: false },
+      });
+      expectUnauthenticated(await gql(USER_EMAIL, { id: user }, { token: issued }), 'CLIENT_DISABLED');
+    });
   });
 
   describe('client-wide revocations on a second instance sharing Redis', () => {
