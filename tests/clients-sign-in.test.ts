@@ -4,6 +4,7 @@
 import { createPublicKey, type JsonWebKey, randomUUID } from 'node:crypto';
 import { createVerifier } from 'fast-jwt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AuthClientError, createAuthClient } from '../packages/client/src/index.ts';
 import { signInAsAdmin } from './support/admin.ts';
 import { dialects, startTestApp, type TestApp } from './support/app.ts';
 import { expectError } from './support/expect.ts';
@@ -318,6 +319,32 @@ describe.each(dialects())('sign-in names its client on %s', (dialect) => {
     expect((await asAdmin(UPDATE_CLIENT, { id: owner, input: { redirectUris: [] } })).errors).toBeUndefined();
     expectError(await loginWithOAuth(pending), 'OAUTH_FAILED');
     expectError(await startOAuth({ clientId: owner, redirectUri: CLIENT_REDIRECT }), REDIRECT_URI_ERROR);
+  });
+
+  it("signs in for the client package's clientId (register, login, refresh), and refuses an unusable one", async () => {
+    const clientId = await createClient({ audiences: ['https://api.example.com'] });
+    const auth = createAuthClient({ url: `${t.url}/graphql`, clientId, watchRevocation: false });
+    const email = uniqueEmail();
+    try {
+      const registered = await auth.register({ email, password: 'correct horse battery' });
+      expect(verify(registered.accessToken).client_id).toBe(clientId);
+      const loggedIn = await auth.login({ email, password: 'correct horse battery' });
+      expect(verify(loggedIn.accessToken)).toMatchObject({
+        client_id: clientId,
+        aud: ['https://api.example.com', AUDIENCE],
+      });
+      const refreshed = await auth.refresh();
+      expect(verify(refreshed.accessToken).client_id).toBe(clientId);
+    } finally {
+      await auth.dispose();
+    }
+    const unknown = createAuthClient({ url: `${t.url}/graphql`, clientId: 'no-such-client', watchRevocation: false });
+    const refused = await unknown.login({ email, password: 'correct horse battery' }).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(AuthClientError);
+    expect((refused as AuthClientError).code).toBe('BAD_USER_INPUT');
+    expect((refused as AuthClientError).errors[0]?.extensions).toEqual(CLIENT_ID_ERROR);
+    expect(unknown.tokens).toBeNull();
+    await unknown.dispose();
   });
 
   describe('CORS for clients’ allowedOrigins', () => {
