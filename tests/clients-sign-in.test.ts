@@ -401,5 +401,35 @@ describe.each(dialects())('sign-in names its client on %s', (dialect) => {
       expect((await asAdmin(UPDATE_CLIENT, { id: clientId, input: { allowedOrigins: [] } })).errors).toBeUndefined();
       expect(await allowed(origin)).toBe(false);
     });
+
+    it("lets the refresh cookie act from an enabled client's origin only", async () => {
+      const origin = `https://${randomUUID().slice(0, 8)}.app.example`;
+      const clientId = await createClient({ allowedOrigins: [origin] });
+      const signedIn = await gql<{ register: Payload }>(
+        REGISTER,
+        { input: { email: uniqueEmail(), password: 'correct horse battery', clientId, tokenDelivery: 'COOKIE' } },
+        { headers: { origin } },
+      );
+      expect(signedIn.errors).toBeUndefined();
+      const cookieOf = (response: { headers: Headers }) =>
+        /^refresh_token=([^;]+)/.exec(response.headers.getSetCookie()[0] ?? '')?.[1] ?? '';
+      const refresh = (cookie: string) =>
+        gql<{ refresh: Payload }>(
+          `mutation { refresh { ${PAYLOAD} } }`,
+          {},
+          {
+            headers: { origin, cookie: `refresh_token=${cookie}` },
+          },
+        );
+      const refreshed = await refresh(cookieOf(signedIn));
+      expect(refreshed.errors).toBeUndefined();
+      expect(refreshed.headers.get('access-control-allow-origin')).toBe(origin);
+      expect(verify(refreshed.data?.refresh.accessToken ?? '').client_id).toBe(clientId);
+
+      expect((await asAdmin(UPDATE_CLIENT, { id: clientId, input: { allowedOrigins: [] } })).errors).toBeUndefined();
+      const refused = await refresh(cookieOf(refreshed));
+      expectError(refused, 'FORBIDDEN');
+      expect(refused.headers.get('access-control-allow-origin')).toBeNull();
+    });
   });
 });
