@@ -180,7 +180,8 @@ export class ClientCredentialsGrant {
       // clock: a token dated ahead would survive a second revocation made in that same second (its cutoff is the
       // same whole second). Only in the second after a rotation or a disabling, so at most once in a long while.
       const notBefore = revocationCutoffSeconds(client.tokensRevokedAt);
-      const wait = notBefore * 1000 - clock.now();
+      // Bounded: a revocation dated further ahead (another instance's clock) is left to notBefore.
+      const wait = Math.min(notBefore * 1000 - clock.now(), 1000);
       if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
       const signed = await sign.service({ clientId: client.id, audiences, scopes, notBefore });
       audit(
