@@ -1,13 +1,14 @@
 // Every sign-in names its client (API.md "Clients"): clientId on register, login, startOAuth and loginWithOAuth;
 // the tokens' client_id, aud and scope claims (checked with fast-jwt against our JWKS); the OAuth state binding the
-// client; per-client redirect URIs and CORS origins. Through the public API, on SQLite and MariaDB.
+// client; per-client redirect URIs and CORS origins, on one instance and across two sharing Redis. Through the
+// public API, on SQLite and MariaDB.
 import { createPublicKey, type JsonWebKey, randomUUID } from 'node:crypto';
 import { createVerifier } from 'fast-jwt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuthClientError, createAuthClient } from '../packages/client/src/index.ts';
 import { signInAsAdmin } from './support/admin.ts';
 import { dialects, startTestApp, type TestApp } from './support/app.ts';
-import { expectError } from './support/expect.ts';
+import { ed25519Pem, expectError } from './support/expect.ts';
 import {
   errorCode,
   type Gql,
@@ -20,6 +21,8 @@ import {
 } from './support/graphql.ts';
 import { ACME, LOGIN, oidcAccount, REDIRECT } from './support/oauth.ts';
 import { type OidcAccount, startOidcProvider, type TestOidcProvider } from './support/oidc.ts';
+import { type RunningService, serviceAvailable, startRedis } from './support/services.ts';
+import { eventually } from './support/subscriptions.ts';
 
 const ISSUER = 'https://auth.test';
 const AUDIENCE = 'https://api.test';
@@ -431,5 +434,62 @@ describe.each(dialects())('sign-in names its client on %s', (dialect) => {
       expectError(refused, 'FORBIDDEN');
       expect(refused.headers.get('access-control-allow-origin')).toBeNull();
     });
+  });
+});
+
+describe.skipIf(!serviceAvailable('redis-server'))('sign-in clients across two instances (Redis)', () => {
+  let redis: RunningService;
+  let one: TestApp;
+  let two: TestApp;
+  let admin: Payload;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    const dialect = dialects().includes('mysql') ? 'mysql' : 'sqlite';
+    const env = { REDIS_URL: redis.url, JWT_PRIVATE_KEY: ed25519Pem() };
+    one = await startTestApp({ dialect, env });
+    two = await startTestApp({ databaseUrl: one.databaseUrl, env });
+    admin = await signInAsAdmin(one);
+  });
+
+  afterAll(async () => {
+    await two?.close();
+    await one?.close();
+    await redis?.stop();
+  });
+
+  /** Whether `t` lets `origin` call with credentials (preflight). */
+  const corsAllows = async (t: TestApp, origin: string) =>
+    (
+      await fetch(`${t.url}/graphql`, {
+        method: 'OPTIONS',
+        headers: { origin, 'access-control-request-method': 'POST' },
+      })
+    ).headers.get('access-control-allow-origin') === origin;
+
+  it('a client made or disabled on one instance signs in, or is refused, and allows its origins on the other', async () => {
+    const id = `app-${randomUUID().slice(0, 8)}`;
+    const origin = `https://${id}.app.example`;
+    const created = await one.gql(
+      CREATE_CLIENT,
+      { input: { id, name: 'Shared app', type: 'PUBLIC', allowedOrigins: [origin] } },
+      { token: admin.accessToken },
+    );
+    expect(created.errors).toBeUndefined();
+    await eventually(() => corsAllows(two, origin));
+    const user = await registerUser(two.gql);
+    const login = (t: TestApp) =>
+      t.gql<{ login: Payload }>(LOGIN_PASSWORD, {
+        input: { email: user.user.email, password: user.password, clientId: id },
+      });
+    expect((await login(two)).errors).toBeUndefined();
+
+    const disabled = await one.gql(SET_CLIENT_DISABLED, { id, disabled: true }, { token: admin.accessToken });
+    expect(disabled.errors).toBeUndefined();
+    // The instance that made the change knows before its answer; the other as soon as the bus brings it.
+    expect(await corsAllows(one, origin)).toBe(false);
+    expectError(await login(one), CLIENT_ID_ERROR);
+    await eventually(async () => !(await corsAllows(two, origin)));
+    expectError(await login(two), CLIENT_ID_ERROR);
   });
 });
