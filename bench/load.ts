@@ -1,8 +1,13 @@
-// Load generation: one GraphQL POST scenario under autocannon, counting only responses without `errors` as done.
+// Load generation: one POST scenario under autocannon (GraphQL by default, or another path such as the token
+// endpoint), counting only 200 responses without GraphQL `errors` as done.
 import autocannon from 'autocannon';
 
 export interface Scenario {
   readonly connections: number;
+  /** Where to POST (default /graphql). */
+  readonly path?: string;
+  /** The body's media type (default application/json). */
+  readonly contentType?: string;
   /** The JSON body: fixed, or built per request (e.g. from a pool of single-use tokens). */
   readonly body: string | (() => string);
   /** Extra headers: fixed, or built per request (e.g. a different user's access token each time). */
@@ -23,7 +28,7 @@ export interface LoadResult {
   readonly firstError?: string;
 }
 
-/** Runs `scenario` against `${url}/graphql` for `seconds` and summarises it. */
+/** Runs `scenario` against `${url}${scenario.path ?? '/graphql'}` for `seconds` and summarises it. */
 export async function measure(url: string, scenario: Scenario, seconds: number): Promise<LoadResult> {
   let ok = 0;
   let failed = 0;
@@ -31,12 +36,12 @@ export async function measure(url: string, scenario: Scenario, seconds: number):
   const { body, headers } = scenario;
   const perRequest = typeof body !== 'string' || typeof headers === 'function';
   const result = await autocannon({
-    url: `${url}/graphql`,
+    url: `${url}${scenario.path ?? '/graphql'}`,
     connections: scenario.connections,
     duration: seconds,
     method: 'POST',
     headers: {
-      'content-type': 'application/json',
+      'content-type': scenario.contentType ?? 'application/json',
       accept: 'application/json',
       ...(typeof headers === 'function' ? {} : headers),
     },

@@ -13,6 +13,7 @@ import { meterOtherCpu } from './cpu.ts';
 import { gql, type LoadResult, measure, type Scenario } from './load.ts';
 import { benchRealtime, printRealtime, type RealtimeResults, type Stoppable } from './realtime.ts';
 import type { SessionsRequest } from './refresh-floor.ts';
+import type { BenchClient } from './service.ts';
 import {
   hotRefreshScenario,
   registerAccounts,
@@ -150,6 +151,8 @@ try {
     RATE_LIMIT_REFRESH_SESSION: '1000000/1m',
     RATE_LIMIT_LOGIN_ACCOUNT: '1000000/15m',
     RATE_LIMIT_LOGIN_IP: '1000000/15m',
+    RATE_LIMIT_CLIENT_TOKEN: '1000000/1m',
+    RATE_LIMIT_CLIENT_TOKEN_IP: '1000000/1m',
   };
   const floorEnv = { ...common, FLOOR_PUBLIC_KEY: publicKey.export({ type: 'spki', format: 'pem' }).toString() };
   const refreshFloorEnv = {
@@ -257,6 +260,18 @@ try {
     variables: { input: { email: 'bench-0@example.com', password: PASSWORD } },
   });
   const login = await warmAndMeasure('login', service.message.url, { connections: BCRYPT_IN_FLIGHT, body: loginBody });
+
+  // Client credentials with client_secret_basic: the clients row read under lock, a SHA-256 compare, a signature
+  // and an audit row per token, all on one client (the hot case: one service fetching tokens).
+  const benchClient = await service.ask<BenchClient>({ type: 'client' });
+  const basic = Buffer.from(`${benchClient.id}:${benchClient.secret}`).toString('base64');
+  const clientCredentials = await warmAndMeasure('client_credentials', service.message.url, {
+    connections: CONNECTIONS,
+    path: '/oauth/token',
+    contentType: 'application/x-www-form-urlencoded',
+    body: 'grant_type=client_credentials',
+    headers: { authorization: `Basic ${basic}` },
+  });
 
   const mariadbRuns: Record<string, LoadResult & Measured> = {};
   const mariadbRows = process.env.BENCH_MARIADB === '0' || !findBinary('mariadbd') ? undefined : await benchMariaDb();
@@ -375,6 +390,7 @@ try {
     },
     spreadRow(`me { id email }, ${count(SPREAD_ACCOUNTS)} users`, meReadSpread, meReadService),
     spreadRow(`refresh, ${count(SPREAD_ACCOUNTS)} sessions`, refreshSpread, refresh),
+    { operation: 'client_credentials (POST /oauth/token, basic)', result: clientCredentials },
     {
       operation: `login (bcrypt ${BCRYPT_COST})`,
       result: login,
@@ -407,6 +423,7 @@ try {
     'me { id email } (spread)': meReadSpread,
     'refresh (spread)': refreshSpread,
     login,
+    client_credentials: clientCredentials,
     ...mariadbRuns,
   };
   for (const [name, run] of Object.entries(runs)) {

@@ -1,7 +1,10 @@
 // Bench child: the real service, built by createApp from the environment exactly as src/main.ts does.
 import { readFileSync } from 'node:fs';
 import { createApp } from '../src/app.ts';
+import { clientInfoOf } from '../src/clients/registry.ts';
+import { hashClientSecret, newClientSecret } from '../src/clients/secret.ts';
 import { loadConfig } from '../src/config.ts';
+import { Client } from '../src/db/entities.ts';
 import { serveUntilStopped } from './children.ts';
 
 /** The answer to `{ type: 'memory' }` over IPC: process.memoryUsage() after full collections when --expose-gc. */
@@ -9,10 +12,20 @@ export interface MemoryReport extends NodeJS.MemoryUsage {
   readonly collected: boolean;
 }
 
+/** The answer to `{ type: 'client' }`: a CONFIDENTIAL client made for the client-credentials row, and its secret. */
+export interface BenchClient {
+  readonly id: string;
+  readonly secret: string;
+}
+
 const app = await createApp(loadConfig(process.env, (path) => readFileSync(path, 'utf8')));
 
 // Bench-only, over the parent's IPC channel rather than an HTTP endpoint, so the service itself is unchanged.
 process.on('message', (message: { type?: unknown }) => {
+  if (message?.type === 'client') {
+    void createBenchClient().then((client) => process.send?.(client));
+    return;
+  }
   if (message?.type !== 'memory') return;
   void (async () => {
     const collect = globalThis.gc;
@@ -26,5 +39,30 @@ process.on('message', (message: { type?: unknown }) => {
     process.send?.(report);
   })();
 });
+
+/** Writes the row as createClient would, and tells the registry (no admin account needed). */
+async function createBenchClient(): Promise<BenchClient> {
+  const secret = newClientSecret();
+  const now = new Date();
+  const em = app.orm.em.fork();
+  const row = em.create(Client, {
+    id: 'bench-service',
+    name: 'bench service',
+    type: 'CONFIDENTIAL',
+    secretHash: hashClientSecret(secret),
+    audiences: '[]',
+    redirectUris: '[]',
+    allowedOrigins: '[]',
+    scopes: JSON.stringify(['users:read']),
+    disabled: false,
+    tokensRevokedAt: null,
+    tokensRevokedReason: null,
+    createdAt: now,
+    updatedAt: now,
+  });
+  await em.flush();
+  await app.bus.publishClientChanged(clientInfoOf(row));
+  return { id: row.id, secret };
+}
 
 serveUntilStopped(await app.listen(), () => app.close());
