@@ -1,6 +1,6 @@
 // `npm run admin -- <command>`: the operator's tools run in the service's environment (create-admin, list-users,
-// revoke-sessions, disable-user, enable-user), with --help. Passwords are read from a terminal without echo, or
-// from standard input when piped.
+// revoke-sessions, disable-user, enable-user, and clients: create-client, rotate-client-secret, disable-client,
+// enable-client), with --help. Passwords are read from a terminal without echo, or from standard input when piped.
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { text } from 'node:stream/consumers';
@@ -10,8 +10,9 @@ import { audit } from '../audit/audit.ts';
 import { createPasswordHasher } from '../auth/passwords.ts';
 import { normalizeEmail, validatePassword } from '../auth/validate.ts';
 import { createCall } from '../call.ts';
+import { createClient, rotateClientSecret, setClientDisabled } from '../clients/admin.ts';
 import { type Config, ConfigError, configErrorLines, loadConfig } from '../config.ts';
-import { User, type UserRow } from '../db/entities.ts';
+import { CLIENT_TYPES, type ClientType, User, type UserRow } from '../db/entities.ts';
 import { migrate } from '../db/migrate.ts';
 import { createOrm, type Em } from '../db/orm.ts';
 import { AuthError } from '../errors.ts';
@@ -154,10 +155,22 @@ async function listUsersCommand(args: string[]): Promise<string> {
 }
 
 /**
- * Runs `work` against the whole service, not listening, on the account named by EMAIL or ID: writes go through the
- * same sessions and bus as the API's, so every running instance (through Redis) hears them at once. Its start-up
- * notes (the mail outbox…) are the server's business: only errors reach the operator.
+ * Runs `work` against the whole service, not listening: writes go through the same sessions and bus as the API's,
+ * so every running instance (through Redis) hears them at once. Its start-up notes (the mail outbox…) are the
+ * server's business: only errors reach the operator.
  */
+async function withService(work: (app: App, em: Em) => Promise<string>): Promise<string> {
+  const config = environment();
+  const logger = createLogger({ logLevel: config.logLevel === 'silent' ? 'silent' : 'error' }, process.stderr);
+  const app = await createApp(config, { logger });
+  try {
+    return await work(app, app.orm.em.fork() as Em);
+  } finally {
+    await app.close();
+  }
+}
+
+/** Runs `work` (as withService does) on the account named by EMAIL or ID. */
 async function withAccount(
   command: keyof typeof COMMANDS,
   args: string[],
@@ -165,19 +178,13 @@ async function withAccount(
 ): Promise<string> {
   const [who] = args;
   if (!who) throw new AuthError('BAD_USER_INPUT', `missing EMAIL or ID\n${COMMANDS[command].usage}`);
-  const config = environment();
-  const logger = createLogger({ logLevel: config.logLevel === 'silent' ? 'silent' : 'error' }, process.stderr);
-  const app = await createApp(config, { logger });
-  try {
-    const em = app.orm.em.fork() as Em;
+  return withService(async (app, em) => {
     const user = who.includes('@')
       ? await em.findOne(User, { email: normalizeEmail(who) })
       : await em.findOne(User, { id: who });
     if (!user) throw new AuthError('NOT_FOUND', `no account ${who}`);
-    return await work(app, em, user);
-  } finally {
-    await app.close();
-  }
+    return work(app, em, user);
+  });
 }
 
 async function revokeSessions(args: string[]): Promise<string> {
@@ -201,6 +208,101 @@ async function setDisabled(args: string[], disabled: boolean): Promise<string> {
     return disabled
       ? `disabled ${user.email}: its sessions are ended and it cannot sign in until enable-user`
       : `enabled ${user.email}: it can sign in again`;
+  });
+}
+
+/** The option an input field of the client flows comes from, for error messages the operator can act on. */
+const CLIENT_OPTIONS: Readonly<Record<string, string>> = {
+  id: '--id',
+  name: '--name',
+  type: '--type',
+  audiences: '--audience',
+  redirectUris: '--redirect-uri',
+  allowedOrigins: '--allowed-origin',
+  scopes: '--scope',
+};
+
+/** Runs a client flow as the CLI (`by: cli` in the audit trail); a refused field is named by its option. */
+async function asCli<T>(run: (call: { em: Em; meta: typeof META; by: 'cli' }) => Promise<T>, em: Em): Promise<T> {
+  try {
+    return await run({ em, meta: META, by: 'cli' });
+  } catch (error) {
+    const field = error instanceof AuthError ? error.details?.field : undefined;
+    if (error instanceof AuthError && typeof field === 'string' && CLIENT_OPTIONS[field]) {
+      throw new AuthError(error.code, `${CLIENT_OPTIONS[field]}: ${error.message}`);
+    }
+    if (error instanceof AuthError && error.code === 'NOT_FOUND') throw new AuthError('NOT_FOUND', 'no such client');
+    throw error;
+  }
+}
+
+const clientIdOf = (command: keyof typeof COMMANDS, args: string[]): string => {
+  const { values } = parseArgs({ args, options: { id: { type: 'string' } } });
+  if (!values.id) throw new AuthError('BAD_USER_INPUT', `missing --id\n${COMMANDS[command].usage}`);
+  return values.id;
+};
+
+async function createClientCommand(args: string[]): Promise<string> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      id: { type: 'string' },
+      name: { type: 'string' },
+      type: { type: 'string' },
+      audience: { type: 'string', multiple: true },
+      scope: { type: 'string', multiple: true },
+      'redirect-uri': { type: 'string', multiple: true },
+      'allowed-origin': { type: 'string', multiple: true },
+    },
+  });
+  const { usage } = COMMANDS['create-client'];
+  if (!values.id || !values.name || !values.type) {
+    throw new AuthError('BAD_USER_INPUT', `--id, --name and --type are required\n${usage}`);
+  }
+  const type = values.type.toUpperCase();
+  if (!CLIENT_TYPES.includes(type as ClientType)) {
+    throw new AuthError('BAD_USER_INPUT', '--type: expected PUBLIC or CONFIDENTIAL');
+  }
+  const input = {
+    id: values.id,
+    name: values.name,
+    type: type as ClientType,
+    audiences: values.audience ?? [],
+    scopes: values.scope ?? [],
+    redirectUris: values['redirect-uri'] ?? [],
+    allowedOrigins: values['allowed-origin'] ?? [],
+  };
+  return withService(async (app, em) => {
+    const { client, clientSecret } = await asCli((call) => createClient(app.services, call, input), em);
+    return credentialLines(`created ${client.type} client ${client.id}`, client.id, clientSecret);
+  });
+}
+
+/** What the operator copies: the id and, once, the secret (stdout only; a note about it goes to stderr). */
+function credentialLines(done: string, clientId: string, secret: string | null): string {
+  if (secret === null) return `${done}\nclient_id: ${clientId}`;
+  process.stderr.write('The client secret is shown this once: store it now (rotate-client-secret makes a new one).\n');
+  return `${done}\nclient_id: ${clientId}\nclient_secret: ${secret}`;
+}
+
+async function rotateClientSecretCommand(args: string[]): Promise<string> {
+  const id = clientIdOf('rotate-client-secret', args);
+  return withService(async (app, em) => {
+    const { clientSecret } = await asCli((call) => rotateClientSecret(app.services, call, { id }), em);
+    return credentialLines(`rotated the secret of ${id}: the old one and its tokens are refused`, id, clientSecret);
+  });
+}
+
+/** disable-client and enable-client: through the app's flow, so every instance sharing Redis refuses at once. */
+async function setClientDisabledCommand(args: string[], disabled: boolean): Promise<string> {
+  const id = clientIdOf(disabled ? 'disable-client' : 'enable-client', args);
+  return withService(async (app, em) => {
+    const before = app.services.clients.get(id);
+    await asCli((call) => setClientDisabled(app.services, call, { id, disabled }), em);
+    if (before?.disabled === disabled) return `${id} is already ${disabled ? 'disabled' : 'enabled'}`;
+    return disabled
+      ? `disabled ${id}: its sessions are ended, its tokens and sign-ins refused until enable-client`
+      : `enabled ${id}: it can sign users in and get tokens again (tokens from before stay refused)`;
   });
 }
 
@@ -245,6 +347,45 @@ const COMMANDS = {
     details: 'Its old sessions stay ended: the account holder signs in again.',
     run: (args: string[]) => setDisabled(args, false),
   },
+  'create-client': {
+    usage:
+      'usage: npm run admin -- create-client --id ID --name NAME --type PUBLIC|CONFIDENTIAL [--audience A]... ' +
+      '[--scope S]... [--redirect-uri U]... [--allowed-origin O]...',
+    summary: 'register an app (PUBLIC) or a service (CONFIDENTIAL, with a secret)',
+    details:
+      '--id ID              the client_id: 3-64 of a-z, 0-9 and -\n' +
+      '--name NAME          1-200 characters\n' +
+      '--type TYPE          PUBLIC (browser or mobile app, no secret) or CONFIDENTIAL (a service, gets a secret)\n' +
+      '--audience A         the aud of its tokens (repeatable; none: AUDIENCE)\n' +
+      '--scope S            an API scope its tokens may carry (repeatable); CONFIDENTIAL clients may also have\n' +
+      '                     sessions:feed and users:read\n' +
+      '--redirect-uri U     an OAuth redirect URI it may use (repeatable): https, or http on localhost\n' +
+      '--allowed-origin O   a browser origin allowed to call with credentials (repeatable), e.g. https://app.example.com\n' +
+      'Prints the client_id and, for CONFIDENTIAL, the client_secret: shown this once, stored only as a hash.',
+    run: createClientCommand,
+  },
+  'rotate-client-secret': {
+    usage: 'usage: npm run admin -- rotate-client-secret --id ID',
+    summary: 'give a CONFIDENTIAL client a new secret; the old one and its tokens stop working',
+    details:
+      'Prints the new client_secret once. Service tokens issued before are refused at once by every instance\n' +
+      'that shares REDIS_URL (reason CLIENT_DISABLED).',
+    run: rotateClientSecretCommand,
+  },
+  'disable-client': {
+    usage: 'usage: npm run admin -- disable-client --id ID',
+    summary: 'switch a client off: its sessions end, its tokens and sign-ins are refused',
+    details:
+      'Every session opened for it is revoked (CLIENT_DISABLED) and its service tokens are refused. The default\n' +
+      'client cannot be disabled. enable-client switches it on again.',
+    run: (args: string[]) => setClientDisabledCommand(args, true),
+  },
+  'enable-client': {
+    usage: 'usage: npm run admin -- enable-client --id ID',
+    summary: 'switch a disabled client on again',
+    details: 'It signs users in and gets service tokens again; tokens issued before it was disabled stay refused.',
+    run: (args: string[]) => setClientDisabledCommand(args, false),
+  },
 } as const satisfies Record<string, Command>;
 
 type CommandName = keyof typeof COMMANDS;
@@ -253,7 +394,7 @@ const HELP = [
   'usage: npm run admin -- <command> [arguments]   (in the service environment: .env and its variables)',
   '',
   'commands:',
-  ...Object.entries(COMMANDS).map(([name, command]) => `  ${name.padEnd(16)} ${command.summary}`),
+  ...Object.entries(COMMANDS).map(([name, command]) => `  ${name.padEnd(21)} ${command.summary}`),
   '',
   'npm run admin -- <command> --help   says more about one command',
 ].join('\n');
