@@ -275,6 +275,55 @@ describe('createTokenVerifier while the server is down and back (sqlite)', () =>
   }, 60_000);
 });
 
+describe('createTokenVerifier renewing its feed token (sqlite, 3 s access tokens)', () => {
+  let t: TestApp;
+  let verifier: TokenVerifier | undefined;
+
+  beforeAll(async () => {
+    t = await startTestApp({ env: { ACCESS_TOKEN_TTL: '3s', JWT_CLOCK_TOLERANCE: '0s' } });
+  });
+
+  afterAll(async () => {
+    verifier?.close();
+    await t?.close();
+  });
+
+  it('fetches a new token before the old one expires and switches connections without a gap', async () => {
+    const admin = await signInAsAdmin(t);
+    const client = await createTestClient(t.gql, admin.accessToken, { id: 'orders-api', scopes: ['sessions:feed'] });
+    const tokenRequests: string[] = [];
+    verifier = createTokenVerifier({
+      issuer: ISSUER,
+      audience: AUDIENCE,
+      graphqlUrl: `${t.url}/graphql`,
+      clientId: client.id,
+      clientSecret: client.secret ?? '',
+      fetch: (input, init) => {
+        const url = String(input instanceof Request ? input.url : input);
+        if (url.endsWith('/oauth/token')) tokenRequests.push(url);
+        return fetch(input, init);
+      },
+    });
+    const first = await registerUser(t.gql);
+    expect((await verifier.verify(first.accessToken)).sub).toBe(first.user.id);
+    // The server closes a feed socket when its token expires (every 3 s here): watch for 8 s that the verifier
+    // never stops being connected.
+    const until = Date.now() + 8_000;
+    let disconnected = 0;
+    while (Date.now() < until) {
+      if (!verifier.status().connected) disconnected++;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(disconnected).toBe(0);
+    expect(tokenRequests.length).toBeGreaterThanOrEqual(3);
+    // The feed still works on the latest connection.
+    const user = await registerUser(t.gql);
+    expect((await verifier.verify(user.accessToken)).sub).toBe(user.user.id);
+    expect((await t.gql('mutation { logout }', {}, { token: user.accessToken })).data).toEqual({ logout: true });
+    expect(await refusal(verifier.verify(user.accessToken))).toBe('SESSION_REVOKED');
+  }, 30_000);
+});
+
 describe('graphql-auth-verifier/testing and the plugin, without the server', () => {
   it('mints tokens of our shape that its verifier trusts, and revokes them by session or client', async () => {
     const issuer = await createTestIssuer();

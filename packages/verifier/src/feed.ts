@@ -291,8 +291,12 @@ export class RevocationFeed {
           else if (result.errors) fail(new FeedError(`subscription refused: ${codesOf(result.errors)}`));
         },
         error: (error) => fail(error),
-        // The server completed the subscription (e.g. its token expired): this connection no longer serves.
-        complete: () => connection.dispose(),
+        // The server completes a feed subscription when its token expires or is refused (its client disabled, its
+        // secret rotated): this connection no longer serves, and its token is not to be used again.
+        complete: () => {
+          if (open && this.#token?.value === token) this.#token = undefined;
+          connection.dispose();
+        },
       },
     );
     client.subscribe<{ revocations: Revocation[] }>(
