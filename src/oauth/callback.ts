@@ -66,8 +66,8 @@ export const accountInUse = (client: ProviderClient) =>
 const invalidState = () => new AuthError('OAUTH_FAILED', 'The sign-in attempt is invalid or has expired; start again');
 
 /**
- * Redeems a callback for `linkUserId` (null: a sign-in); `clientId` is the client the attempt was started for,
- * which a sign-in's session belongs to. A state that is unknown, spent, expired, started for another provider, or
+ * Redeems a callback for `linkUserId` (null: a sign-in), and names the client the attempt was started for
+ * (`clientId`: a sign-in's session is that client's). A state that is unknown, spent, expired, started for another provider, or
  * for another purpose or user is OAUTH_FAILED, and is spent all the same. A `clientId` in the input that is
  * unknown or disabled is BAD_USER_INPUT before the state is touched; one that differs from the state's, or a
  * state whose client was disabled since, is BAD_USER_INPUT (field clientId) and spends the state.
