@@ -103,7 +103,7 @@ export class ClientRegistry {
     return [...this.#clients.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
-  /** The `aud` of tokens issued to this client for users (API.md): its audiences plus our own AUDIENCE. */
+  /** The client's audiences as tokens carry them: its own, or [AUDIENCE] when it has none (the signer adds AUDIENCE to user tokens). */
   audiencesOf(client: ClientInfo): readonly string[] {
     return client.audiences.length > 0 ? client.audiences : [this.#audience];
   }
