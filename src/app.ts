@@ -26,6 +26,7 @@ import { createMailer } from './mail/create.ts';
 import { createOAuth } from './oauth/oauth.ts';
 import type { Services } from './schema/context.ts';
 import { buildSchema } from './schema/index.ts';
+import { RevocationFeed } from './sessions/revocation-feed.ts';
 import { RevokedSessions } from './sessions/revoked-sessions.ts';
 import { Sessions } from './sessions/sessions.ts';
 import { createMemoryStore } from './store/memory.ts';
@@ -135,6 +136,16 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     const limiters = createLimiterFactory(redis?.commands);
     const limits = createRateLimits(config, limiters);
     const sessions = new Sessions(clock, sign, bus, config, limits, clients);
+    const revocationFeed = new RevocationFeed({
+      bus,
+      clients,
+      revoked,
+      clock,
+      tokens: { accessTokenTtlMs: config.accessTokenTtlMs, clockToleranceMs: config.jwt.clockToleranceMs },
+      logger,
+      onConsumersChange: (delta) => metrics.feedConsumersChanged(delta),
+      onSent: (count) => metrics.countFeedEvents(count),
+    });
     const clientCredentials = new ClientCredentialsGrant({
       fork,
       clients,
@@ -157,6 +168,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       mail: { productName: config.mail.productName, appUrl: config.mail.appUrl },
       oauth: createOAuth(config.oauth, store, clock, logger),
       federationSdl: config.federationSdl,
+      revocationFeed,
       users,
       logger,
     };
@@ -228,6 +240,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
         // Sends the spans of the last requests before the process ends.
         await tracing?.shutdown();
         revoked.close();
+        revocationFeed.close();
         clients.close();
         users.close();
         await bus.close();

@@ -10,6 +10,11 @@ export interface SessionRevokedEvent {
   readonly reason: RevocationReason;
   /** Milliseconds since the epoch. */
   readonly revokedAt: number;
+  /**
+   * The client each session was opened for, by session id (for the revocation feed). Optional: messages from
+   * instances that predate it have none, and a session missing from it is reported without a client.
+   */
+  readonly clientIds?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -101,7 +106,26 @@ export function parseEvent(value: unknown): SessionRevokedEvent | undefined {
   if (typeof userId !== 'string' || typeof revokedAt !== 'number' || !Number.isFinite(revokedAt)) return undefined;
   if (!Array.isArray(sessionIds) || !sessionIds.every((id) => typeof id === 'string')) return undefined;
   if (!(REVOCATION_REASONS as readonly unknown[]).includes(reason)) return undefined;
-  return { userId, sessionIds, reason: reason as RevocationReason, revokedAt };
+  const event = { userId, sessionIds, reason: reason as RevocationReason, revokedAt };
+  const clientIds = parseClientIds((value as Record<string, unknown>).clientIds, sessionIds);
+  if (clientIds === null) return undefined;
+  return clientIds ? { ...event, clientIds } : event;
+}
+
+/** A revocation's `clientIds` from the wire: undefined when absent, null when malformed; only its sessions'. */
+function parseClientIds(
+  value: unknown,
+  sessionIds: readonly string[],
+): Readonly<Record<string, string>> | undefined | null {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return null;
+  const entries = Object.entries(value);
+  if (entries.some(([, clientId]) => typeof clientId !== 'string' || clientId.length === 0 || clientId.length > 64)) {
+    return null;
+  }
+  const sessions = new Set(sessionIds);
+  // Object.fromEntries defines own properties, so a key such as __proto__ sets no prototype.
+  return Object.fromEntries(entries.filter(([sessionId]) => sessions.has(sessionId))) as Record<string, string>;
 }
 
 /** The most user ids one message names; a larger change is sent as `all`. */

@@ -23,6 +23,10 @@ export interface Metrics {
   countRevocation(event: SessionRevokedEvent): void;
   /** +1 when a WebSocket subscription starts, -1 when it ends. */
   subscriptionsChanged(delta: 1 | -1): void;
+  /** +1 when a revocation-feed subscription opens, -1 when it ends (auth_revocation_feed_consumers). */
+  feedConsumersChanged(delta: 1 | -1): void;
+  /** Revocations sent to feed subscribers (auth_revocation_feed_events_total). */
+  countFeedEvents(count: number): void;
   /** A mail of this kind could not be sent (auth_mail_failures_total). */
   countMailFailure(kind: MailKind): void;
   /** Serves the database pool's figures (auth_db_pool_*), read at each scrape, when the database has a pool. */
@@ -91,6 +95,16 @@ export function createMetrics(): Metrics {
     help: 'GraphQL subscriptions currently open over WebSocket on this instance.',
     registers,
   });
+  const feedConsumers = new Gauge({
+    name: 'auth_revocation_feed_consumers',
+    help: 'Revocation-feed subscriptions (Subscription.revocations, WebSocket or SSE) open on this instance.',
+    registers,
+  });
+  const feedEvents = new Counter({
+    name: 'auth_revocation_feed_events_total',
+    help: 'Revocations sent to revocation-feed subscribers by this instance (one per subscriber told).',
+    registers,
+  });
 
   const mailFailures = new Counter({
     name: 'auth_mail_failures_total',
@@ -149,6 +163,12 @@ export function createMetrics(): Metrics {
     },
     subscriptionsChanged(delta) {
       subscriptions.inc(delta);
+    },
+    feedConsumersChanged(delta) {
+      feedConsumers.inc(delta);
+    },
+    countFeedEvents(count) {
+      feedEvents.inc(count);
     },
     countMailFailure(kind) {
       mailFailures.inc({ kind });

@@ -1,6 +1,8 @@
 // graphql-ws on the HTTP server's /graphql path. A socket authenticates once, in connection_init; it is
 // closed with 4403 when its session is revoked (after any sessionRevoked subscription on it has delivered the
-// event and completed) and when its token expires, so a socket never outlives the token that opened it.
+// event and completed), when its client's revocation refuses its token (client disabled, secret rotated: after
+// a revocations subscription on it has told it and completed) and when its token expires, so a socket never
+// outlives the token that opened it.
 // A socket is bounded: WS_MAX_OPERATIONS running at once, WS_MAX_MESSAGE_BYTES a message (1009 past it), and
 // connection_init within WS_CONNECTION_INIT_TIMEOUT (4408); errors are masked as over HTTP.
 import type { IncomingMessage, Server } from 'node:http';
@@ -11,10 +13,11 @@ import type { YogaServerInstance } from 'graphql-yoga';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
 import { WebSocketServer } from 'ws';
+import { type ClientRegistry, revocationCutoffSeconds } from '../clients/registry.ts';
 import type { Clock } from '../clock.ts';
 import type { WebSocketLimitsConfig } from '../config.ts';
 import { AuthError } from '../errors.ts';
-import type { RevocationBus } from '../events/revocation-bus.ts';
+import type { ClientChangedEvent, RevocationBus } from '../events/revocation-bus.ts';
 import { createMaskError, toGraphQLError, withoutQuotedValues } from '../schema/errors.ts';
 import type { VerifiedClaims } from '../tokens/claims.ts';
 import type { AccessTokenVerifier } from '../tokens/verify.ts';
@@ -64,6 +67,8 @@ export interface WebSocketDeps {
   readonly onSubscriptionChange?: (delta: 1 | -1) => void;
   /** Each operation runs inside its own scope (request id, access line), as an HTTP request does. */
   readonly scopes?: RequestScopes;
+  /** The client registry, whose revocations (client disabled, secret rotated) end a socket's token too. */
+  readonly services?: { readonly clients: Pick<ClientRegistry, 'refuses'> };
 }
 
 /** `extensions.headers.authorization` (any case) of a subscribe message, when it is a string. */
@@ -131,6 +136,7 @@ export function attachWebSocketServer(server: Server, yoga: YogaServerInstance<a
   const inScope = <T>(root: EnvelopRoot, work: () => T): T =>
     root.scope && deps.scopes ? deps.scopes.run(root.scope, work) : work();
   const bySession = new Map<string, Set<Ctx>>();
+  const byClient = new Map<string, Set<Ctx>>();
 
   const close = (ctx: Ctx, reason: string) => {
     clearTimeout(ctx.extra.timer);
@@ -148,6 +154,10 @@ export function attachWebSocketServer(server: Server, yoga: YogaServerInstance<a
 
   const forget = (ctx: Ctx) => {
     clearTimeout(ctx.extra.timer);
+    const clientId = ctx.extra.auth?.client_id;
+    const ofClient = clientId === undefined ? undefined : byClient.get(clientId);
+    ofClient?.delete(ctx);
+    if (clientId !== undefined && ofClient?.size === 0) byClient.delete(clientId);
     const sid = ctx.extra.auth?.kind === 'user' ? ctx.extra.auth.sid : undefined;
     if (!sid) return;
     const sockets = bySession.get(sid);
@@ -155,18 +165,37 @@ export function attachWebSocketServer(server: Server, yoga: YogaServerInstance<a
     if (sockets?.size === 0) bySession.delete(sid);
   };
 
+  /** The socket's token is revoked: closed at once, or once its subscriptions have told it and completed. */
+  const revoke = (ctx: Ctx, reason: string) => {
+    ctx.extra.revoked = true;
+    if (Object.keys(ctx.subscriptions).length === 0) {
+      close(ctx, reason);
+    } else {
+      // A sessionRevoked (or revocations) subscription completes on this event and closes the socket in onComplete.
+      clearTimeout(ctx.extra.timer);
+      ctx.extra.timer = setTimeout(() => close(ctx, reason), REVOKED_CLOSE_DEADLINE_MS);
+    }
+  };
+
+  /** Whether the client registry refuses the socket's token now (its client disabled, or its secret rotated). */
+  const refusedByClient = (auth: VerifiedClaims | null | undefined, changed?: ClientChangedEvent): boolean => {
+    if (!auth) return false;
+    const service = auth.kind === 'service';
+    // The change itself decides too: this listener may hear it before the registry has applied it.
+    if (changed && (changed.disabled || (service && auth.iat < revocationCutoffSeconds(changed.tokensRevokedAt)))) {
+      return true;
+    }
+    return deps.services?.clients.refuses(auth.client_id, auth.iat, service) !== undefined;
+  };
+
   const unsubscribe = deps.bus.subscribe((event) => {
     for (const sid of event.sessionIds) {
-      for (const ctx of bySession.get(sid) ?? []) {
-        ctx.extra.revoked = true;
-        if (Object.keys(ctx.subscriptions).length === 0) {
-          close(ctx, 'Session revoked');
-        } else {
-          // The sessionRevoked subscription completes on this event and closes the socket in onComplete.
-          clearTimeout(ctx.extra.timer);
-          ctx.extra.timer = setTimeout(() => close(ctx, 'Session revoked'), REVOKED_CLOSE_DEADLINE_MS);
-        }
-      }
+      for (const ctx of bySession.get(sid) ?? []) revoke(ctx, 'Session revoked');
+    }
+  });
+  const unsubscribeClients = deps.bus.subscribeClientChanged((event) => {
+    for (const ctx of byClient.get(event.id) ?? []) {
+      if (!ctx.extra.revoked && refusedByClient(ctx.extra.auth, event)) revoke(ctx, 'Client revoked');
     }
   });
 
@@ -199,7 +228,13 @@ export function attachWebSocketServer(server: Server, yoga: YogaServerInstance<a
     onRelease: (release: () => void) => void,
   ) => {
     if (ctx.extra.revoked || (ctx.extra.auth && ctx.extra.auth.exp * 1000 <= deps.clock.now())) {
-      close(ctx as Ctx, ctx.extra.revoked ? 'Session revoked' : 'Token expired');
+      close(ctx as Ctx, ctx.extra.revoked ? 'Token revoked' : 'Token expired');
+      return [];
+    }
+    // Read on every operation: a registry reloaded from the database (Redis down) changes without a message.
+    if (refusedByClient(ctx.extra.auth)) {
+      ctx.extra.revoked = true;
+      close(ctx as Ctx, 'Client revoked');
       return [];
     }
     let auth = ctx.extra.auth ?? null;
@@ -304,6 +339,7 @@ export function attachWebSocketServer(server: Server, yoga: YogaServerInstance<a
         if (auth) {
           if (auth.kind === 'user')
             bySession.set(auth.sid, (bySession.get(auth.sid) ?? new Set<Ctx>()).add(ctx as Ctx));
+          byClient.set(auth.client_id, (byClient.get(auth.client_id) ?? new Set<Ctx>()).add(ctx as Ctx));
           const untilExpiry = auth.exp * 1000 - deps.clock.now();
           ctx.extra.timer = setTimeout(() => expire(ctx as Ctx), Math.max(0, untilExpiry));
         }
@@ -351,7 +387,9 @@ export function attachWebSocketServer(server: Server, yoga: YogaServerInstance<a
         operationLog.end(ctx.extra.socket, id);
         // Runs just before the complete message is sent; the close frame is queued after it.
         const others = Object.keys(ctx.subscriptions).filter((key) => key !== id);
-        if (ctx.extra.revoked && others.length === 0) setTimeout(() => close(ctx as Ctx, 'Session revoked'), 0);
+        // A revocations subscription ends when the registry, reloaded without a message, refuses its token.
+        if (!ctx.extra.revoked && refusedByClient(ctx.extra.auth)) ctx.extra.revoked = true;
+        if (ctx.extra.revoked && others.length === 0) setTimeout(() => close(ctx as Ctx, 'Token revoked'), 0);
         else if (ctx.extra.expired && others.length === 0) setTimeout(() => close(ctx as Ctx, 'Token expired'), 0);
       },
       onClose: (ctx) => forget(ctx as Ctx),
@@ -363,6 +401,7 @@ export function attachWebSocketServer(server: Server, yoga: YogaServerInstance<a
     /** Closes every socket with 1001; one whose client has not answered the close by `deadline` is cut. */
     async close(deadline = Date.now() + 10_000) {
       unsubscribe();
+      unsubscribeClients();
       for (const client of wss.clients) client.close(1001, 'Server shutting down');
       let timer: NodeJS.Timeout | undefined;
       await new Promise<void>((resolve) => {

@@ -13,6 +13,7 @@ import type { RateLimits } from '../limits/rate-limits.ts';
 import type { Mailer } from '../mail/mailer.ts';
 import type { MailSettings } from '../mail/templates.ts';
 import type { OAuth } from '../oauth/oauth.ts';
+import type { RevocationFeed } from '../sessions/revocation-feed.ts';
 import type { Sessions } from '../sessions/sessions.ts';
 import type { AccessClaims, ServiceClaims } from '../tokens/claims.ts';
 
@@ -34,6 +35,8 @@ export interface Services {
   readonly oauth: OAuth;
   /** Who may read `_service { sdl }` (FEDERATION_SDL). */
   readonly federationSdl: 'public' | 'scoped';
+  /** Every revocation in force and each new one, for services holding sessions:feed. */
+  readonly revocationFeed: RevocationFeed;
   /** Users' rows for `me` and federation reads, cached per instance (USER_CACHE_SIZE). */
   readonly users: UserCache;
   /** For what happens after a response (mail sent in the background); never given a secret. */

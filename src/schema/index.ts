@@ -9,6 +9,7 @@ import './user.ts';
 import './auth.ts';
 import './account.ts';
 import './subscription.ts';
+import './revocations.ts';
 import './admin.ts';
 import './clients.ts';
 import './audit.ts';

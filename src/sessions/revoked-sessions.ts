@@ -5,12 +5,29 @@
 
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.ts';
-import { AuditEvent, type RevocationReason, Session } from '../db/entities.ts';
+import { AuditEvent, REVOCATION_REASONS, type RevocationReason, Session } from '../db/entities.ts';
 import type { Em } from '../db/orm.ts';
 import type { RevocationBus, SessionRevokedEvent } from '../events/revocation-bus.ts';
 
+/** A revoked session as this instance knows it (the revocation feed lists these). */
+export interface RevokedSession {
+  readonly sessionId: string;
+  /** Null for a deleted account's session read back from the (anonymised) audit trail. */
+  readonly userId: string | null;
+  /** Null when the revocation did not say (an older instance's message, a deleted account's session). */
+  readonly clientId: string | null;
+  readonly reason: RevocationReason;
+  /** Milliseconds since the epoch. */
+  readonly revokedAt: number;
+}
+
+interface Entry extends RevokedSession {
+  /** Until when a token of the session could still verify (ms): the entry leaves the set then. */
+  readonly until: number;
+}
+
 export class RevokedSessions {
-  readonly #until = new Map<string, number>();
+  readonly #until = new Map<string, Entry>();
   readonly #clock: Clock;
   readonly #ttlMs: number;
   readonly #sweeper: NodeJS.Timeout;
@@ -27,13 +44,34 @@ export class RevokedSessions {
     this.#sweeper.unref();
   }
 
-  add(sessionId: string, revokedAt: number): void {
-    this.#until.set(sessionId, revokedAt + this.#ttlMs);
+  add(
+    sessionId: string,
+    revokedAt: number,
+    about: Partial<Pick<RevokedSession, 'userId' | 'clientId' | 'reason'>> = {},
+  ): void {
+    const known = this.#until.get(sessionId);
+    this.#until.set(sessionId, {
+      sessionId,
+      // What a later, less informed source (the audit trail) does not say is kept from what was known.
+      userId: about.userId ?? known?.userId ?? null,
+      clientId: about.clientId ?? known?.clientId ?? null,
+      reason: about.reason ?? known?.reason ?? 'REVOKED_BY_ADMIN',
+      revokedAt,
+      until: revokedAt + this.#ttlMs,
+    });
   }
 
   has(sessionId: string): boolean {
-    const until = this.#until.get(sessionId);
-    return until !== undefined && until > this.#clock.now();
+    const entry = this.#until.get(sessionId);
+    return entry !== undefined && entry.until > this.#clock.now();
+  }
+
+  /** The revoked sessions whose tokens could still verify now, from memory (no database read). */
+  list(): RevokedSession[] {
+    const now = this.#clock.now();
+    const live: RevokedSession[] = [];
+    for (const { until, ...session } of this.#until.values()) if (until > now) live.push(session);
+    return live;
   }
 
   get size(): number {
@@ -42,7 +80,7 @@ export class RevokedSessions {
 
   sweep(): void {
     const now = this.#clock.now();
-    for (const [id, until] of this.#until) if (until <= now) this.#until.delete(id);
+    for (const [id, entry] of this.#until) if (entry.until <= now) this.#until.delete(id);
   }
 
   /**
@@ -54,30 +92,34 @@ export class RevokedSessions {
     const rows = await em.find(
       Session,
       { revokedAt: { $gt: since } },
-      { fields: ['id', 'user', 'revokedAt', 'revokedReason'], disableIdentityMap: true },
+      { fields: ['id', 'user', 'revokedAt', 'revokedReason', 'clientId'], disableIdentityMap: true },
     );
     const missed: SessionRevokedEvent[] = [];
     for (const row of rows) {
       if (!row.revokedAt) continue;
+      const reason = (row.revokedReason ?? 'REVOKED_BY_ADMIN') as RevocationReason;
       if (!this.#until.has(row.id)) {
         missed.push({
           userId: row.user.id,
           sessionIds: [row.id],
-          reason: (row.revokedReason ?? 'REVOKED_BY_ADMIN') as RevocationReason,
+          reason,
           revokedAt: row.revokedAt.getTime(),
+          clientIds: { [row.id]: row.clientId },
         });
       }
-      this.add(row.id, row.revokedAt.getTime());
+      this.add(row.id, row.revokedAt.getTime(), { userId: row.user.id, clientId: row.clientId, reason });
     }
     // A deleted account's sessions are gone from the sessions table; their revocations live on in the
     // (anonymised) audit trail, which keeps the session id and the time.
     const trail = await em.find(
       AuditEvent,
       { type: 'SESSION_REVOKED', createdAt: { $gt: since }, sessionId: { $ne: null } },
-      { fields: ['sessionId', 'createdAt'], disableIdentityMap: true },
+      { fields: ['sessionId', 'userId', 'createdAt', 'detail'], disableIdentityMap: true },
     );
     for (const row of trail) {
-      if (row.sessionId && !this.#until.has(row.sessionId)) this.add(row.sessionId, row.createdAt.getTime());
+      if (row.sessionId && !this.#until.has(row.sessionId)) {
+        this.add(row.sessionId, row.createdAt.getTime(), { userId: row.userId, reason: reasonOf(row.detail) });
+      }
     }
     return missed;
   }
@@ -85,7 +127,10 @@ export class RevokedSessions {
   /** Keeps the set current from `bus` (every instance's revocations), after loading what the database has. */
   async follow(bus: RevocationBus, fork: () => Em): Promise<void> {
     bus.subscribe((event) => {
-      for (const id of event.sessionIds) this.add(id, event.revokedAt);
+      for (const id of event.sessionIds) {
+        const clientId = event.clientIds && Object.hasOwn(event.clientIds, id) ? event.clientIds[id] : undefined;
+        this.add(id, event.revokedAt, { userId: event.userId, clientId, reason: event.reason });
+      }
     });
     await this.load(fork());
   }
@@ -144,4 +189,13 @@ export class RevokedSessions {
     clearInterval(this.#sweeper);
     clearInterval(this.#poller);
   }
+}
+
+/** The reason an audit row of a revocation recorded (`{"reason": …}`); a deleted account's when it says none. */
+function reasonOf(detail: string | null | undefined): RevocationReason {
+  try {
+    const reason = (JSON.parse(detail ?? '{}') as { reason?: unknown }).reason;
+    if ((REVOCATION_REASONS as readonly unknown[]).includes(reason)) return reason as RevocationReason;
+  } catch {}
+  return 'ACCOUNT_DELETED';
 }

@@ -289,16 +289,19 @@ export class Sessions {
     };
     // FOR UPDATE on MySQL: also keeps a racing sign-in from adding a session this revocation would miss.
     const rows = await tx.find(Session, where, {
-      fields: ['id'],
+      fields: ['id', 'clientId'],
       disableIdentityMap: true,
       lockMode: LockMode.PESSIMISTIC_WRITE,
     });
-    const ids = rows.map((r) => r.id).filter((id) => id !== except);
+    const revoked = rows.filter((r) => r.id !== except);
+    const ids = revoked.map((r) => r.id);
     if (ids.length > 0) {
       await tx.nativeUpdate(Session, { id: { $in: ids } }, { revokedAt: at, revokedReason: reason });
       for (const id of ids) audit(tx, meta, { type: 'SESSION_REVOKED', userId, sessionId: id, detail: { reason } }, at);
     }
-    return { userId, sessionIds: ids, reason, revokedAt: at.getTime() };
+    // The revocation feed reports each session's client.
+    const clientIds = Object.fromEntries(revoked.map((r) => [r.id, r.clientId]));
+    return { userId, sessionIds: ids, reason, revokedAt: at.getTime(), clientIds };
   }
 
   /**
@@ -335,7 +338,8 @@ export class Sessions {
     return [...byUser].map(([userId, sessionIds]) => {
       for (const id of sessionIds)
         audit(tx, meta, { type: 'SESSION_REVOKED', userId, sessionId: id, detail: { reason } }, at);
-      return { userId, sessionIds, reason, revokedAt: at.getTime() };
+      const clientIds = Object.fromEntries(sessionIds.map((id) => [id, clientId]));
+      return { userId, sessionIds, reason, revokedAt: at.getTime(), clientIds };
     });
   }
 
