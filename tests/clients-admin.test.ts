@@ -204,6 +204,8 @@ describe.each(dialects())('client admin on %s', (dialect) => {
       [{ audiences: [''] }, 'audiences'],
       [{ audiences: ['https://a.test\n'] }, 'audiences'],
       [{ audiences: ['x'.repeat(2049)] }, 'audiences'],
+      // Each short enough, too long together (the column holds 64 KiB).
+      [{ audiences: Array.from({ length: 40 }, (_, i) => `https://${i}.test/${'é'.repeat(2000)}`) }, 'audiences'],
       [{ redirectUris: ['http://app.example.com/cb'] }, 'redirectUris'],
       [{ redirectUris: ['https://app.example.com/cb?next=1'] }, 'redirectUris'],
       [{ redirectUris: ['https://app.example.com/cb#x'] }, 'redirectUris'],

@@ -57,6 +57,7 @@ export interface UpdateClientInput extends ClientLists {
 export const MAX_CLIENT_LIST_ITEMS = 50;
 const MAX_NAME_LENGTH = 200;
 const MAX_ITEM_LENGTH = 2048;
+const MAX_LIST_BYTES = 16_384;
 // Control characters (C0, DEL, C1) and the bidi controls, which would make a name or an audience read differently
 // from what it is.
 const CONTROL = /[\p{Cc}\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/u;
@@ -80,7 +81,12 @@ function validList(field: string, items: readonly string[], valid: (item: string
   }
   const bad = items.find((item) => item.length === 0 || item.length > MAX_ITEM_LENGTH || !valid(item));
   if (bad !== undefined) throw badInput(field, `Each of ${field} must be ${rule}`);
-  return [...new Set(items)];
+  const unique = [...new Set(items)];
+  // The column is a MySQL TEXT (64 KiB), and every instance holds the list in memory: bounded well below that.
+  if (Buffer.byteLength(JSON.stringify(unique)) > MAX_LIST_BYTES) {
+    throw badInput(field, `The ${field} take at most ${MAX_LIST_BYTES} bytes in all`);
+  }
+  return unique;
 }
 
 /**
