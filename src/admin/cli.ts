@@ -361,7 +361,8 @@ const COMMANDS = {
       '                     sessions:feed and users:read\n' +
       '--redirect-uri U     an OAuth redirect URI it may use (repeatable): https, or http on localhost\n' +
       '--allowed-origin O   a browser origin allowed to call with credentials (repeatable), e.g. https://app.example.com\n' +
-      'Prints the client_id and, for CONFIDENTIAL, the client_secret: shown this once, stored only as a hash.',
+      'Prints the client_id and, for CONFIDENTIAL, the client_secret: shown this once, stored only as a hash.\n' +
+      'Running instances that share REDIS_URL know the client at once; without Redis, after their restart.',
     run: createClientCommand,
   },
   'rotate-client-secret': {
