@@ -17,6 +17,7 @@ const PONG_TIMEOUT_MS = 3_000;
 /** A token is renewed when this share of its life has passed (the server closes a socket when its token expires). */
 const RENEW_AT = 0.75;
 
+/** Where the feed connects and how it authenticates (from the verifier's options). */
 export interface FeedSettings {
   readonly graphqlUrl: string;
   readonly tokenUrl: string;
@@ -72,6 +73,10 @@ const basicAuthorization = (clientId: string, secret: string): string => {
   return `Basic ${btoa(binary)}`;
 };
 
+/**
+ * Keeps `list` current from the server's feed until `close()`: `live` while connected with the list read since the
+ * connection opened; `stalenessMs()` since when it is not. Starts connecting when constructed.
+ */
 export class RevocationFeed {
   readonly #settings: FeedSettings;
   readonly #list: RevocationList;

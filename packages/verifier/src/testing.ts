@@ -64,6 +64,7 @@ export interface TestVerifier extends TokenVerifier {
   revoke(revocation: Revocation): void;
 }
 
+/** A throwaway issuer: its public keys, a verifier that trusts it, and token minting. */
 export interface TestIssuer {
   readonly issuer: string;
   readonly audience: string;

@@ -10,6 +10,7 @@ const ASYMMETRIC = /^(EdDSA|Ed25519|ES(256|384|512)|RS(256|384|512)|PS(256|384|5
 /** How many verified tokens are remembered (a few MB at most). */
 const CACHE_SIZE = 10_000;
 
+/** What {@link createClaimsVerifier} checks a token against. Durations are milliseconds. */
 export interface ClaimsCheck {
   readonly getKey: JWTVerifyGetKey;
   readonly issuer: string;
