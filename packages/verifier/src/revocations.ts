@@ -52,6 +52,7 @@ export class RevocationList {
   readonly #clients = new Map<string, ClientEntry>();
   readonly #now: () => number;
   readonly #toleranceMs: number;
+  #addedSincePrune = 0;
 
   /** `toleranceMs`: the verifier's clock tolerance, which lets a token live that much past its `exp`. */
   constructor(now: () => number, toleranceMs: number) {
@@ -62,6 +63,8 @@ export class RevocationList {
   /** Adds one revocation; one with neither a session nor a client is ignored. */
   add(revocation: Revocation): void {
     const now = this.#now();
+    // Bounded by what is in force: a busy feed's expired entries go every thousand additions, not only on lookup.
+    if (++this.#addedSincePrune >= 1_000) this.prune();
     const revokedAt = toMillis(revocation.revokedAt, now);
     const forgetAt = toMillis(revocation.tokensExpireBy, Number.POSITIVE_INFINITY) + this.#toleranceMs;
     if (forgetAt <= now) return;
@@ -106,6 +109,7 @@ export class RevocationList {
 
   /** Forgets every entry past its time. */
   prune(): void {
+    this.#addedSincePrune = 0;
     const now = this.#now();
     for (const [id, forgetAt] of this.#sessions) if (forgetAt <= now) this.#sessions.delete(id);
     for (const [id, entry] of this.#clients) {

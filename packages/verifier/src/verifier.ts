@@ -90,6 +90,9 @@ export function countOutcomes(verify: (token: string) => Promise<VerifiedClaims>
  * authenticates with a client-credentials token (RFC 6749 §4.4) that the verifier fetches and renews itself.
  */
 export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
+  for (const name of ['issuer', 'graphqlUrl', 'clientId', 'clientSecret'] as const)
+    if (typeof options[name] !== 'string' || options[name].length === 0)
+      throw new TypeError(`${name}: a non-empty string is required`);
   const maxStaleness = options.maxStaleness ?? 30_000;
   const clockToleranceMs = options.clockTolerance ?? 5_000;
   if (!(maxStaleness >= 0) || !(clockToleranceMs >= 0))
