@@ -322,12 +322,15 @@ describe.each(dialects())('revocation feed (%s)', (dialect) => {
     expect(entry).toBeDefined();
     const disabledClients = before.filter((r) => r.sessionId === null && r.reason === 'CLIENT_DISABLED');
     expect(disabledClients.length).toBeGreaterThan(0);
+    const expiring = await sse(t.url, feed.token);
 
     clock.advance(Date.parse(entry.tokensExpireBy) - clock.now() - 1);
     // Every token issued before has expired by now: a new admin, a new service token.
     const fresh = await feedClient(t, (await signInAsAdmin(t)).accessToken);
     expect(ofSession(await list(t.gql, fresh.token), user.session.id)).toHaveLength(1);
     clock.advance(1);
+    // The feed token has expired meanwhile: its SSE stream completes.
+    expect(await expiring.ended).toBe('ended');
     const after = await list(t.gql, fresh.token);
     // Every session in this file was revoked at or before that instant (the clock stood still).
     expect(after.filter((r) => r.sessionId !== null)).toEqual([]);
@@ -355,12 +358,13 @@ describe.skipIf(!serviceAvailable('redis-server') && !servicesRequired).each(dia
     let two: TestApp;
     let admin: Payload;
     let feedToken: string;
+    let sharedEnv: Record<string, string>;
 
     beforeAll(async () => {
       redis = await startRedis();
-      const env = { REDIS_URL: redis.url, JWT_PRIVATE_KEY: ed25519Pem() };
-      one = await startTestApp({ dialect, env });
-      two = await startTestApp({ dialect, env, databaseUrl: one.databaseUrl });
+      sharedEnv = { REDIS_URL: redis.url, JWT_PRIVATE_KEY: ed25519Pem() };
+      one = await startTestApp({ dialect, env: sharedEnv });
+      two = await startTestApp({ dialect, env: sharedEnv, databaseUrl: one.databaseUrl });
       admin = await signInAsAdmin(one);
       const client = await createTestClient(one.gql, admin.accessToken, {
         id: `feed-x-${Date.now()}`,
@@ -416,6 +420,67 @@ describe.skipIf(!serviceAvailable('redis-server') && !servicesRequired).each(dia
       ).toBe('CLIENT_DISABLED');
       await ws.dispose();
       stream.close();
+    });
+
+    it('announces a disabled client again while it stays disabled, each time with a later revokedAt ahead of now', async () => {
+      const app = await createTestClient(one.gql, admin.accessToken, { id: `app-y-${Date.now()}`, type: 'PUBLIC' });
+      const ws = subscribe<Event>(two.url, SUBSCRIPTION, feedToken);
+      await eventually(async () => (await scrapeMetrics(two.url)).value('auth_revocation_feed_consumers') === 1);
+      await one.gql(
+        'mutation($id: ID!) { setClientDisabled(id: $id, disabled: true) { id } }',
+        { id: app.id },
+        { token: admin.accessToken },
+      );
+      const announcements = () =>
+        ofClient(
+          ws.events.map((e) => e.revocations),
+          app.id,
+        );
+      await eventually(() => announcements().length >= 1);
+      const first = Date.now();
+      await eventually(() => announcements().length >= 2, 10_000);
+      const [earlier, later] = announcements() as [Revocation, Revocation];
+      expect(later.reason).toBe('CLIENT_DISABLED');
+      expect(Date.parse(later.revokedAt)).toBeGreaterThan(Date.parse(earlier.revokedAt));
+      // Ahead of the time it was heard by more than one clock tolerance: covers tokens until the next one.
+      expect(Date.parse(later.revokedAt)).toBeGreaterThan(first + TOLERANCE_MS);
+      expect(Date.parse(later.tokensExpireBy)).toBe(Date.parse(later.revokedAt) + TTL_MS + TOLERANCE_MS);
+      await ws.dispose();
+    });
+
+    it("lists on a new instance what the database says: sessions with their client, deleted accounts' without a user", async () => {
+      const leaving = await registerUser(one.gql);
+      await one.gql('mutation { logout }', {}, { token: leaving.accessToken });
+      const deleted = await registerUser(one.gql);
+      await one.gql(
+        'mutation($p: String) { deleteAccount(password: $p) }',
+        { p: deleted.password },
+        {
+          token: deleted.accessToken,
+        },
+      );
+      const heard = await list(two.gql, feedToken);
+      const [logout] = ofSession(heard, leaving.session.id);
+      const [deletion] = ofSession(heard, deleted.session.id);
+      expect(logout?.reason).toBe('LOGOUT');
+      expect(deletion).toEqual(
+        sessionRevocation(
+          deleted.session.id,
+          deleted.user.id,
+          'ACCOUNT_DELETED',
+          Date.parse(deletion?.revokedAt ?? ''),
+        ),
+      );
+
+      const three = await startTestApp({ dialect, env: sharedEnv, databaseUrl: one.databaseUrl });
+      try {
+        const loaded = await list(three.gql, feedToken);
+        // The same entries, read back from the sessions table and the audit trail (anonymised: no user).
+        expect(ofSession(loaded, leaving.session.id)).toEqual([logout]);
+        expect(ofSession(loaded, deleted.session.id)).toEqual([{ ...deletion, userId: null, clientId: null }]);
+      } finally {
+        await three.close();
+      }
     });
 
     it('loses nothing when a consumer subscribes and then reads the list during a burst of 50 revocations', async () => {
