@@ -3,6 +3,8 @@
 // delivered over graphql-ws and SSE from another instance sharing Redis, nothing lost between subscribing and
 // reading the list under a burst, entries gone after tokensExpireBy, and a service's feed ended (socket 4403)
 // when its client is disabled or its secret rotated. Through the public API, on SQLite and MariaDB.
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signInAsAdmin } from './support/admin.ts';
 import { dialects, startTestApp, type TestApp } from './support/app.ts';
@@ -37,7 +39,7 @@ const sessionRevocation = (
   userId: string | null,
   reason: string,
   at: number,
-  clientId = 'default',
+  clientId: string | null = 'default',
 ) => ({
   sessionId,
   clientId,
@@ -480,6 +482,32 @@ describe.skipIf(!serviceAvailable('redis-server') && !servicesRequired).each(dia
         expect(ofSession(loaded, deleted.session.id)).toEqual([{ ...deletion, userId: null, clientId: null }]);
       } finally {
         await three.close();
+      }
+    });
+
+    it('takes bus messages without clientIds (older instances) and ignores malformed ones', async () => {
+      const ws = subscribe<Event>(two.url, SUBSCRIPTION, feedToken);
+      await eventually(async () => (await scrapeMetrics(two.url)).value('auth_revocation_feed_consumers') === 1);
+      const publisher = new Redis(redis.url);
+      try {
+        const at = Date.now();
+        const old = { userId: randomUUID(), sessionIds: [randomUUID()], reason: 'LOGOUT', revokedAt: at };
+        const malformed = { ...old, sessionIds: [randomUUID()], clientIds: { x: 42 } };
+        const last = { ...old, sessionIds: [randomUUID()], clientIds: { [randomUUID()]: 'not-its-session' } };
+        for (const message of [old, malformed, last])
+          await publisher.publish('auth:revocations', JSON.stringify(message));
+        const heard = () => ws.events.map((e) => e.revocations);
+        await eventually(() => heard().some((r) => r.sessionId === last.sessionIds[0]));
+        expect(heard().filter((r) => r.sessionId === old.sessionIds[0])).toEqual([
+          sessionRevocation(old.sessionIds[0] as string, old.userId, 'LOGOUT', at, null),
+        ]);
+        // Published between the two, so it would have arrived before the last one.
+        expect(heard().filter((r) => r.sessionId === malformed.sessionIds[0])).toEqual([]);
+        // A client named for another session is no client of this one.
+        expect(heard().find((r) => r.sessionId === last.sessionIds[0])?.clientId).toBeNull();
+      } finally {
+        publisher.disconnect();
+        await ws.dispose();
       }
     });
 
