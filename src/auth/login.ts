@@ -80,7 +80,7 @@ export async function login(deps: LoginDeps, call: Call, input: LoginInput): Pro
     }
     throw error;
   }
-  return deps.sessions.issue(user, opened.row, opened.refreshToken);
+  return deps.sessions.issue(opened.user, opened.row, opened.refreshToken);
 }
 
 /** One LOCKOUT event per lock a failed password check caused; an account's names its user when there is one. */

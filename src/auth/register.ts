@@ -57,7 +57,7 @@ export async function register(deps: RegisterDeps, call: Call, input: RegisterIn
       });
       const opened = await deps.sessions.open(tx, user, meta, input.tokenDelivery ?? 'BODY', 'created', client.id);
       audit(tx, meta, { type: 'USER_REGISTERED', userId: user.id, sessionId: opened.row.id }, now);
-      return { user, ...opened };
+      return opened;
     });
     return deps.sessions.issue(user, row, refreshToken);
   } catch (error) {

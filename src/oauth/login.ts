@@ -71,7 +71,7 @@ export async function loginWithOAuth(
       });
       throw new AuthError('OAUTH_FAILED', `This ${client.name} account was unlinked meanwhile; start again`);
     }
-    return deps.sessions.issue(user, opened.row, opened.refreshToken);
+    return deps.sessions.issue(opened.user, opened.row, opened.refreshToken);
   }
 
   // An address the provider did not verify could be anyone's: it neither creates an account nor is looked up,
@@ -123,7 +123,7 @@ export async function loginWithOAuth(
         { type: 'OAUTH_SIGNUP', userId: user.id, sessionId: opened.row.id, detail: { provider: client.id } },
         now,
       );
-      return { user, ...opened };
+      return opened;
     });
     return deps.sessions.issue(user, row, refreshToken);
   } catch (error) {

@@ -4,11 +4,19 @@ import { LockMode } from '@mikro-orm/core';
 import { type AuditEntry, audit, auditEvent, type RequestMeta } from '../audit/audit.ts';
 import { type ClientInfo, type ClientRegistry, DEFAULT_CLIENT_ID } from '../clients/registry.ts';
 import type { Clock } from '../clock.ts';
-import { type RevocationReason, type Role, Session, type SessionRow, User, type UserRow } from '../db/entities.ts';
+import {
+  Client,
+  type RevocationReason,
+  type Role,
+  Session,
+  type SessionRow,
+  User,
+  type UserRow,
+} from '../db/entities.ts';
 import type { Em } from '../db/orm.ts';
 import { findSessionWithUser, rotateRefreshToken } from '../db/session-rotation.ts';
 import { transactional } from '../db/transaction.ts';
-import { AuthError, unauthenticated } from '../errors.ts';
+import { AuthError, badInput, unauthenticated } from '../errors.ts';
 import type { RevocationBus, SessionRevokedEvent } from '../events/revocation-bus.ts';
 import { enforce, type RateLimits } from '../limits/rate-limits.ts';
 import { splitScopes } from '../tokens/scopes.ts';
@@ -130,16 +138,33 @@ export class Sessions {
     delivery: TokenDelivery,
     account: 'created' | 'existing',
     clientId: string = DEFAULT_CLIENT_ID,
-  ): Promise<{ row: SessionRow; refreshToken: string }> {
+  ): Promise<{ row: SessionRow; refreshToken: string; user: UserRow }> {
     const client = this.clients.forSignIn(clientId);
+    let signingIn = user;
     if (account === 'existing') {
       const [row] = await em.find(
         User,
         { id: user.id },
-        { fields: ['id', 'disabled'], lockMode: LockMode.PESSIMISTIC_READ, disableIdentityMap: true },
+        {
+          fields: ['id', 'disabled', 'roles', 'scopes'],
+          lockMode: LockMode.PESSIMISTIC_READ,
+          disableIdentityMap: true,
+        },
       );
       if (row?.disabled) throw new AuthError('ACCOUNT_DISABLED', 'This account has been disabled');
+      // Roles and API scopes as of this lock, not as the flow read them before: a removal committed in between
+      // revoked the sessions it found (not this one, not yet there), so the first token must not carry what it removed.
+      if (row) signingIn = { ...user, roles: row.roles, scopes: row.scopes } as UserRow;
     }
+    // The client's row under a shared lock, which disabling it takes exclusively before revoking its sessions: a
+    // sign-in racing it either ends first (and its session is revoked with the others) or reads it disabled, even
+    // on an instance whose copy of the registry has not heard of it yet.
+    const [clientRow] = await em.find(
+      Client,
+      { id: client.id },
+      { fields: ['id', 'disabled'], lockMode: LockMode.PESSIMISTIC_READ, disableIdentityMap: true },
+    );
+    if (!clientRow || clientRow.disabled) throw badInput('clientId', 'Unknown or disabled client');
     const now = new Date(this.#clock.now());
     const id = newSessionId();
     const tagKey = newTokenKey();
@@ -163,7 +188,7 @@ export class Sessions {
       cookieBound: delivery === 'COOKIE',
       clientId: client.id,
     });
-    return { row, refreshToken: token };
+    return { row, refreshToken: token, user: signingIn };
   }
 
   /** Signs the access token that goes with a session's new refresh token. */
