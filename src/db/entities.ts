@@ -93,6 +93,14 @@ export const AUDIT_EVENT_TYPES = [
   'CLIENT_ENABLED',
   'CLIENT_TOKEN_ISSUED',
   'CLIENT_AUTHENTICATION_FAILED',
+  'MFA_TOTP_ENABLED',
+  'MFA_TOTP_DISABLED',
+  'MFA_RECOVERY_CODES_REGENERATED',
+  'MFA_PASSKEY_ADDED',
+  'MFA_PASSKEY_REMOVED',
+  'MFA_RESET',
+  'MFA_SUCCEEDED',
+  'MFA_FAILED',
   'EMAIL_VERIFICATION_REQUESTED',
   'EMAIL_VERIFICATION_FAILED',
   'EMAIL_VERIFIED',
@@ -179,4 +187,62 @@ export const Client = defineEntity({
 });
 export type ClientRow = InferEntity<typeof Client>;
 
-export const entities = [User, Session, AuditEvent, LinkedAccount, Client];
+/**
+ * A user's TOTP (RFC 6238) second factor: at most one per user. The secret is encrypted at rest with the server's
+ * MFA key (AES-256-GCM; see src/mfa/); `confirmedAt` null means an enrolment not yet confirmed (TOTP is off).
+ */
+export const MfaTotp = defineEntity({
+  name: 'MfaTotp',
+  tableName: 'mfa_totp',
+  properties: {
+    user: () => p.oneToOne(User).primary().deleteRule('cascade'),
+    /** base64url(iv ‖ ciphertext ‖ tag) of the base32 secret; never the secret in clear. */
+    secretEncrypted: p.string().length(255),
+    confirmedAt: p.datetime(3).nullable(),
+    /** The last 30-second step a code was accepted for: that step and earlier ones are refused (no replay). */
+    lastUsedStep: p.integer().unsigned().nullable(),
+    createdAt: p.datetime(3),
+  },
+});
+export type MfaTotpRow = InferEntity<typeof MfaTotp>;
+
+/** One of a user's recovery codes: hashed at rest, single use; a new set replaces the old one. */
+export const RecoveryCode = defineEntity({
+  name: 'RecoveryCode',
+  tableName: 'mfa_recovery_codes',
+  properties: {
+    id: p.integer().primary().autoincrement().unsigned(),
+    user: () => p.manyToOne(User).deleteRule('cascade'),
+    /** SHA-256 (hex) of the code, keyed by the server's MFA key (HMAC). */
+    codeHash: p.string().length(64),
+    usedAt: p.datetime(3).nullable(),
+    createdAt: p.datetime(3),
+  },
+});
+export type RecoveryCodeRow = InferEntity<typeof RecoveryCode>;
+
+/** A WebAuthn credential (passkey) of a user. */
+export const Passkey = defineEntity({
+  name: 'Passkey',
+  tableName: 'passkeys',
+  properties: {
+    id: p.string().length(36).primary(),
+    user: () => p.manyToOne(User).deleteRule('cascade'),
+    /** The credential id, base64url, as the authenticator gave it. */
+    credentialId: p.string().length(512).unique(),
+    /** The COSE public key, base64url. */
+    publicKey: p.text(),
+    /** The signature counter last seen (WebAuthn §6.1.1); 0 for authenticators that do not count. */
+    counter: p.integer().unsigned().default(0),
+    /** Comma-separated AuthenticatorTransport values, or null. */
+    transports: p.string().length(255).nullable(),
+    deviceType: p.string().length(32).nullable(),
+    backedUp: p.boolean().default(false),
+    name: p.string().length(100).nullable(),
+    createdAt: p.datetime(3),
+    lastUsedAt: p.datetime(3).nullable(),
+  },
+});
+export type PasskeyRow = InferEntity<typeof Passkey>;
+
+export const entities = [User, Session, AuditEvent, LinkedAccount, Client, MfaTotp, RecoveryCode, Passkey];

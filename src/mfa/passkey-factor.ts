@@ -1,0 +1,17 @@
+// The seam between the second-factor sign-in (MFA_REQUIRED, verifyMfa) and passkeys: what the MFA step asks of
+// passkeys, implemented by src/mfa/passkeys.ts.
+import type { Em } from '../db/orm.ts';
+
+export interface PasskeyFactor {
+  /**
+   * PublicKeyCredentialRequestOptionsJSON for `userId`'s passkeys, whose challenge is bound to the MFA step
+   * `mfaTokenId` (single use, expiring with it); undefined when the user has no passkey.
+   */
+  optionsFor(em: Em, userId: string, mfaTokenId: string): Promise<Record<string, unknown> | undefined>;
+  /**
+   * Whether `response` (AuthenticationResponseJSON) is a valid assertion by one of `userId`'s passkeys for the
+   * challenge bound to `mfaTokenId`: challenge, origin, RP id, signature and counter checked (WebAuthn §7.2); the
+   * challenge is spent whatever the outcome. Never throws for a malformed response: false.
+   */
+  verify(em: Em, userId: string, mfaTokenId: string, response: unknown): Promise<boolean>;
+}
