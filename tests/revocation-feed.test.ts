@@ -14,7 +14,7 @@ import { ed25519Pem } from './support/expect.ts';
 import { errorCode, extensionsOf, type Gql, type Payload, registerUser, signIn } from './support/graphql.ts';
 import { scrapeMetrics } from './support/metrics.ts';
 import { type RunningService, serviceAvailable, servicesRequired, startRedis } from './support/services.ts';
-import { eventually, subscribe } from './support/subscriptions.ts';
+import { eventually, openClient, subscribe } from './support/subscriptions.ts';
 
 const FIELDS = 'sessionId clientId userId reason revokedAt tokensExpireBy';
 const LIST = `{ revocations { ${FIELDS} } }`;
@@ -300,6 +300,8 @@ describe.each(dialects())('revocation feed (%s)', (dialect) => {
   it("ends a service's feed when its client's secret is rotated", async () => {
     const own = await feedClient(t, admin.accessToken);
     const ws = subscribe<Event>(t.url, SUBSCRIPTION, own.token);
+    // A socket of the same token with nothing running closes at once.
+    const idle = openClient(t.url, own.token);
     await eventually(async () => (await scrapeMetrics(t.url)).value('auth_revocation_feed_consumers') === 1);
     await t.gql(
       'mutation($id: ID!) { rotateClientSecret(id: $id) { client { id } } }',
@@ -313,7 +315,9 @@ describe.each(dialects())('revocation feed (%s)', (dialect) => {
         own.client.id,
       ).map((e) => e.reason),
     ).toEqual(['CLIENT_SECRET_ROTATED']);
+    expect(await idle.closed).toBe(4403);
     await ws.dispose();
+    await idle.client.dispose();
   });
 
   it('forgets each entry once its tokensExpireBy has passed, but not a client that is still disabled', async () => {
