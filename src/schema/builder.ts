@@ -20,6 +20,9 @@ export const builder = new SchemaBuilder<{
   plugins: [ScopeAuthPlugin, DirectivePlugin, FederationPlugin],
   defaultInputFieldRequiredness: true,
   scopeAuth: {
+    // Checked when a subscription starts, not only as each event resolves: a caller without the scope never holds
+    // a subscription (nor learns of events by their timing).
+    authorizeOnSubscribe: true,
     authScopes: (context) => ({
       authenticated: context.auth !== null,
       scope: (scope) => (context.auth ?? context.service)?.scopes.has(scope) ?? false,
