@@ -1,7 +1,9 @@
 // npm run bench: loads the service, a bare Yoga + jose floor, a bare SQLite + jose refresh floor and raw bcrypt in
 // one run, plus `me` and `refresh` spread over 10,000 accounts, and prints one table; the same rows on a throwaway
 // mariadbd (the service and the refresh floor on MariaDB; BENCH_MARIADB=0 skips them) in a second table; then
-// revocation latency over graphql-ws (same instance and across two sharing Redis) and memory per idle subscription.
+// revocation latency over graphql-ws (same instance and across two sharing Redis) and memory per idle subscription;
+// then the verifier package's rows (bench/revocation.ts): revocation → refusal and verify() throughput against jose.
+// BENCH_ONLY=revocation,verify (either or both) runs only those rows, on processes of their own.
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
@@ -13,6 +15,7 @@ import { meterOtherCpu } from './cpu.ts';
 import { gql, type LoadResult, measure, type Scenario } from './load.ts';
 import { benchRealtime, printRealtime, type RealtimeResults, type Stoppable } from './realtime.ts';
 import type { SessionsRequest } from './refresh-floor.ts';
+import { benchVerifierPackage, printVerifierPackage, VERIFIER_SECTIONS } from './revocation.ts';
 import type { BenchClient } from './service.ts';
 import {
   hotRefreshScenario,
@@ -132,6 +135,36 @@ const cleanUp = async () => {
   rmSync(dir, { recursive: true, force: true });
 };
 process.once('SIGINT', () => void cleanUp().finally(() => process.exit(130)));
+const only = process.env.BENCH_ONLY?.split(',')
+  .map((name) => name.trim())
+  .filter((name) => name.length > 0);
+if (only?.length) {
+  let code = 0;
+  try {
+    const unknown = only.filter((name) => !VERIFIER_SECTIONS.includes(name));
+    if (unknown.length > 0) throw new Error(`BENCH_ONLY: no section ${unknown} (known: ${VERIFIER_SECTIONS})`);
+    const { privateKey } = generateKeyPairSync('ed25519');
+    const results = await benchVerifierPackage({
+      dir,
+      env: { ...process.env, ISSUER: 'https://auth.bench', AUDIENCE: 'https://api.bench' },
+      jwtPrivateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+      sections: new Set(only),
+      track,
+      ownPids,
+      log,
+    });
+    console.log(`Node ${process.version}, ${availableParallelism()} CPUs (${cpus()[0]?.model ?? 'unknown CPU'})`);
+    printVerifierPackage(results);
+    if (results.failed) code = 1;
+  } catch (error) {
+    console.error(error);
+    code = 1;
+  } finally {
+    await cleanUp();
+  }
+  // The whole bench below is not for this run (stdout to a file or pipe is written synchronously on Linux).
+  process.exit(code);
+}
 let exitCode = 0;
 try {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
@@ -361,6 +394,15 @@ try {
     ownPids,
     log,
   });
+  const verifierPackage = await benchVerifierPackage({
+    dir,
+    env: common,
+    jwtPrivateKey: serviceEnv.JWT_PRIVATE_KEY,
+    sections: new Set(VERIFIER_SECTIONS),
+    track,
+    ownPids,
+    log,
+  });
 
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   const pool = process.env.UV_THREADPOOL_SIZE ?? '4 (default)';
@@ -435,6 +477,8 @@ try {
 
   printRealtime(realtime);
   if (realtime.failed) exitCode = 1;
+  printVerifierPackage(verifierPackage);
+  if (verifierPackage.failed) exitCode = 1;
 } catch (error) {
   console.error(error);
   exitCode = 1;

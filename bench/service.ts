@@ -21,9 +21,9 @@ export interface BenchClient {
 const app = await createApp(loadConfig(process.env, (path) => readFileSync(path, 'utf8')));
 
 // Bench-only, over the parent's IPC channel rather than an HTTP endpoint, so the service itself is unchanged.
-process.on('message', (message: { type?: unknown }) => {
+process.on('message', (message: { type?: unknown; id?: string; scopes?: string[] }) => {
   if (message?.type === 'client') {
-    void createBenchClient().then((client) => process.send?.(client));
+    void createBenchClient(message.id, message.scopes).then((client) => process.send?.(client));
     return;
   }
   if (message?.type !== 'memory') return;
@@ -40,20 +40,23 @@ process.on('message', (message: { type?: unknown }) => {
   })();
 });
 
-/** Writes the row as createClient would, and tells the registry (no admin account needed). */
-async function createBenchClient(): Promise<BenchClient> {
+/**
+ * Writes the row as createClient would, and tells the registry (no admin account needed). `{ type: 'client' }` makes
+ * the client-credentials row's client; the verifier rows ask for their own id and `['sessions:feed']`.
+ */
+async function createBenchClient(id = 'bench-service', scopes = ['users:read']): Promise<BenchClient> {
   const secret = newClientSecret();
   const now = new Date();
   const em = app.orm.em.fork();
   const row = em.create(Client, {
-    id: 'bench-service',
-    name: 'bench service',
+    id,
+    name: id,
     type: 'CONFIDENTIAL',
     secretHash: hashClientSecret(secret),
     audiences: '[]',
     redirectUris: '[]',
     allowedOrigins: '[]',
-    scopes: JSON.stringify(['users:read']),
+    scopes: JSON.stringify(scopes),
     disabled: false,
     tokensRevokedAt: null,
     tokensRevokedReason: null,
