@@ -62,6 +62,8 @@ const MAX_LIST_BYTES = 16_384;
 // from what it is.
 const CONTROL = /[\p{Cc}\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/u;
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+/** What a URL writes between `scheme://` and its path, query or fragment (backslashes end it too, as in WHATWG URLs). */
+const AUTHORITY = /^[a-z][a-z0-9+.-]*:\/\/([^/\\?#]*)/i;
 
 const actorOf = (call: ClientAdminCall): string => ('by' in call ? call.by : callerOf(call).sub);
 
@@ -92,11 +94,17 @@ function validList(field: string, items: readonly string[], valid: (item: string
 /**
  * Redirect URIs are compared byte for byte with what a sign-in sends (as OAUTH_REDIRECT_URIS): absolute, without
  * query or fragment, and https, or http on a loopback address (RFC 8252 native apps): an admin-registered URI on
- * plain http elsewhere would send authorization codes in the clear.
+ * plain http elsewhere would send authorization codes in the clear. No userinfo either (RFC 3986 §3.2.1 deprecates
+ * it): `https://app.example.com@evil.example/cb` reads as the app's host to whoever reviews the list, yet sends
+ * codes to evil.example.
  */
 function isRedirectUri(value: string): boolean {
-  if (!URL.canParse(value) || value.includes('#') || value.includes('?') || CONTROL.test(value)) return false;
+  // No whitespace: the URL parser drops it around a URL and encodes it inside, so the list would show a URI that
+  // no sign-in sends.
+  if (!URL.canParse(value) || /[#?\s]/.test(value) || CONTROL.test(value)) return false;
   const url = new URL(value);
+  // The authority as written, not as parsed: `https://@host/` parses to an empty userinfo but still has one.
+  if (url.username !== '' || url.password !== '' || AUTHORITY.exec(value)?.[1]?.includes('@')) return false;
   return url.protocol === 'https:' || (url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname));
 }
 
