@@ -320,6 +320,24 @@ describe.each(dialects())('attacks on clients and the token endpoint on %s', (di
       }
     });
 
+    it("refuses a client id shaped like a user id: its service tokens' sub would be that user's (RFC 9068 §5)", async () => {
+      const user = await registerUser(t.gql);
+      for (const id of [user.user.id, '00000000-0000-4000-8000-000000000000']) {
+        expect({
+          id,
+          extensions: extensionsOf(await create({ id, type: 'CONFIDENTIAL', scopes: ['users:read'] })),
+        }).toEqual({
+          id,
+          extensions: { code: 'BAD_USER_INPUT', field: 'id' },
+        });
+      }
+      expect((await asAdmin('query($id: ID!) { client(id: $id) { id } }', { id: user.user.id })).data).toEqual({
+        client: null,
+      });
+      // Other ids with hyphens and hex digits are fine.
+      expect((await create({ id: 'deadbeef-0000-4000-8000-00000000000' })).errors).toBeUndefined();
+    });
+
     it('refuses a CONFIDENTIAL client declaring users:write, clients:admin or sessions:admin, and a PUBLIC one declaring users:read', async () => {
       for (const scope of ['users:write', 'clients:admin', 'sessions:admin', 'profile:read', 'sessions:write']) {
         expect(extensionsOf(await create({ id: 'attack-new', type: 'CONFIDENTIAL', scopes: [scope] }))).toEqual({

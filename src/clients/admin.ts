@@ -62,6 +62,12 @@ const MAX_LIST_BYTES = 16_384;
 // from what it is.
 const CONTROL = /[\p{Cc}\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/u;
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+/**
+ * A user id (randomUUID). A service token's `sub` is its client id (RFC 9068 §2.2), so a client named like a user
+ * would get tokens whose `sub` is that user's, and a resource server keying on `sub` would take one for the other
+ * (RFC 9068 §5 asks the authorization server to prevent this).
+ */
+const USER_ID_SHAPE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** What a URL writes between `scheme://` and its path, query or fragment (backslashes end it too, as in WHATWG URLs). */
 const AUTHORITY = /^[a-z][a-z0-9+.-]*:\/\/([^/\\?#]*)/i;
 
@@ -164,6 +170,9 @@ export async function createClient(
 ): Promise<ClientCredentials> {
   const by = actorOf(call);
   if (!CLIENT_ID_PATTERN.test(input.id)) throw badInput('id', 'A client id is 3 to 64 of a-z, 0-9 and -');
+  if (USER_ID_SHAPE.test(input.id)) {
+    throw badInput('id', "A client id cannot look like a user id (a UUID): a service token's sub is its client id");
+  }
   if (!CLIENT_TYPES.includes(input.type)) throw badInput('type', 'A client is PUBLIC or CONFIDENTIAL');
   const name = validName(input.name);
   const lists = listColumns(input.type, input);
