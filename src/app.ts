@@ -23,6 +23,8 @@ import { createLimiterFactory } from './limits/limiters.ts';
 import { createRateLimits } from './limits/rate-limits.ts';
 import { createLogger } from './log.ts';
 import { createMailer } from './mail/create.ts';
+import { createPasskeyFactor } from './mfa/passkeys.ts';
+import { WebAuthn } from './mfa/webauthn.ts';
 import { createOAuth } from './oauth/oauth.ts';
 import type { Services } from './schema/context.ts';
 import { buildSchema } from './schema/index.ts';
@@ -156,6 +158,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     });
     const mailer = createMailer(config, logger, (kind) => metrics.countMailFailure(kind));
     tracing = config.telemetry ? await startTracing(config.telemetry) : undefined;
+    const webauthn = new WebAuthn(store, clock, config.webauthn);
     const services: Services = {
       clock,
       hasher,
@@ -171,6 +174,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       revocationFeed,
       users,
       logger,
+      webauthn,
+      passkeyFactor: createPasskeyFactor(webauthn),
     };
     const http = createHttpServer({
       schema: buildSchema(),

@@ -73,6 +73,17 @@ export interface Config {
   readonly webSocket: WebSocketLimitsConfig;
   /** OpenTelemetry tracing (OTEL_EXPORTER_OTLP_ENDPOINT); undefined: off, nothing started. */
   readonly telemetry: TelemetryConfig | undefined;
+  /** The WebAuthn relying party that passkeys belong to. */
+  readonly webauthn: WebAuthnConfig;
+}
+
+export interface WebAuthnConfig {
+  /** WEBAUTHN_RP_ID: the domain passkeys are bound to (default: PUBLIC_URL's hostname). */
+  readonly rpId: string;
+  /** WEBAUTHN_RP_NAME: shown by the authenticator at registration (default: PRODUCT_NAME). */
+  readonly rpName: string;
+  /** WEBAUTHN_ORIGINS: the exact origins a passkey response may come from (default: PUBLIC_URL's origin). */
+  readonly origins: readonly string[];
 }
 
 export interface RefreshCookieConfig {
@@ -265,6 +276,8 @@ const list = z
       .filter(Boolean),
   );
 
+const DOMAIN_NAME = /^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i;
+
 const optionalText = z
   .string()
   .optional()
@@ -377,9 +390,53 @@ const schema = z.object({
     'expected the OTLP/HTTP base URL, like http://otel-collector:4318',
   ),
   OTEL_SERVICE_NAME: z.string().trim().min(1).max(100).default('graphql-auth'),
+  WEBAUTHN_RP_ID: optionalText.refine(
+    (v) => v === undefined || DOMAIN_NAME.test(v),
+    'expected a domain name, like example.com (no scheme, port or path)',
+  ),
+  WEBAUTHN_ORIGINS: list.refine(
+    (origins) => origins.every(isWebOrigin),
+    'expected comma-separated origins, like https://app.example.com (scheme, host and port only)',
+  ),
+  WEBAUTHN_RP_NAME: z.string().trim().min(1).max(100).optional(),
 });
 
 export type Env = Record<string, string | undefined>;
+
+/** An origin as a browser reports it in clientDataJSON: scheme, host and port, nothing else. */
+function isWebOrigin(value: string): boolean {
+  return /^https?:\/\//.test(value) && URL.canParse(value) && new URL(value).origin === value;
+}
+
+/**
+ * The relying party: WEBAUTHN_RP_ID and WEBAUTHN_ORIGINS default to PUBLIC_URL's hostname and origin. Origins set
+ * explicitly must be on the RP id's domain (a browser refuses any other) and be https, or http on localhost
+ * (WebAuthn needs a secure context): anything else could never produce a passkey response, and is surely a typo.
+ */
+function parseWebAuthn(
+  e: { WEBAUTHN_RP_ID?: string; WEBAUTHN_ORIGINS?: string[]; WEBAUTHN_RP_NAME?: string; PRODUCT_NAME?: string },
+  publicUrl: string,
+): WebAuthnConfig {
+  const derived = URL.canParse(publicUrl) ? new URL(publicUrl) : undefined;
+  const rpId = e.WEBAUTHN_RP_ID?.toLowerCase() ?? derived?.hostname ?? 'localhost';
+  const explicit = e.WEBAUTHN_ORIGINS ?? [];
+  const problems: string[] = [];
+  for (const origin of explicit) {
+    const { protocol, hostname } = new URL(origin);
+    if (hostname !== rpId && !hostname.endsWith(`.${rpId}`)) {
+      problems.push(`WEBAUTHN_ORIGINS: ${origin} is not on the domain of WEBAUTHN_RP_ID (${rpId})`);
+    } else if (protocol !== 'https:' && hostname !== 'localhost' && !hostname.endsWith('.localhost')) {
+      problems.push(`WEBAUTHN_ORIGINS: ${origin} must be https (passkeys work only in a secure context)`);
+    }
+  }
+  if (problems.length) throw new ConfigError(problems);
+  const origins = explicit.length ? explicit : derived ? [derived.origin] : [];
+  return Object.freeze({
+    rpId,
+    rpName: e.WEBAUTHN_RP_NAME ?? e.PRODUCT_NAME ?? 'Auth',
+    origins: Object.freeze([...origins]),
+  });
+}
 export type ReadFile = (path: string) => string;
 
 /** REDIS_SENTINELS with REDIS_SENTINEL_NAME, or neither; never beside REDIS_URL (which one would win?). */
@@ -530,6 +587,7 @@ export function loadConfig(env: Env, readFile: ReadFile): Config {
   const database = check(() => parseDatabaseUrl(e.DATABASE_URL, e.DATA_DIR ?? './data'));
   const redisSentinel = check(() => parseRedisSentinel(e, set));
   const oauth = parseOAuth(set, e.OAUTH_REDIRECT_URIS ?? [], e.OAUTH_TIMEOUT ?? 10_000, production, check);
+  const webauthn = check(() => parseWebAuthn(e, publicUrl));
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze({
     env: e.NODE_ENV,
@@ -605,6 +663,7 @@ export function loadConfig(env: Env, readFile: ReadFile): Config {
       maxMessageBytes: e.WS_MAX_MESSAGE_BYTES,
       connectionInitTimeoutMs: e.WS_CONNECTION_INIT_TIMEOUT,
     }),
+    webauthn: webauthn as WebAuthnConfig,
   });
 }
 

@@ -101,6 +101,7 @@ describe('loadConfig defaults', () => {
       federationSdl: 'public',
       graphqlLimits: { maxDepth: 15, maxAliases: 15, maxDirectives: 10, maxTokens: 2000, maxCost: 5000 },
       webSocket: { maxOperations: 100, maxMessageBytes: 1024 * 1024, connectionInitTimeoutMs: 10_000 },
+      webauthn: { rpId: 'localhost', rpName: 'Auth', origins: ['http://localhost:4000'] },
     });
   });
 

@@ -61,6 +61,19 @@ export class LoginThrottle {
     });
   }
 
+  /**
+   * Reserves one failed sign-in of the client's IP alone, for a check that names no account up front (a passkey
+   * assertion): RATE_LIMITED while the IP is used up; settles as `reserve` does for the IP.
+   */
+  reserveIp(ipAddress: string | null): Promise<Attempt<Lockout[]>> {
+    const client: Charge = { limiter: this.#ip, key: this.#ipKey(ipAddress), onMatch: 'refund' };
+    return reserveAttempt({
+      charges: [client],
+      onMismatch: async (exhausted) =>
+        exhausted.includes(client) ? [{ scope: 'ip', retryAfter: this.#config.loginIp.durationSeconds, count: 1 }] : [],
+    });
+  }
+
   /** Forgets the account's failures and back-off: whoever proves the email (a reset, a verification) is let in. */
   async clear(email: string): Promise<void> {
     await Promise.all([this.#account.reset(email), this.#lockouts.reset(email)]);

@@ -12,6 +12,8 @@ import type { RevocationBus } from '../events/revocation-bus.ts';
 import type { RateLimits } from '../limits/rate-limits.ts';
 import type { Mailer } from '../mail/mailer.ts';
 import type { MailSettings } from '../mail/templates.ts';
+import type { PasskeyFactor } from '../mfa/passkey-factor.ts';
+import type { WebAuthn } from '../mfa/webauthn.ts';
 import type { OAuth } from '../oauth/oauth.ts';
 import type { RevocationFeed } from '../sessions/revocation-feed.ts';
 import type { Sessions } from '../sessions/sessions.ts';
@@ -41,6 +43,10 @@ export interface Services {
   readonly users: UserCache;
   /** For what happens after a response (mail sent in the background); never given a secret. */
   readonly logger: Logger;
+  /** The WebAuthn relying party (WEBAUTHN_*): passkey options, challenges and checks. */
+  readonly webauthn: WebAuthn;
+  /** What the MFA step asks of passkeys (src/mfa/passkeys.ts). */
+  readonly passkeyFactor?: PasskeyFactor;
 }
 
 /**
