@@ -163,6 +163,10 @@ export class ClientCredentialsGrant {
       if (!limit.allowed) return { refused: rateLimited(limit.retryAfterMs) } as const;
 
       const client = clientInfoOf(row);
+      // The locked row is the newest state there is: this instance's copy takes it, so that the token it is about
+      // to issue verifies here too when the client was made (or enabled) where no bus reached this instance (the
+      // admin CLI without Redis), instead of being refused as an unknown client's (CLIENT_DISABLED) until a restart.
+      clients.apply(client);
       const allowed = grantable(client.scopes);
       let scopes = allowed;
       if (request.scope !== undefined) {
