@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { AuditEvent, Passkey, Session } from '../src/db/entities.ts';
 import type { Em } from '../src/db/orm.ts';
+import { signInAsAdmin } from './support/admin.ts';
 import { dialects, startTestApp, type TestApp } from './support/app.ts';
 import { errorCode, extensionsOf, PAYLOAD, type Payload, registerUser, signIn } from './support/graphql.ts';
 import { type PasskeyBrowser, startPasskeyBrowser } from './support/passkey-browser.ts';
@@ -168,9 +169,28 @@ describe.skipIf(!serviceAvailable('chromium')).each(dialects())('passkeys in Chr
     const unknownClient = await loginWith(challengeId, response, { clientId: 'no-such-client' });
     expect(extensionsOf(unknownClient)).toMatchObject({ code: 'BAD_USER_INPUT', field: 'clientId' });
     // The refusal of the client spent nothing: the challenge still answers.
-    const signedIn = await loginWith(challengeId, response, { clientId: 'default' });
+    const signedIn = await loginWith(challengeId, response, { clientId: 'default', tokenDelivery: 'COOKIE' });
     expect(signedIn.errors).toBeUndefined();
     expect(signedIn.data?.loginWithPasskey.user.id).toBe(holder.user.id);
+    // A cookie-bound session: its refresh token is only in the HttpOnly cookie.
+    expect(signedIn.data?.loginWithPasskey.refreshToken).toBeNull();
+    expect(signedIn.headers.get('set-cookie')).toMatch(/^refresh_token=[^;]+;.*HttpOnly/i);
+  });
+
+  it('tells ACCOUNT_DISABLED only after a valid assertion of a disabled account', async () => {
+    const holder = await registerUser(t.gql);
+    await addPasskey(holder.accessToken);
+    const admin = await signInAsAdmin(t);
+    const disabled = await t.gql(
+      'mutation($id: ID!) { setUserDisabled(userId: $id, disabled: true) { disabled } }',
+      { id: holder.user.id },
+      { token: admin.accessToken },
+    );
+    expect(disabled.errors).toBeUndefined();
+    const { challengeId, options } = await startLogin(holder.user.email);
+    const refused = await loginWith(challengeId, await browser.authenticate(options));
+    expect(errorCode(refused)).toBe('ACCOUNT_DISABLED');
+    expect(refused.data).toBeNull();
   });
 
   it('refuses a replayed assertion: of two concurrent uses of one, exactly one signs in, and later ones none', async () => {
