@@ -74,7 +74,11 @@ describe.each(dialects())('attacks on clients and the token endpoint on %s', (di
       for (const method of ['basic', 'post'] as const) {
         const answers = [
           await requestToken(t.url, { method, clientId: 'no-such-client', secret }),
-          await requestToken(t.url, { method, clientId: confidential.id, secret: `${secret.slice(0, -1)}A` }),
+          await requestToken(t.url, {
+            method,
+            clientId: confidential.id,
+            secret: `${secret.slice(0, -1)}${secret.endsWith('A') ? 'B' : 'A'}`,
+          }),
           await requestToken(t.url, { method, clientId: publicClient.id, secret: 'anything' }),
           await requestToken(t.url, { method, clientId: disabled.id, secret: disabled.secret ?? '' }),
           await requestToken(t.url, { method, clientId: 'NOT-A-VALID-ID', secret }),
@@ -258,6 +262,28 @@ describe.each(dialects())('attacks on clients and the token endpoint on %s', (di
       );
       expectError(await t.gql('{ clients { id } }', {}, { token }), 'FORBIDDEN');
       expectError(await t.gql('{ myData }', {}, { token }), 'FORBIDDEN');
+    });
+
+    it('resolves User entities (_entities) for users:read as user(id) does; sessions:feed alone is FORBIDDEN', async () => {
+      const user = await registerUser(t.gql);
+      const entities = (fields: string, bearer: string) =>
+        t.gql(
+          `query($r: [_Any!]!) { _entities(representations: $r) { ... on User { ${fields} } } }`,
+          { r: [{ __typename: 'User', id: user.user.id }] },
+          { token: bearer },
+        );
+      const read = await entities('id email', token);
+      expect(read.errors).toBeUndefined();
+      expect(read.data).toEqual({ _entities: [{ id: user.user.id, email: user.user.email }] });
+      const sessions = await entities('id sessions { id }', token);
+      expect(sessions.errors?.map((error) => error.extensions?.code)).toEqual(['FORBIDDEN']);
+      const feedOnly = await createTestClient(t.gql, admin.accessToken, {
+        id: 'attack-feed',
+        scopes: ['sessions:feed'],
+      });
+      const feedRead = await entities('id', await serviceToken(t.url, feedOnly));
+      expect(feedRead.data).toEqual({ _entities: [null] });
+      expect(feedRead.errors?.map((error) => error.extensions)).toEqual([{ code: 'FORBIDDEN' }]);
     });
 
     it('refuses a service token subscribing to sessionRevoked over WebSocket: it has no user', async () => {

@@ -11,8 +11,10 @@ builder.asEntity(UserType, {
   // Async, so a refusal fails only its own item of `_entities`, not the whole list.
   resolveReference: async (reference, context) => {
     // A gateway gets nothing the bearer token would not get through `me` or `user(id)`.
+    // The caller's scopes are a user's or, as for `user(id)`, a service token's (client credentials, users:read).
+    const caller = context.auth ?? context.service;
     const self = context.auth?.sub === reference.id;
-    if (!self && !context.auth?.scopes.has('users:read')) throw scopeError(context.auth !== null);
+    if (!self && !caller?.scopes.has('users:read')) throw scopeError(caller !== null);
     return usersOf(context).load(String(reference.id));
   },
 });
