@@ -23,6 +23,9 @@ import { createLimiterFactory } from './limits/limiters.ts';
 import { createRateLimits } from './limits/rate-limits.ts';
 import { createLogger } from './log.ts';
 import { createMailer } from './mail/create.ts';
+import { MfaChallenges } from './mfa/challenges.ts';
+import { MfaCrypto } from './mfa/crypto.ts';
+import { loadMfaKey } from './mfa/key.ts';
 import { createPasskeyFactor } from './mfa/passkeys.ts';
 import { WebAuthn } from './mfa/webauthn.ts';
 import { createOAuth } from './oauth/oauth.ts';
@@ -174,6 +177,11 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       revocationFeed,
       users,
       logger,
+      mfa: {
+        crypto: new MfaCrypto(() => loadMfaKey(config)),
+        challenges: new MfaChallenges(store, clock),
+        issuer: config.mail.productName,
+      },
       webauthn,
       passkeyFactor: createPasskeyFactor(webauthn),
     };

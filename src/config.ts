@@ -29,6 +29,11 @@ export interface Config {
   /** Redis through Sentinel (REDIS_SENTINELS, REDIS_SENTINEL_NAME): set instead of redisUrl, never with it. */
   readonly redisSentinel: RedisSentinelConfig | undefined;
   readonly dataDir: string;
+  /**
+   * The 32-byte key that encrypts TOTP secrets and keys recovery-code hashes (MFA_ENCRYPTION_KEY). Without it,
+   * src/mfa/key.ts keeps a generated one under dataDir outside production, and refuses every use in production.
+   */
+  readonly mfaEncryptionKey: Buffer | undefined;
   readonly issuer: string;
   readonly audience: string;
   readonly jwt: {
@@ -320,6 +325,15 @@ const schema = z.object({
   JWT_PRIVATE_KEY_FILE: optionalText,
   JWT_PREVIOUS_KEYS: optionalText,
   JWT_PREVIOUS_KEYS_FILE: optionalText,
+  MFA_ENCRYPTION_KEY: optionalText.transform((v, ctx) => {
+    if (v === undefined) return undefined;
+    const key = parseMfaKey(v.trim());
+    if (!key) {
+      ctx.addIssue({ code: 'custom', message: 'expected 32 bytes in hex (64 digits) or base64/base64url' });
+      return z.NEVER;
+    }
+    return key;
+  }),
   JWT_CLOCK_TOLERANCE: duration('5s', 0),
   ACCESS_TOKEN_TTL: duration('15m'),
   REFRESH_TOKEN_TTL: duration('30d'),
@@ -514,6 +528,14 @@ function parseDatabaseUrl(url: string | undefined, dataDir: string): DatabaseCon
   throw new ConfigError('DATABASE_URL: expected sqlite:<path> or mysql://user:pass@host:port/db');
 }
 
+/** 32 bytes written as 64 hex digits, or in base64 or base64url (padding optional); undefined otherwise. */
+function parseMfaKey(text: string): Buffer | undefined {
+  if (/^[0-9a-fA-F]{64}$/.test(text)) return Buffer.from(text, 'hex');
+  if (!/^[A-Za-z0-9+/_-]{43}=?$/.test(text)) return undefined;
+  const key = Buffer.from(text.replace(/\+/g, '-').replace(/\//g, '_').replace(/=$/, ''), 'base64url');
+  return key.length === 32 ? key : undefined;
+}
+
 function readKey(inline: string | undefined, file: string | undefined, name: string, readFile: ReadFile) {
   if (inline !== undefined && file !== undefined) {
     throw new ConfigError(`${name}: set either ${name} or ${name}_FILE, not both`);
@@ -598,6 +620,7 @@ export function loadConfig(env: Env, readFile: ReadFile): Config {
     redisUrl: e.REDIS_URL,
     redisSentinel,
     dataDir: e.DATA_DIR,
+    mfaEncryptionKey: e.MFA_ENCRYPTION_KEY,
     issuer: e.ISSUER ?? publicUrl,
     audience: e.AUDIENCE ?? publicUrl,
     jwt: Object.freeze({

@@ -16,10 +16,15 @@ export const ERROR_CODES = [
   'MAIL_DELIVERY_FAILED',
   // The right password (or provider account) of an account an admin disabled: said only to whoever proved it.
   'ACCOUNT_DISABLED',
+  // The first factor was right and the account has a second one: verifyMfa with extensions.mfaToken finishes.
+  'MFA_REQUIRED',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
-export type ErrorDetails = Readonly<Record<string, string | number | boolean>>;
+/** What goes into `extensions` beside the code: scalars, or (MFA_REQUIRED) a list of methods and passkey options. */
+export type ErrorDetails = Readonly<
+  Record<string, string | number | boolean | readonly string[] | Readonly<Record<string, unknown>>>
+>;
 
 /**
  * Why a request is UNAUTHENTICATED (`extensions.reason`): one vocabulary for the server, the client package and

@@ -10,6 +10,9 @@ import { AuthError } from '../errors.ts';
 import { withAttempt } from '../limits/attempts.ts';
 import type { Lockout } from '../limits/login-throttle.ts';
 import type { RateLimits } from '../limits/rate-limits.ts';
+import type { MfaKit } from '../mfa/factors.ts';
+import type { PasskeyFactor } from '../mfa/passkey-factor.ts';
+import { requireSecondFactor } from '../mfa/sign-in-step.ts';
 import type { IssuedTokens, Sessions, TokenDelivery } from '../sessions/sessions.ts';
 import type { PasswordHasher } from './passwords.ts';
 import { normalizeEmail, validatePassword } from './validate.ts';
@@ -28,6 +31,9 @@ export interface LoginDeps {
   readonly sessions: Sessions;
   readonly clock: Clock;
   readonly limits: Pick<RateLimits, 'login'>;
+  /** The second factor: an account with MFA on gets MFA_REQUIRED and an mfaToken instead of a session. */
+  readonly mfa: MfaKit;
+  readonly passkeyFactor?: PasskeyFactor;
 }
 
 export async function login(deps: LoginDeps, call: Call, input: LoginInput): Promise<IssuedTokens> {
@@ -60,6 +66,8 @@ export async function login(deps: LoginDeps, call: Call, input: LoginInput): Pro
     await em.flush();
     throw new AuthError('INVALID_CREDENTIALS', 'The email or password is incorrect');
   }
+  // The password was right; with MFA on, that earns an mfaToken for verifyMfa, not a session.
+  await requireSecondFactor(deps, call, user, { clientId: client.id, delivery: input.tokenDelivery ?? 'BODY' });
   let opened: Awaited<ReturnType<typeof deps.sessions.open>>;
   try {
     opened = await transactional(em, async (tx) => {

@@ -7,12 +7,18 @@ import type { Call } from '../call.ts';
 import { LinkedAccount, User, type UserRow } from '../db/entities.ts';
 import { transactional } from '../db/transaction.ts';
 import { AuthError } from '../errors.ts';
+import type { MfaKit } from '../mfa/factors.ts';
+import type { PasskeyFactor } from '../mfa/passkey-factor.ts';
+import { requireSecondFactor } from '../mfa/sign-in-step.ts';
 import type { IssuedTokens, Sessions, TokenDelivery } from '../sessions/sessions.ts';
 import { accountInUse, auditFailure, type CallbackDeps, type OAuthCodeInput, redeemCallback } from './callback.ts';
 import type { ProviderClient, ProviderProfile } from './provider-client.ts';
 
 export interface OAuthLoginDeps extends CallbackDeps {
   readonly sessions: Sessions;
+  /** The second factor: a linked account with MFA on gets MFA_REQUIRED and an mfaToken instead of a session. */
+  readonly mfa: MfaKit;
+  readonly passkeyFactor?: PasskeyFactor;
 }
 
 /** A provider's display name fitted to ours: no control characters, at most 100 code points, null when empty. */
@@ -44,6 +50,8 @@ export async function loginWithOAuth(
   );
   if (linked) {
     const user = linked.user as UserRow;
+    // The provider proved the first factor; with MFA on, that earns an mfaToken for verifyMfa, not a session.
+    await requireSecondFactor(deps, call, user, { clientId, delivery });
     const opened = await transactional(em, async (tx) => {
       // Under the user row's lock (which the transaction that proves an email takes first), the link must still
       // be there: a password reset that removed it meanwhile also revoked every session, and this one would escape.

@@ -12,6 +12,7 @@ import type { RevocationBus } from '../events/revocation-bus.ts';
 import type { RateLimits } from '../limits/rate-limits.ts';
 import type { Mailer } from '../mail/mailer.ts';
 import type { MailSettings } from '../mail/templates.ts';
+import type { MfaKit } from '../mfa/factors.ts';
 import type { PasskeyFactor } from '../mfa/passkey-factor.ts';
 import type { WebAuthn } from '../mfa/webauthn.ts';
 import type { OAuth } from '../oauth/oauth.ts';
@@ -43,6 +44,8 @@ export interface Services {
   readonly users: UserCache;
   /** For what happens after a response (mail sent in the background); never given a secret. */
   readonly logger: Logger;
+  /** The second factor: the MFA key's uses (TOTP secrets, recovery codes) and the sign-in's mfaTokens. */
+  readonly mfa: MfaKit;
   /** The WebAuthn relying party (WEBAUTHN_*): passkey options, challenges and checks. */
   readonly webauthn: WebAuthn;
   /** What the MFA step asks of passkeys (src/mfa/passkeys.ts). */

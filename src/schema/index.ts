@@ -14,6 +14,7 @@ import './admin.ts';
 import './clients.ts';
 import './audit.ts';
 import './oauth.ts';
+import './mfa.ts';
 import './passkeys.ts';
 import './federation.ts';
 

@@ -69,6 +69,8 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       RATE_LIMIT_OAUTH_START_IP: '100000/15m',
       RATE_LIMIT_CLIENT_TOKEN: '100000/1m',
       RATE_LIMIT_CLIENT_TOKEN_IP: '100000/1m',
+      // A fixed key, so that an app restarted on the same database still reads its TOTP secrets.
+      MFA_ENCRYPTION_KEY: '6d66612d746573742d6b65792d6d66612d746573742d6b65792d6d66612d2d2d',
       ...options.env,
     },
     (path) => readFileSync(path, 'utf8'),

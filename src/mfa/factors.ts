@@ -1,0 +1,152 @@
+// Checking a second factor (a TOTP code, a recovery code, a passkey assertion) the way every secret is checked:
+// the account's failed-sign-in attempt reserved first (shared with login), then compared, then spent by the
+// caller's transaction, where a factor that was already used loses (no replay).
+import { audit } from '../audit/audit.ts';
+import { auditLockouts } from '../auth/login.ts';
+import type { Call } from '../call.ts';
+import type { Clock } from '../clock.ts';
+import { MfaTotp, type UserRow } from '../db/entities.ts';
+import type { Em } from '../db/orm.ts';
+import { AuthError } from '../errors.ts';
+import { withAttempt } from '../limits/attempts.ts';
+import type { RateLimits } from '../limits/rate-limits.ts';
+import type { Sessions } from '../sessions/sessions.ts';
+import type { MfaChallenges } from './challenges.ts';
+import type { MfaCrypto } from './crypto.ts';
+import type { PasskeyFactor } from './passkey-factor.ts';
+import { hasRecoveryCode, spendRecoveryCode } from './recovery-codes.ts';
+import type { MfaMethod } from './status.ts';
+import { spendStep, stepFor } from './totp.ts';
+
+/** The MFA parts createApp builds once. */
+export interface MfaKit {
+  readonly crypto: MfaCrypto;
+  readonly challenges: MfaChallenges;
+  /** The issuer an otpauth URI names (PRODUCT_NAME). */
+  readonly issuer: string;
+}
+
+/** What the MFA flows take from Services. */
+export interface MfaDeps {
+  readonly clock: Clock;
+  readonly sessions: Sessions;
+  readonly limits: Pick<RateLimits, 'login'>;
+  readonly mfa: MfaKit;
+  /** Passkeys as a second factor; absent until passkeys are built in. */
+  readonly passkeyFactor?: PasskeyFactor;
+}
+
+export type Factor =
+  | { readonly method: 'TOTP'; readonly code: string; readonly pending?: boolean }
+  | { readonly method: 'RECOVERY_CODE'; readonly code: string }
+  | { readonly method: 'PASSKEY'; readonly response: unknown; readonly mfaTokenId: string };
+
+/** A factor that matched, to be spent inside the caller's transaction: false there means it was used meanwhile. */
+export interface Proven {
+  readonly method: MfaMethod;
+  spend(tx: Em): Promise<boolean>;
+}
+
+/** A code field that takes either: six digits are a TOTP code, anything else a recovery code. */
+export const codeFactor = (code: string): Factor =>
+  /^\d{6}$/.test(code.replace(/\s/g, '')) ? { method: 'TOTP', code } : { method: 'RECOVERY_CODE', code };
+
+/** What the caller hears for a wrong, replayed or unknown factor alike. */
+export const invalidMfaCode = (field = 'code'): AuthError =>
+  new AuthError('INVALID_CODE', 'The code is wrong or was already used', { field });
+
+async function check(deps: MfaDeps, em: Em, userId: string, factor: Factor, now: number): Promise<Proven | null> {
+  const { crypto } = deps.mfa;
+  switch (factor.method) {
+    case 'TOTP': {
+      const [row] = await em.find(
+        MfaTotp,
+        { user: userId, confirmedAt: factor.pending ? null : { $ne: null } },
+        { fields: ['user', 'secretEncrypted'], disableIdentityMap: true },
+      );
+      const step = row ? stepFor(crypto, row, userId, factor.code, now) : null;
+      if (!row || step === null) return null;
+      const confirmed = !factor.pending;
+      return { method: 'TOTP', spend: (tx) => spendStep(tx, userId, row.secretEncrypted, step, confirmed) };
+    }
+    case 'RECOVERY_CODE': {
+      if (!(await hasRecoveryCode(em, crypto, userId, factor.code))) return null;
+      return {
+        method: 'RECOVERY_CODE',
+        spend: (tx) => spendRecoveryCode(tx, crypto, userId, factor.code, new Date(deps.clock.now())),
+      };
+    }
+    case 'PASSKEY': {
+      if (!deps.passkeyFactor) return null;
+      // The passkey side spends its challenge and checks the counter itself.
+      if (!(await deps.passkeyFactor.verify(em, userId, factor.mfaTokenId, factor.response))) return null;
+      return { method: 'PASSKEY', spend: async () => true };
+    }
+  }
+}
+
+export interface ProveOptions {
+  /** For the audit trail: what the factor was asked for (sign-in, enable, disable, regenerate). */
+  readonly purpose: string;
+  /** Runs after the attempt is reserved, before the comparison; may refuse (its error goes to the caller). */
+  readonly beforeCompare?: () => Promise<void>;
+  /** After a wrong factor, before INVALID_CODE is thrown. */
+  readonly onWrong?: () => Promise<void>;
+  /** The field INVALID_CODE names (default `code`). */
+  readonly field?: string;
+}
+
+/**
+ * Checks `factor` of `user` under the account's failed-sign-in limit (reserved before the comparison, so
+ * concurrent guesses never exceed it; RATE_LIMITED while the account is locked). A wrong factor is audited
+ * (MFA_FAILED, and any lockout it caused) and refused with INVALID_CODE; a right one is returned, to be spent.
+ */
+export async function proveFactor(
+  deps: MfaDeps,
+  call: Call,
+  user: Pick<UserRow, 'id' | 'email'>,
+  factor: Factor,
+  options: ProveOptions,
+): Promise<Proven> {
+  const now = deps.clock.now();
+  const outcome = await withAttempt(deps.limits.login.reserve(user.email, call.meta.ipAddress), async (attempt) => {
+    await options.beforeCompare?.();
+    const found: { proven: Proven | null } = { proven: null };
+    const verdict = await attempt.compare(async () => {
+      found.proven = await check(deps, call.em, user.id, factor, now);
+      return found.proven !== null;
+    });
+    return { verdict, proven: found.proven };
+  });
+  if (outcome.verdict.matched && outcome.proven) return outcome.proven;
+  await options.onWrong?.();
+  const at = new Date(now);
+  audit(
+    call.em,
+    call.meta,
+    { type: 'MFA_FAILED', userId: user.id, detail: { method: factor.method, purpose: options.purpose } },
+    at,
+  );
+  auditLockouts(call.em, call.meta, outcome.verdict.matched ? [] : outcome.verdict.failure, user.id, at);
+  await call.em.flush();
+  throw invalidMfaCode(options.field);
+}
+
+/** A factor that matched but lost the race to spend it (a replayed TOTP step, a recovery code used meanwhile). */
+export async function refuseReplay(
+  deps: MfaDeps,
+  call: Call,
+  userId: string,
+  method: MfaMethod,
+  purpose: string,
+  field = 'code',
+): Promise<never> {
+  audit(
+    call.em,
+    call.meta,
+    { type: 'MFA_FAILED', userId, detail: { method, purpose, reason: 'ALREADY_USED' } },
+    new Date(deps.clock.now()),
+  );
+  await call.em.flush();
+  throw invalidMfaCode(field);
+}

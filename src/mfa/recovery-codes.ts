@@ -1,0 +1,69 @@
+// Recovery codes: 10 codes of 10 characters from the code alphabet, stored as keyed hashes (HMAC with the MFA
+// key), each spent once; a new set replaces the whole old one.
+import { randomInt } from 'node:crypto';
+import { CODE_ALPHABET } from '../account/codes.ts';
+import { RecoveryCode } from '../db/entities.ts';
+import type { Em } from '../db/orm.ts';
+import type { MfaCrypto } from './crypto.ts';
+
+export const RECOVERY_CODE_COUNT = 10;
+export const RECOVERY_CODE_LENGTH = 10;
+
+/** People type them: case, spaces and dashes do not matter. */
+export const normalizeRecoveryCode = (input: string): string => input.replace(/[\s-]/g, '').toUpperCase();
+
+function newRecoveryCode(): string {
+  let code = '';
+  for (let i = 0; i < RECOVERY_CODE_LENGTH; i++) code += CODE_ALPHABET[randomInt(CODE_ALPHABET.length)];
+  return code;
+}
+
+/**
+ * Deletes the user's recovery codes and stores a new set inside the caller's transaction; returns the codes, to be
+ * shown once (only their hashes are kept).
+ */
+export async function replaceRecoveryCodes(tx: Em, crypto: MfaCrypto, userId: string, now: Date): Promise<string[]> {
+  await tx.nativeDelete(RecoveryCode, { user: userId });
+  const codes = Array.from({ length: RECOVERY_CODE_COUNT }, newRecoveryCode);
+  for (const code of codes) {
+    tx.create(RecoveryCode, {
+      user: userId,
+      codeHash: crypto.hashRecoveryCode(userId, code),
+      usedAt: null,
+      createdAt: now,
+    });
+  }
+  return codes;
+}
+
+/** Whether `input` is one of the user's unspent recovery codes (nothing is spent). */
+export async function hasRecoveryCode(em: Em, crypto: MfaCrypto, userId: string, input: string): Promise<boolean> {
+  const code = normalizeRecoveryCode(input);
+  if (code.length !== RECOVERY_CODE_LENGTH) return false;
+  const found = await em.count(RecoveryCode, {
+    user: userId,
+    codeHash: crypto.hashRecoveryCode(userId, code),
+    usedAt: null,
+  });
+  return found > 0;
+}
+
+/**
+ * Spends the recovery code `input` inside the caller's transaction: a conditional UPDATE, so of concurrent uses of
+ * one code exactly one gets true.
+ */
+export async function spendRecoveryCode(
+  tx: Em,
+  crypto: MfaCrypto,
+  userId: string,
+  input: string,
+  now: Date,
+): Promise<boolean> {
+  const code = normalizeRecoveryCode(input);
+  const changed = await tx.nativeUpdate(
+    RecoveryCode,
+    { user: userId, codeHash: crypto.hashRecoveryCode(userId, code), usedAt: null },
+    { usedAt: now },
+  );
+  return changed > 0;
+}

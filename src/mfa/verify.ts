@@ -1,0 +1,85 @@
+// verifyMfa: the second step of a sign-in. One factor for the mfaToken of MFA_REQUIRED; the right one opens the
+// session the first step was for (its client; the delivery asked for now, or then).
+import { audit } from '../audit/audit.ts';
+import type { Call } from '../call.ts';
+import { User } from '../db/entities.ts';
+import { transactional } from '../db/transaction.ts';
+import { badInput, unauthenticated } from '../errors.ts';
+import type { IssuedTokens, TokenDelivery } from '../sessions/sessions.ts';
+import { type Factor, type MfaDeps, proveFactor, refuseReplay } from './factors.ts';
+
+export interface VerifyMfaInput {
+  readonly mfaToken: string;
+  readonly code?: string | null;
+  readonly recoveryCode?: string | null;
+  readonly passkeyResponse?: unknown;
+  /** Where the session's refresh tokens travel; the sign-in's choice when left out. */
+  readonly tokenDelivery?: TokenDelivery | null;
+}
+
+/**
+ * Finishes a sign-in with exactly one factor (else BAD_USER_INPUT). A spent, expired, dead or unknown mfaToken is
+ * UNAUTHENTICATED (INVALID_TOKEN); a wrong factor INVALID_CODE, counted against the token (dead after 5 tries,
+ * however many arrive at once) and against the account's failed sign-ins. `deliverable` checks the delivery
+ * against the transport (COOKIE needs HTTP).
+ */
+export async function verifyMfa(
+  deps: MfaDeps,
+  call: Call,
+  input: VerifyMfaInput,
+  deliverable: (delivery: TokenDelivery) => TokenDelivery = (delivery) => delivery,
+): Promise<IssuedTokens> {
+  const given = [
+    input.code != null ? 'code' : null,
+    input.recoveryCode != null ? 'recoveryCode' : null,
+    input.passkeyResponse != null ? 'passkeyResponse' : null,
+  ].filter((name) => name !== null);
+  if (given.length !== 1) {
+    throw badInput(given[1] ?? 'code', 'Give exactly one of code, recoveryCode and passkeyResponse');
+  }
+  const field = given[0] as string;
+  const { challenges } = deps.mfa;
+  const challenge = await challenges.find(input.mfaToken);
+  if (!challenge) throw unauthenticated('INVALID_TOKEN');
+  const delivery = deliverable(input.tokenDelivery ?? challenge.delivery);
+  const user = await call.em.findOne(User, { id: challenge.userId });
+  if (!user) throw unauthenticated('INVALID_TOKEN');
+  const factor: Factor =
+    input.code != null
+      ? { method: 'TOTP', code: input.code }
+      : input.recoveryCode != null
+        ? { method: 'RECOVERY_CODE', code: input.recoveryCode }
+        : { method: 'PASSKEY', response: input.passkeyResponse, mfaTokenId: challenge.id };
+  let tries = 0;
+  const proven = await proveFactor(deps, call, user, factor, {
+    purpose: 'sign-in',
+    field,
+    beforeCompare: async () => {
+      const counted = await challenges.tryOnce(input.mfaToken, challenge);
+      if (!counted.allowed) throw unauthenticated('INVALID_TOKEN');
+      tries = counted.tries;
+    },
+    onWrong: () => challenges.failed(input.mfaToken, tries),
+  });
+  // The factor is spent before the token: of concurrent right answers one spends it, and the token goes with it.
+  const spent = await transactional(call.em, (tx) => proven.spend(tx));
+  if (!spent) {
+    await challenges.failed(input.mfaToken, tries);
+    await refuseReplay(deps, call, user.id, proven.method, 'sign-in', field);
+  }
+  if (!(await challenges.spend(input.mfaToken, challenge))) throw unauthenticated('INVALID_TOKEN');
+  const now = new Date(deps.clock.now());
+  const opened = await transactional(call.em, async (tx) => {
+    // ACCOUNT_DISABLED (disabled since the first step) and a client disabled meanwhile are refused here.
+    const session = await deps.sessions.open(tx, user, call.meta, delivery, 'existing', challenge.clientId);
+    audit(
+      tx,
+      call.meta,
+      { type: 'MFA_SUCCEEDED', userId: user.id, sessionId: session.row.id, detail: { method: proven.method } },
+      now,
+    );
+    audit(tx, call.meta, { type: 'LOGIN_SUCCEEDED', userId: user.id, sessionId: session.row.id }, now);
+    return session;
+  });
+  return deps.sessions.issue(opened.user, opened.row, opened.refreshToken);
+}
