@@ -30,7 +30,8 @@ export interface Config {
   readonly redisSentinel: RedisSentinelConfig | undefined;
   readonly dataDir: string;
   /**
-   * The 32-byte key that encrypts TOTP secrets and keys recovery-code hashes (MFA_ENCRYPTION_KEY). Without it,
+   * The 32-byte key that encrypts TOTP secrets and keys recovery-code hashes (MFA_ENCRYPTION_KEY or
+   * MFA_ENCRYPTION_KEY_FILE). Without it,
    * src/mfa/key.ts keeps a generated one under dataDir outside production, and refuses every use in production.
    */
   readonly mfaEncryptionKey: Buffer | undefined;
@@ -325,15 +326,8 @@ const schema = z.object({
   JWT_PRIVATE_KEY_FILE: optionalText,
   JWT_PREVIOUS_KEYS: optionalText,
   JWT_PREVIOUS_KEYS_FILE: optionalText,
-  MFA_ENCRYPTION_KEY: optionalText.transform((v, ctx) => {
-    if (v === undefined) return undefined;
-    const key = parseMfaKey(v.trim());
-    if (!key) {
-      ctx.addIssue({ code: 'custom', message: 'expected 32 bytes in hex (64 digits) or base64/base64url' });
-      return z.NEVER;
-    }
-    return key;
-  }),
+  MFA_ENCRYPTION_KEY: optionalText,
+  MFA_ENCRYPTION_KEY_FILE: optionalText,
   JWT_CLOCK_TOLERANCE: duration('5s', 0),
   ACCESS_TOKEN_TTL: duration('15m'),
   REFRESH_TOKEN_TTL: duration('30d'),
@@ -581,6 +575,16 @@ export function loadConfig(env: Env, readFile: ReadFile): Config {
   const previousKeys = check(() =>
     readKey(e.JWT_PREVIOUS_KEYS, e.JWT_PREVIOUS_KEYS_FILE, 'JWT_PREVIOUS_KEYS', readFile),
   );
+  const mfaEncryptionKey = check(() => {
+    const text = readKey(e.MFA_ENCRYPTION_KEY, e.MFA_ENCRYPTION_KEY_FILE, 'MFA_ENCRYPTION_KEY', readFile);
+    if (text === undefined) return undefined;
+    const key = parseMfaKey(text.trim());
+    if (!key) {
+      const name = e.MFA_ENCRYPTION_KEY_FILE === undefined ? 'MFA_ENCRYPTION_KEY' : 'MFA_ENCRYPTION_KEY_FILE';
+      throw new ConfigError(`${name}: expected 32 bytes in hex (64 digits) or base64/base64url`);
+    }
+    return key;
+  });
   const keyProblem = problems.some((problem) => problem.startsWith('JWT_PRIVATE_KEY'));
   if (privateKey === undefined && production && !keyProblem) {
     problems.push(
@@ -620,7 +624,7 @@ export function loadConfig(env: Env, readFile: ReadFile): Config {
     redisUrl: e.REDIS_URL,
     redisSentinel,
     dataDir: e.DATA_DIR,
-    mfaEncryptionKey: e.MFA_ENCRYPTION_KEY,
+    mfaEncryptionKey,
     issuer: e.ISSUER ?? publicUrl,
     audience: e.AUDIENCE ?? publicUrl,
     jwt: Object.freeze({

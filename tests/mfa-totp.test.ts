@@ -257,9 +257,12 @@ describe('the MFA key', () => {
     SMTP_URL: 'smtp://mail:25',
     MAIL_FROM: 'no-reply@example.com',
   };
-  const problemsOf = (env: Record<string, string>) => {
+  const noFiles = (path: string): string => {
+    throw new Error(`no file ${path}`);
+  };
+  const problemsOf = (env: Record<string, string>, readFile = noFiles) => {
     try {
-      loadConfig(env, () => '');
+      loadConfig(env, readFile);
     } catch (error) {
       if (error instanceof ConfigError) return error.problems;
       throw error;
@@ -271,7 +274,7 @@ describe('the MFA key', () => {
     const key = Buffer.alloc(32, 7);
     for (const written of [key.toString('hex'), key.toString('base64'), key.toString('base64url')]) {
       expect(problemsOf({ ...productionEnv, MFA_ENCRYPTION_KEY: written })).toEqual([]);
-      expect(loadConfig({ ...productionEnv, MFA_ENCRYPTION_KEY: written }, () => '').mfaEncryptionKey).toEqual(key);
+      expect(loadConfig({ ...productionEnv, MFA_ENCRYPTION_KEY: written }, noFiles).mfaEncryptionKey).toEqual(key);
     }
   });
 
@@ -280,6 +283,21 @@ describe('the MFA key', () => {
       const problems = problemsOf({ MFA_ENCRYPTION_KEY: bad });
       expect(problems).toEqual(['MFA_ENCRYPTION_KEY: expected 32 bytes in hex (64 digits) or base64/base64url']);
     }
+  });
+
+  it('reads the key from MFA_ENCRYPTION_KEY_FILE (a Docker secret), never from both', () => {
+    const key = Buffer.alloc(32, 9);
+    const files = (path: string) => {
+      if (path !== '/run/secrets/mfa_key') throw new Error(`unexpected file ${path}`);
+      return `${key.toString('base64')}\n`;
+    };
+    expect(loadConfig({ MFA_ENCRYPTION_KEY_FILE: '/run/secrets/mfa_key' }, files).mfaEncryptionKey).toEqual(key);
+    expect(problemsOf({ MFA_ENCRYPTION_KEY_FILE: '/nowhere' })).toEqual([
+      'MFA_ENCRYPTION_KEY_FILE: cannot read the file "/nowhere"',
+    ]);
+    expect(
+      problemsOf({ MFA_ENCRYPTION_KEY: key.toString('hex'), MFA_ENCRYPTION_KEY_FILE: '/run/secrets/mfa_key' }),
+    ).toEqual(['MFA_ENCRYPTION_KEY: set either MFA_ENCRYPTION_KEY or MFA_ENCRYPTION_KEY_FILE, not both']);
   });
 
   it('is never generated in production: without it TOTP is refused (masked), and no key file appears', async () => {
