@@ -235,6 +235,18 @@ describe.each(dialects())('the MFA step of sign-in on %s', (dialect) => {
     expectUnauthenticated(await verify({ mfaToken: '', code: '123456' }), 'INVALID_TOKEN');
   });
 
+  it('ends the step when the password changes between the two steps', async () => {
+    const user = await userWithTotp();
+    const { mfaToken } = await mfaRequired(user.user.email, user.password);
+    const changed = await gql(
+      'mutation($input: ChangePasswordInput!) { changePassword(input: $input) { accessToken } }',
+      { input: { currentPassword: user.password, newPassword: 'another horse battery' } },
+      { token: user.accessToken },
+    );
+    expect(changed.errors).toBeUndefined();
+    expectUnauthenticated(await verify({ mfaToken, code: totpCode(user.secret, clock.now()) }), 'INVALID_TOKEN');
+  });
+
   it('answers ACCOUNT_DISABLED when the account was disabled between the two steps', async () => {
     const admin = await signInAsAdmin(t);
     const user = await userWithTotp();

@@ -10,6 +10,7 @@ import { AuthError } from '../errors.ts';
 import { withAttempt } from '../limits/attempts.ts';
 import type { Lockout } from '../limits/login-throttle.ts';
 import type { RateLimits } from '../limits/rate-limits.ts';
+import { passwordStamp } from '../mfa/challenges.ts';
 import type { MfaKit } from '../mfa/factors.ts';
 import type { PasskeyFactor } from '../mfa/passkey-factor.ts';
 import { requireSecondFactor } from '../mfa/sign-in-step.ts';
@@ -67,7 +68,11 @@ export async function login(deps: LoginDeps, call: Call, input: LoginInput): Pro
     throw new AuthError('INVALID_CREDENTIALS', 'The email or password is incorrect');
   }
   // The password was right; with MFA on, that earns an mfaToken for verifyMfa, not a session.
-  await requireSecondFactor(deps, call, user, { clientId: client.id, delivery: input.tokenDelivery ?? 'BODY' });
+  await requireSecondFactor(deps, call, user, {
+    clientId: client.id,
+    delivery: input.tokenDelivery ?? 'BODY',
+    firstFactor: { kind: 'password', stamp: passwordStamp(user.passwordHash) },
+  });
   let opened: Awaited<ReturnType<typeof deps.sessions.open>>;
   try {
     opened = await transactional(em, async (tx) => {

@@ -11,14 +11,29 @@ export const MFA_MAX_TRIES = 5;
 // Garbage collection only: expiry is decided against the injected clock.
 const STORE_TTL_MS = MFA_TOKEN_TTL_MS + 60_000;
 
+/**
+ * What the first step proved, checked again by verifyMfa: a password changed or reset meanwhile (which ends every
+ * session) or a provider link removed meanwhile ends the step too.
+ */
+export type FirstFactor =
+  | { readonly kind: 'password'; readonly stamp: string }
+  | { readonly kind: 'link'; readonly linkId: string };
+
 export interface MfaChallenge {
   /** Names this step to others (the passkey challenge bound to it, the tries counter); never the token. */
   readonly id: string;
   readonly userId: string;
   readonly clientId: string;
   readonly delivery: TokenDelivery;
+  readonly firstFactor: FirstFactor;
   readonly expiresAt: number;
 }
+
+/** A password's stamp for FirstFactor: a digest of its stored hash, which changes with every new password. */
+export const passwordStamp = (passwordHash: string | null | undefined): string =>
+  createHash('sha256')
+    .update(`mfa-first-factor:${passwordHash ?? ''}`)
+    .digest('base64url');
 
 const tokenKey = (token: string) => `mfa-token:${createHash('sha256').update(token).digest('base64url')}`;
 const triesKey = (challenge: MfaChallenge) => `mfa-tries:${challenge.id}`;

@@ -5,6 +5,7 @@ import type { Call } from '../call.ts';
 import type { UserRow } from '../db/entities.ts';
 import { AuthError } from '../errors.ts';
 import type { TokenDelivery } from '../sessions/sessions.ts';
+import type { FirstFactor } from './challenges.ts';
 import type { MfaDeps } from './factors.ts';
 import { mfaMethodsOf } from './status.ts';
 
@@ -13,6 +14,8 @@ export interface SignInBinding {
   readonly clientId: string;
   /** The delivery the sign-in asked for; verifyMfa may choose another. */
   readonly delivery: TokenDelivery;
+  /** What the first step proved (a password, a provider link): verifyMfa checks it still holds. */
+  readonly firstFactor: FirstFactor;
 }
 
 /**

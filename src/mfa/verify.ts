@@ -2,10 +2,12 @@
 // session the first step was for (its client; the delivery asked for now, or then).
 import { audit } from '../audit/audit.ts';
 import type { Call } from '../call.ts';
-import { User } from '../db/entities.ts';
+import { LinkedAccount, User, type UserRow } from '../db/entities.ts';
+import type { Em } from '../db/orm.ts';
 import { transactional } from '../db/transaction.ts';
 import { badInput, unauthenticated } from '../errors.ts';
 import type { IssuedTokens, TokenDelivery } from '../sessions/sessions.ts';
+import { type MfaChallenge, passwordStamp } from './challenges.ts';
 import { type Factor, type MfaDeps, proveFactor, refuseReplay } from './factors.ts';
 
 export interface VerifyMfaInput {
@@ -23,6 +25,13 @@ export interface VerifyMfaInput {
  * however many arrive at once) and against the account's failed sign-ins. `deliverable` checks the delivery
  * against the transport (COOKIE needs HTTP).
  */
+/** Whether what the first step proved still stands: the same password, the same provider link. */
+async function firstFactorHolds(em: Em, user: UserRow, challenge: MfaChallenge): Promise<boolean> {
+  const { firstFactor } = challenge;
+  if (firstFactor.kind === 'password') return passwordStamp(user.passwordHash) === firstFactor.stamp;
+  return (await em.count(LinkedAccount, { id: firstFactor.linkId, user: user.id })) > 0;
+}
+
 export async function verifyMfa(
   deps: MfaDeps,
   call: Call,
@@ -43,7 +52,7 @@ export async function verifyMfa(
   if (!challenge) throw unauthenticated('INVALID_TOKEN');
   const delivery = deliverable(input.tokenDelivery ?? challenge.delivery);
   const user = await call.em.findOne(User, { id: challenge.userId });
-  if (!user) throw unauthenticated('INVALID_TOKEN');
+  if (!user || !(await firstFactorHolds(call.em, user, challenge))) throw unauthenticated('INVALID_TOKEN');
   const factor: Factor =
     input.code != null
       ? { method: 'TOTP', code: input.code }

@@ -51,7 +51,11 @@ export async function loginWithOAuth(
   if (linked) {
     const user = linked.user as UserRow;
     // The provider proved the first factor; with MFA on, that earns an mfaToken for verifyMfa, not a session.
-    await requireSecondFactor(deps, call, user, { clientId, delivery });
+    await requireSecondFactor(deps, call, user, {
+      clientId,
+      delivery,
+      firstFactor: { kind: 'link', linkId: linked.id },
+    });
     const opened = await transactional(em, async (tx) => {
       // Under the user row's lock (which the transaction that proves an email takes first), the link must still
       // be there: a password reset that removed it meanwhile also revoked every session, and this one would escape.
