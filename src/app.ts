@@ -19,6 +19,7 @@ import { createRedisRevocationBus } from './events/redis.ts';
 import type { RevocationBus } from './events/revocation-bus.ts';
 import { createMetrics, type Metrics } from './http/metrics.ts';
 import { createHttpServer } from './http/server.ts';
+import { GuessLimit } from './limits/attempts.ts';
 import { createLimiterFactory } from './limits/limiters.ts';
 import { createRateLimits } from './limits/rate-limits.ts';
 import { createLogger } from './log.ts';
@@ -180,6 +181,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       mfa: {
         crypto: new MfaCrypto(() => loadMfaKey(config)),
         challenges: new MfaChallenges(store, clock),
+        guesses: new GuessLimit(limiters('mfa-attempts', config.rateLimits.mfaAttempts)),
         issuer: config.mail.productName,
       },
       webauthn,

@@ -135,6 +135,11 @@ export interface RateLimitsConfig {
   readonly refreshSession: RateLimit;
   /** Wrong verification or reset codes per account. */
   readonly codeAttempts: RateLimit;
+  /**
+   * Wrong second factors per account (RATE_LIMIT_MFA_ATTEMPTS), besides the failed sign-ins they also count as:
+   * the right password forgets those, never these, so knowing the password buys no more guesses at the code.
+   */
+  readonly mfaAttempts: RateLimit;
   readonly oauthStartIp: RateLimit;
   /**
    * Client-credentials tokens per client (RATE_LIMIT_CLIENT_TOKEN), counted only once the client has authenticated:
@@ -380,6 +385,7 @@ const schema = z.object({
   RATE_LIMIT_REGISTER_IP: rate('10/1h'),
   RATE_LIMIT_REFRESH_SESSION: rate('60/1m'),
   RATE_LIMIT_CODE_ATTEMPTS: rate('10/15m'),
+  RATE_LIMIT_MFA_ATTEMPTS: rate('5/15m'),
   RATE_LIMIT_OAUTH_START_IP: rate('30/15m'),
   RATE_LIMIT_CLIENT_TOKEN: rate('30/1m'),
   RATE_LIMIT_CLIENT_TOKEN_IP: rate('120/1m'),
@@ -666,6 +672,7 @@ export function loadConfig(env: Env, readFile: ReadFile): Config {
       registerIp: e.RATE_LIMIT_REGISTER_IP,
       refreshSession: e.RATE_LIMIT_REFRESH_SESSION,
       codeAttempts: e.RATE_LIMIT_CODE_ATTEMPTS,
+      mfaAttempts: e.RATE_LIMIT_MFA_ATTEMPTS,
       oauthStartIp: e.RATE_LIMIT_OAUTH_START_IP,
       clientToken: e.RATE_LIMIT_CLIENT_TOKEN,
       clientTokenIp: e.RATE_LIMIT_CLIENT_TOKEN_IP,

@@ -323,3 +323,31 @@ describe('wrong second factors count against the account', () => {
     expectRateLimited(await loginUser(t.gql, user.user.email, user.password), 15 * 60);
   });
 });
+
+describe('wrong second factors per account (RATE_LIMIT_MFA_ATTEMPTS)', () => {
+  const clock = new TestClock();
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ clock, env: { RATE_LIMIT_MFA_ATTEMPTS: '3/15m' } });
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('are not forgotten when the right password signs in again: knowing it buys no more guesses', async () => {
+    const user = await registerUser(t.gql);
+    const { secret } = await enrollTotp(t.gql, user.accessToken, clock.now());
+    clock.advance(TOTP_STEP_MS);
+    const mfaToken = async () => extensionsOf(await loginUser(t.gql, user.user.email, user.password))?.mfaToken;
+    const verify = async (token: string, code: string) => t.gql(VERIFY_MFA, { input: { mfaToken: token, code } });
+    const wrong = totpCode(secret, clock.now(), 5);
+    const first = await mfaToken();
+    expect(errorCode(await verify(first, wrong))).toBe('INVALID_CODE');
+    expect(errorCode(await verify(first, wrong))).toBe('INVALID_CODE');
+    // The right password again (which forgets the account's failed sign-ins), a new token: one guess is left.
+    const second = await mfaToken();
+    expect(errorCode(await verify(second, wrong))).toBe('INVALID_CODE');
+    expectRateLimited(await verify(second, totpCode(secret, clock.now())), 15 * 60);
+    expectRateLimited(await verify(await mfaToken(), totpCode(secret, clock.now())), 15 * 60);
+  });
+});

@@ -8,7 +8,7 @@ import type { Clock } from '../clock.ts';
 import { MfaTotp, type UserRow } from '../db/entities.ts';
 import type { Em } from '../db/orm.ts';
 import { AuthError } from '../errors.ts';
-import { withAttempt } from '../limits/attempts.ts';
+import { type GuessLimit, withAttempt } from '../limits/attempts.ts';
 import type { RateLimits } from '../limits/rate-limits.ts';
 import type { Sessions } from '../sessions/sessions.ts';
 import type { MfaChallenges } from './challenges.ts';
@@ -24,6 +24,8 @@ export interface MfaKit {
   readonly challenges: MfaChallenges;
   /** The issuer an otpauth URI names (PRODUCT_NAME). */
   readonly issuer: string;
+  /** Wrong second factors per user (RATE_LIMIT_MFA_ATTEMPTS), which a right password does not forget. */
+  readonly guesses: GuessLimit;
 }
 
 /** What the MFA flows take from Services. */
@@ -97,9 +99,11 @@ export interface ProveOptions {
 }
 
 /**
- * Checks `factor` of `user` under the account's failed-sign-in limit (reserved before the comparison, so
- * concurrent guesses never exceed it; RATE_LIMITED while the account is locked). A wrong factor is audited
- * (MFA_FAILED, and any lockout it caused) and refused with INVALID_CODE; a right one is returned, to be spent.
+ * Checks `factor` of `user` under two limits, both reserved before the comparison (so concurrent guesses never
+ * exceed either; RATE_LIMITED while one is used up): the user's wrong second factors, and the account's failed
+ * sign-ins shared with login. The right password resets the latter, so the former is what bounds the guesses of
+ * whoever knows the password. A wrong factor is audited (MFA_FAILED, and any lockout it caused) and refused with
+ * INVALID_CODE; a right one is returned, to be spent.
  */
 export async function proveFactor(
   deps: MfaDeps,
@@ -109,15 +113,23 @@ export async function proveFactor(
   options: ProveOptions,
 ): Promise<Proven> {
   const now = deps.clock.now();
-  const outcome = await withAttempt(deps.limits.login.reserve(user.email, call.meta.ipAddress), async (attempt) => {
-    await options.beforeCompare?.();
-    const found: { proven: Proven | null } = { proven: null };
-    const verdict = await attempt.compare(async () => {
-      found.proven = await check(deps, call.em, user.id, factor, now);
-      return found.proven !== null;
-    });
-    return { verdict, proven: found.proven };
-  });
+  const outcome = await withAttempt(deps.mfa.guesses.reserve(user.id), (guess) =>
+    withAttempt(deps.limits.login.reserve(user.email, call.meta.ipAddress), async (attempt) => {
+      await options.beforeCompare?.();
+      const found: { proven: Proven | null } = { proven: null };
+      // One comparison settles both reservations.
+      const verdict = await attempt.compare(
+        async () =>
+          (
+            await guess.compare(async () => {
+              found.proven = await check(deps, call.em, user.id, factor, now);
+              return found.proven !== null;
+            })
+          ).matched,
+      );
+      return { verdict, proven: found.proven };
+    }),
+  );
   if (outcome.verdict.matched && outcome.proven) return outcome.proven;
   await options.onWrong?.();
   const at = new Date(now);

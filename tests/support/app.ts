@@ -66,6 +66,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       RATE_LIMIT_REGISTER_IP: '100000/1h',
       RATE_LIMIT_REFRESH_SESSION: '1000/1m',
       RATE_LIMIT_CODE_ATTEMPTS: '1000/15m',
+      RATE_LIMIT_MFA_ATTEMPTS: '1000/15m',
       RATE_LIMIT_OAUTH_START_IP: '100000/15m',
       RATE_LIMIT_CLIENT_TOKEN: '100000/1m',
       RATE_LIMIT_CLIENT_TOKEN_IP: '100000/1m',
