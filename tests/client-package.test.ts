@@ -323,6 +323,7 @@ describe('the packed client package in a fresh project', () => {
       main: [
         'AuthClientError',
         'CSRF_HEADER',
+        'MfaRequiredError',
         'UNAUTHENTICATED_REASONS',
         'createAuthClient',
         'memoryStorage',

@@ -14,10 +14,12 @@ import {
   type RegisterInput,
   SessionRevokedDocument,
   type SignedInFragment,
+  VerifyMfaDocument,
+  type VerifyMfaInput,
 } from './generated/graphql.ts';
 
 /** The sign-in inputs and the signed-in payload, as the server's schema types them. */
-export type { LoginInput, RegisterInput, SignedInFragment } from './generated/graphql.ts';
+export type { LoginInput, RegisterInput, SignedInFragment, VerifyMfaInput } from './generated/graphql.ts';
 /** The typed documents of the operations this package ships (`MeDocument`, `LoginDocument`, …). */
 export * as operations from './generated/graphql.ts';
 
@@ -137,6 +139,37 @@ export class AuthClientError extends Error {
   }
 }
 
+/** A second factor the server offers in MFA_REQUIRED. */
+export type MfaMethod = 'TOTP' | 'PASSKEY' | 'RECOVERY_CODE';
+
+/**
+ * `login` (or an OAuth sign-in) of an account with a second factor: the password was right, and `verifyMfa` with
+ * `mfaToken` and one of `methods` finishes the sign-in. No tokens were issued.
+ */
+export class MfaRequiredError extends AuthClientError {
+  override name = 'MfaRequiredError';
+  /** Single use, valid 5 minutes, dead after 5 wrong answers. Keep it in memory only. */
+  readonly mfaToken: string;
+  readonly methods: readonly MfaMethod[];
+  /** PublicKeyCredentialRequestOptionsJSON for the account's passkeys, when it has any. */
+  readonly passkeyOptions: Record<string, unknown> | undefined;
+
+  constructor(errors: readonly GraphQLErrorLike[]) {
+    super(errors);
+    const extensions = errors[0]?.extensions ?? {};
+    this.mfaToken = typeof extensions.mfaToken === 'string' ? extensions.mfaToken : '';
+    this.methods = Array.isArray(extensions.methods) ? (extensions.methods as MfaMethod[]) : [];
+    this.passkeyOptions =
+      typeof extensions.passkeyOptions === 'object' && extensions.passkeyOptions !== null
+        ? (extensions.passkeyOptions as Record<string, unknown>)
+        : undefined;
+  }
+}
+
+/** The error a sign-in answer carries: MfaRequiredError for MFA_REQUIRED, AuthClientError otherwise. */
+const signInError = (errors: readonly GraphQLErrorLike[]): AuthClientError =>
+  errors[0]?.extensions?.code === 'MFA_REQUIRED' ? new MfaRequiredError(errors) : new AuthClientError(errors);
+
 /** UNAUTHENTICATED reasons after which this session cannot go on: sign in again. */
 const SIGN_OUT_REASONS: ReadonlySet<string> = new Set<UnauthenticatedReason>([
   'REFRESH_TOKEN_REUSE',
@@ -217,8 +250,16 @@ export interface AuthClient {
   readonly tokenDelivery: TokenDelivery;
   /** Creates an account and signs in to it; rejects with AuthClientError. */
   register(input: SignInInput<RegisterInput>): Promise<SignedInFragment>;
-  /** Signs in with email and password; rejects with AuthClientError. */
+  /**
+   * Signs in with email and password; rejects with AuthClientError, and with MfaRequiredError (code MFA_REQUIRED)
+   * when the account has a second factor: then call `verifyMfa`.
+   */
   login(input: SignInInput<LoginInput>): Promise<SignedInFragment>;
+  /**
+   * Finishes a sign-in that rejected with MfaRequiredError: its `mfaToken` and one factor (`code`, `recoveryCode`
+   * or `passkeyResponse`). Rejects with AuthClientError (INVALID_CODE for a wrong factor).
+   */
+  verifyMfa(input: SignInInput<VerifyMfaInput>): Promise<SignedInFragment>;
   /** Revokes this session on the server (best effort; in cookie mode the server clears the cookie) and signs out. */
   logout(): Promise<void>;
   /**
@@ -335,15 +376,16 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     emit('signedOut', { reason, sessionId });
   }
 
-  async function signIn(document: DocumentNode, input: object, field: 'login' | 'register') {
+  async function signIn(document: DocumentNode, input: object, field: 'login' | 'register' | 'verifyMfa') {
     const full = {
       ...input,
-      ...(options.clientId !== undefined ? { clientId: options.clientId } : {}),
+      // verifyMfa's session is for the client its login named.
+      ...(options.clientId !== undefined && field !== 'verifyMfa' ? { clientId: options.clientId } : {}),
       ...(cookieMode ? { tokenDelivery: 'COOKIE' } : {}),
     };
     const result = await post<Record<string, SignedInFragment>>(document, { input: full }, null);
     const payload = result.data?.[field];
-    if (!payload) throw new AuthClientError(result.errors ?? []);
+    if (!payload) throw signInError(result.errors ?? []);
     epoch++;
     refreshing = null;
     stopWatch();
@@ -530,6 +572,7 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     tokenDelivery: cookieMode ? 'COOKIE' : 'BODY',
     register: (input) => signIn(RegisterDocument, input, 'register'),
     login: (input) => signIn(LoginDocument, input, 'login'),
+    verifyMfa: (input) => signIn(VerifyMfaDocument, input, 'verifyMfa'),
     async logout() {
       // Cookie mode after a reload: the session lives only in the cookie until restore(); learn it to end it.
       const current = tokens ?? (cookieMode ? await restore().catch(() => null) : null);
