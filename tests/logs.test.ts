@@ -255,10 +255,11 @@ describe('logs', () => {
           );
         });
       expect(await run('query OverSocket { __typename }')).toEqual([{ data: { __typename: 'Query' } }]);
+      // Refused when the subscription starts (scope-auth's authorizeOnSubscribe): a result with the error, then complete.
       const [refused] = (await run('subscription { sessionRevoked { reason } }')) as {
-        extensions?: { code?: string };
-      }[][];
-      expect(refused?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+        errors?: { extensions?: { code?: string } }[];
+      }[];
+      expect(refused?.errors?.map((error) => error.extensions?.code)).toEqual(['UNAUTHENTICATED']);
       const [invalid] = (await run('query { nothingHere }')) as { message?: string }[][];
       expect(invalid?.[0]?.message).toBe('Cannot query field "nothingHere" on type "Query".');
     } finally {
