@@ -591,6 +591,12 @@ export function loadConfig(env: Env, readFile: ReadFile): Config {
     }
     return key;
   });
+  // TOTP secrets encrypted with a key that lives only in one container's data folder would be lost with it.
+  if (production && mfaEncryptionKey === undefined && !problems.some((p) => p.startsWith('MFA_ENCRYPTION_KEY'))) {
+    problems.push(
+      'MFA_ENCRYPTION_KEY: required when NODE_ENV=production (32 random bytes in hex or base64, e.g. `openssl rand -base64 32`; it encrypts TOTP secrets)',
+    );
+  }
   const keyProblem = problems.some((problem) => problem.startsWith('JWT_PRIVATE_KEY'));
   if (privateKey === undefined && production && !keyProblem) {
     problems.push(

@@ -21,6 +21,8 @@ const filesOf =
 const pem = ed25519Pem();
 const secret32 = 's'.repeat(32);
 const productionMail = { SMTP_URL: 'smtps://mailer:secret@smtp.example.com', MAIL_FROM: 'no-reply@example.com' };
+/** Production requires the MFA key too (it encrypts TOTP secrets). */
+const MFA_ENCRYPTION_KEY = Buffer.alloc(32, 5).toString('base64');
 
 /** The ConfigError thrown for an environment, or a failure when there is none. */
 function configError(env: Env, readFile: ReadFile = noFiles): ConfigError {
@@ -127,6 +129,7 @@ describe('loadConfig defaults', () => {
       JWT_PRIVATE_KEY: ed25519Pem(),
       SMTP_URL: 'smtp://mail.test',
       MAIL_FROM: 'a@b.test',
+      MFA_ENCRYPTION_KEY,
     };
     expect(loadConfig(production, noFiles).federationSdl).toBe('scoped');
     expect(loadConfig({ ...production, FEDERATION_SDL: 'public' }, noFiles).federationSdl).toBe('public');
@@ -135,7 +138,7 @@ describe('loadConfig defaults', () => {
   });
 
   it('turns introspection off in production unless INTROSPECTION=true', () => {
-    const production = { NODE_ENV: 'production', JWT_PRIVATE_KEY: pem, ...productionMail };
+    const production = { NODE_ENV: 'production', JWT_PRIVATE_KEY: pem, MFA_ENCRYPTION_KEY, ...productionMail };
     expect(loadConfig(production, noFiles).introspection).toBe(false);
     expect(loadConfig({ ...production, INTROSPECTION: 'true' }, noFiles).introspection).toBe(true);
     expect(loadConfig({ INTROSPECTION: 'false' }, noFiles).introspection).toBe(false);
@@ -149,7 +152,7 @@ describe('loadConfig defaults', () => {
   });
 
   it('disables GraphiQL in production unless GRAPHIQL=true', () => {
-    const production = { NODE_ENV: 'production', JWT_PRIVATE_KEY: pem, ...productionMail };
+    const production = { NODE_ENV: 'production', JWT_PRIVATE_KEY: pem, MFA_ENCRYPTION_KEY, ...productionMail };
     expect(loadConfig(production, noFiles).graphiql).toBe(false);
     expect(loadConfig({ ...production, GRAPHIQL: 'true' }, noFiles).graphiql).toBe(true);
     expect(loadConfig({ GRAPHIQL: 'false' }, noFiles).graphiql).toBe(false);
@@ -332,19 +335,23 @@ describe('invalid configuration', () => {
   });
 
   it('requires a key in production', () => {
-    expect(configError({ NODE_ENV: 'production', SMTP_URL: 'smtp://mail:25', MAIL_FROM: 'a@b.c' }).problems).toEqual([
+    expect(
+      configError({ NODE_ENV: 'production', SMTP_URL: 'smtp://mail:25', MAIL_FROM: 'a@b.c', MFA_ENCRYPTION_KEY })
+        .problems,
+    ).toEqual([
       'JWT_PRIVATE_KEY: required when NODE_ENV=production (a PKCS#8 PEM, or for HS256 a secret of 32+ bytes)',
     ]);
   });
 
   it('requires SMTP_URL and MAIL_FROM in production: verification and reset codes are mailed', () => {
-    expect(configError({ NODE_ENV: 'production', JWT_PRIVATE_KEY: pem }).problems).toEqual([
+    expect(configError({ NODE_ENV: 'production', JWT_PRIVATE_KEY: pem, MFA_ENCRYPTION_KEY }).problems).toEqual([
       'SMTP_URL: required when NODE_ENV=production (smtp://user:pass@host:587 or smtps://…; verification and reset codes are mailed)',
       'MAIL_FROM: required when NODE_ENV=production (e.g. "Auth <no-reply@example.com>")',
     ]);
-    expect(configError({ NODE_ENV: 'production', JWT_PRIVATE_KEY: pem, SMTP_URL: 'smtp://mail:25' }).problems).toEqual([
-      'MAIL_FROM: required when NODE_ENV=production (e.g. "Auth <no-reply@example.com>")',
-    ]);
+    expect(
+      configError({ NODE_ENV: 'production', JWT_PRIVATE_KEY: pem, MFA_ENCRYPTION_KEY, SMTP_URL: 'smtp://mail:25' })
+        .problems,
+    ).toEqual(['MAIL_FROM: required when NODE_ENV=production (e.g. "Auth <no-reply@example.com>")']);
   });
 
   it('refuses an HS256 secret under 32 bytes', () => {
@@ -421,7 +428,7 @@ describe('every configuration problem at once', () => {
 });
 
 describe('production warnings', () => {
-  const production = { NODE_ENV: 'production', JWT_PRIVATE_KEY: pem, ...productionMail };
+  const production = { NODE_ENV: 'production', JWT_PRIVATE_KEY: pem, MFA_ENCRYPTION_KEY, ...productionMail };
 
   it('warns, one line each naming the variable, about SQLite, localhost issuer and audience, CORS origins without a scheme and open metrics', () => {
     const config = loadConfig({ ...production, CORS_ORIGINS: 'https://app.example.com,app.example.com' }, noFiles);
@@ -468,7 +475,10 @@ describe('signing keys', () => {
   });
 
   it('accepts production with a key', () => {
-    const config = loadConfig({ NODE_ENV: 'production', JWT_PRIVATE_KEY: pem, ...productionMail }, noFiles);
+    const config = loadConfig(
+      { NODE_ENV: 'production', JWT_PRIVATE_KEY: pem, MFA_ENCRYPTION_KEY, ...productionMail },
+      noFiles,
+    );
     expect(config.env).toBe('production');
     expect(config.jwt.privateKey).toBe(pem);
   });
@@ -498,11 +508,12 @@ describe('process entry', () => {
     expect(lines.map((line) => line.replace(/^configuration error: ([A-Z_]+):.*$/, '$1'))).toEqual([
       'PORT',
       'LOG_LEVEL',
+      'MFA_ENCRYPTION_KEY',
       'JWT_PRIVATE_KEY',
       'SMTP_URL',
       'MAIL_FROM',
     ]);
-    expect(lines[2]).toBe(
+    expect(lines[3]).toBe(
       'configuration error: JWT_PRIVATE_KEY: required when NODE_ENV=production (a PKCS#8 PEM, or for HS256 a secret of 32+ bytes)',
     );
     expect(stderr.endsWith('\n')).toBe(true);

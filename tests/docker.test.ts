@@ -120,10 +120,14 @@ describe('compose.yaml', () => {
     const { privateKey } = generateKeyPairSync('ed25519');
     const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
     const secretPath = `/run/secrets/${auth.secrets[0]}`;
+    const mfaKey = Buffer.alloc(32, 9).toString('base64');
     const config = loadConfig({ NODE_ENV: 'production', PORT: '4000', ...environment }, (path) => {
+      if (path === '/run/secrets/mfa_encryption_key') return `${mfaKey}\n`;
       if (path !== secretPath) throw new Error(`unexpected file ${path}`);
       return pem;
     });
+    expect(config.mfaEncryptionKey).toEqual(Buffer.alloc(32, 9));
+    expect(compose.secrets?.mfa_encryption_key?.file).toBeDefined();
     expect(environment.JWT_PRIVATE_KEY_FILE).toBe(secretPath);
     expect(compose.secrets?.[auth.secrets[0]]?.file).toBeDefined();
     expect(config.database).toMatchObject({ dialect: 'mysql', host: 'mysql', port: 3306, dbName: 'auth' });

@@ -59,6 +59,7 @@ describe('a production start', () => {
       DATA_DIR: dir,
       DATABASE_URL: `sqlite:${join(dir, 'production.sqlite')}`,
       JWT_PRIVATE_KEY: ed25519Pem(),
+      MFA_ENCRYPTION_KEY: Buffer.alloc(32, 1).toString('base64'),
       SMTP_URL: 'smtp://127.0.0.1:2525',
       MAIL_FROM: 'no-reply@example.com',
       CORS_ORIGINS: 'https://app.example.com,app.example.com',
