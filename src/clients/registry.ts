@@ -3,7 +3,6 @@
 // the bus (ClientChangedEvent) and replaces the copy on every instance, this one before the change's response;
 // reloaded from the database after a bus outage and while the bus is down.
 import type { Logger } from 'pino';
-import type { Clock } from '../clock.ts';
 import { Client, type ClientRow, type RevocationReason } from '../db/entities.ts';
 import type { Em } from '../db/orm.ts';
 import { badInput } from '../errors.ts';
