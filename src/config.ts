@@ -141,6 +141,8 @@ export interface RateLimitsConfig {
    */
   readonly mfaAttempts: RateLimit;
   readonly oauthStartIp: RateLimit;
+  /** startPasskeyLogin calls per client IP (RATE_LIMIT_PASSKEY_START_IP): each one stores a challenge. */
+  readonly passkeyStartIp: RateLimit;
   /**
    * Client-credentials tokens per client (RATE_LIMIT_CLIENT_TOKEN), counted only once the client has authenticated:
    * wrong secrets sent with a client's id never lock the real client out.
@@ -387,6 +389,7 @@ const schema = z.object({
   RATE_LIMIT_CODE_ATTEMPTS: rate('10/15m'),
   RATE_LIMIT_MFA_ATTEMPTS: rate('5/15m'),
   RATE_LIMIT_OAUTH_START_IP: rate('30/15m'),
+  RATE_LIMIT_PASSKEY_START_IP: rate('60/15m'),
   RATE_LIMIT_CLIENT_TOKEN: rate('30/1m'),
   RATE_LIMIT_CLIENT_TOKEN_IP: rate('120/1m'),
   INTROSPECTION: bool.optional(),
@@ -680,6 +683,7 @@ export function loadConfig(env: Env, readFile: ReadFile): Config {
       codeAttempts: e.RATE_LIMIT_CODE_ATTEMPTS,
       mfaAttempts: e.RATE_LIMIT_MFA_ATTEMPTS,
       oauthStartIp: e.RATE_LIMIT_OAUTH_START_IP,
+      passkeyStartIp: e.RATE_LIMIT_PASSKEY_START_IP,
       clientToken: e.RATE_LIMIT_CLIENT_TOKEN,
       clientTokenIp: e.RATE_LIMIT_CLIENT_TOKEN_IP,
     }),

@@ -97,6 +97,7 @@ describe('loadConfig defaults', () => {
         codeAttempts: { points: 10, durationSeconds: 900 },
         mfaAttempts: { points: 5, durationSeconds: 900 },
         oauthStartIp: { points: 30, durationSeconds: 900 },
+        passkeyStartIp: { points: 60, durationSeconds: 900 },
         clientToken: { points: 30, durationSeconds: 60 },
         clientTokenIp: { points: 120, durationSeconds: 60 },
       },

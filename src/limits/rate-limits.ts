@@ -13,6 +13,8 @@ export interface RateLimits {
   readonly refresh: Limiter;
   /** startOAuth calls per client IP. */
   readonly oauthStart: Limiter;
+  /** startPasskeyLogin calls per client IP (RATE_LIMIT_PASSKEY_START_IP). */
+  readonly passkeyStart: Limiter;
   /** Requests for an email verification code, per account (CODE_REQUEST_LIMIT per CODE_REQUEST_WINDOW). */
   readonly verification: Limiter;
   /** Requests for a password reset code, per email address (the same limit). */
@@ -57,6 +59,7 @@ export function createRateLimits(
     register: limiters('register-ip', rateLimits.registerIp),
     refresh: limiters('refresh-session', rateLimits.refreshSession),
     oauthStart: limiters('oauth-start-ip', rateLimits.oauthStartIp),
+    passkeyStart: limiters('passkey-start-ip', rateLimits.passkeyStartIp),
     verification: limiters('email-verification', codeRequests),
     reset: limiters('password-reset', codeRequests),
     codeAttempts: new GuessLimit(limiters('code-attempts', rateLimits.codeAttempts)),

@@ -13,7 +13,7 @@ import type { Em } from '../db/orm.ts';
 import { transactional } from '../db/transaction.ts';
 import { AuthError, badInput } from '../errors.ts';
 import { withAttempt } from '../limits/attempts.ts';
-import type { RateLimits } from '../limits/rate-limits.ts';
+import { enforce, ipKey, type RateLimits } from '../limits/rate-limits.ts';
 import type { IssuedTokens, Sessions, TokenDelivery } from '../sessions/sessions.ts';
 import type { PasskeyFactor } from './passkey-factor.ts';
 import type { AssertionOutcome, WebAuthn } from './webauthn.ts';
@@ -22,7 +22,7 @@ export interface PasskeyDeps {
   readonly webauthn: WebAuthn;
   readonly sessions: Sessions;
   readonly clock: Clock;
-  readonly limits: Pick<RateLimits, 'login'>;
+  readonly limits: Pick<RateLimits, 'login' | 'passkeyStart'>;
 }
 
 /** A passwordless sign-in's challenge: the id to answer it with, and the options for navigator.credentials.get. */
@@ -158,13 +158,15 @@ export async function removePasskey(deps: PasskeyDeps, call: Call, input: { read
 /**
  * A challenge for a passwordless sign-in. With an email, the options list that account's passkeys and only one
  * of them can answer; an unknown email gets what an account without passkeys gets (nothing to list), bound to
- * nobody. Without one, any discoverable passkey can answer.
+ * nobody. Without one, any discoverable passkey can answer. RATE_LIMITED past RATE_LIMIT_PASSKEY_START_IP per client
+ * IP: each call stores a challenge for 5 minutes, which anonymous callers could otherwise pile up without end.
  */
 export async function startPasskeyLogin(
-  deps: Pick<PasskeyDeps, 'webauthn'>,
+  deps: Pick<PasskeyDeps, 'webauthn' | 'limits'>,
   call: Call,
   input: { readonly email?: string | null },
 ): Promise<PasskeyChallenge> {
+  await enforce(deps.limits.passkeyStart, ipKey(call.meta.ipAddress));
   const challengeId = deps.webauthn.newChallengeId();
   if (input.email == null) {
     const options = await deps.webauthn.assertionOptions('login', challengeId, null, []);

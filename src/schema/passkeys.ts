@@ -103,7 +103,7 @@ builder.mutationFields((t) => ({
     type: PasskeyChallengeType,
     description:
       "Starts a passwordless sign-in. With an email, only that account's passkeys can answer; without one, any " +
-      'discoverable passkey.',
+      'discoverable passkey. RATE_LIMITED past RATE_LIMIT_PASSKEY_START_IP per client IP.',
     args: { email: t.arg.string({ required: false }) },
     resolve: (_root, args, context) => startPasskeyLogin(context.services, context.call, args),
   }),

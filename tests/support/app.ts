@@ -68,6 +68,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       RATE_LIMIT_CODE_ATTEMPTS: '1000/15m',
       RATE_LIMIT_MFA_ATTEMPTS: '1000/15m',
       RATE_LIMIT_OAUTH_START_IP: '100000/15m',
+      RATE_LIMIT_PASSKEY_START_IP: '100000/15m',
       RATE_LIMIT_CLIENT_TOKEN: '100000/1m',
       RATE_LIMIT_CLIENT_TOKEN_IP: '100000/1m',
       // A fixed key, so that an app restarted on the same database still reads its TOTP secrets.
