@@ -16,7 +16,7 @@ import { WebSocketServer } from 'ws';
 import { type ClientRegistry, revocationCutoffSeconds } from '../clients/registry.ts';
 import type { Clock } from '../clock.ts';
 import type { WebSocketLimitsConfig } from '../config.ts';
-import { AuthError } from '../errors.ts';
+import { AuthError, unauthenticated } from '../errors.ts';
 import type { ClientChangedEvent, RevocationBus } from '../events/revocation-bus.ts';
 import { createMaskError, toGraphQLError, withoutQuotedValues } from '../schema/errors.ts';
 import type { VerifiedClaims } from '../tokens/claims.ts';
@@ -229,13 +229,14 @@ export function attachWebSocketServer(server: Server, yoga: YogaServerInstance<a
   ) => {
     if (ctx.extra.revoked || (ctx.extra.auth && ctx.extra.auth.exp * 1000 <= deps.clock.now())) {
       close(ctx as Ctx, ctx.extra.revoked ? 'Token revoked' : 'Token expired');
-      return [];
+      // Never an empty list: graphql-ws takes `[]` for an invalid hook result and logs it as an internal error.
+      return [toGraphQLError(unauthenticated(ctx.extra.revoked ? 'SESSION_REVOKED' : 'TOKEN_EXPIRED'))];
     }
     // Read on every operation: a registry reloaded from the database (Redis down) changes without a message.
     if (refusedByClient(ctx.extra.auth)) {
       ctx.extra.revoked = true;
       close(ctx as Ctx, 'Client revoked');
-      return [];
+      return [toGraphQLError(unauthenticated('CLIENT_DISABLED'))];
     }
     let auth = ctx.extra.auth ?? null;
     const header = auth ? undefined : operationAuthorization(payload.extensions);
