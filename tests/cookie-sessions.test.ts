@@ -560,6 +560,7 @@ describe('refresh cookie configuration', () => {
     JWT_PRIVATE_KEY: ed25519Pem(),
     SMTP_URL: 'smtp://mail.test',
     MAIL_FROM: 'a@b.test',
+    MFA_ENCRYPTION_KEY: Buffer.alloc(32, 4).toString('base64'),
   };
 
   it('leaves Secure out only for an http loopback PUBLIC_URL outside production', () => {
