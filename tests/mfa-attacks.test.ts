@@ -2,12 +2,12 @@
 // mfaToken bound to its user, a recovery code and a TOTP enrolment raced, TOTP re-enrolment while on, malformed
 // passkey input, and an account's deletion taking its second factors with it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MfaTotp, Passkey, RecoveryCode } from '../src/db/entities.ts';
+import { MfaTotp, Passkey, RecoveryCode, Session } from '../src/db/entities.ts';
 import type { Em } from '../src/db/orm.ts';
 import { dialects, startTestApp, type TestApp } from './support/app.ts';
 import { TestClock } from './support/clock.ts';
 import { expectError, expectRateLimited } from './support/expect.ts';
-import { errorCode, extensionsOf, type Gql, loginUser, registerUser } from './support/graphql.ts';
+import { errorCode, extensionsOf, type Gql, loginUser, me, refreshToken, registerUser } from './support/graphql.ts';
 import { CONFIRM_TOTP, enrollTotp, START_TOTP, TOTP_STEP_MS, totpCode, VERIFY_MFA } from './support/mfa.ts';
 
 const START_PASSKEY_LOGIN = 'mutation($email: String) { startPasskeyLogin(email: $email) { challengeId options } }';
@@ -138,6 +138,29 @@ describe.each(dialects())('the second factor under attack on %s', (dialect) => {
     expect(await em.count(MfaTotp, { user: user.user.id })).toBe(0);
     expect(await em.count(RecoveryCode, { user: user.user.id })).toBe(0);
     expect(await em.count(Passkey, { user: user.user.id })).toBe(0);
+  });
+
+  it('leaves no session to a password sign-in that raced TOTP being turned on: it gets MFA_REQUIRED or is revoked', async () => {
+    const user = await registerUser(t.gql);
+    const started = await gql(START_TOTP, {}, { token: user.accessToken });
+    const secret = started.data?.startTotpEnrollment.secret as string;
+    const logins = () => Array.from({ length: 15 }, () => loginUser(t.gql, user.user.email, user.password));
+    const early = logins();
+    const confirmed = gql(CONFIRM_TOTP, { code: totpCode(secret, clock.now()) }, { token: user.accessToken });
+    const late = logins();
+    expect((await confirmed).errors).toBeUndefined();
+    const answers = await Promise.all([...early, ...late]);
+    for (const answer of answers) {
+      if (answer.errors) {
+        expect(errorCode(answer)).toBe('MFA_REQUIRED');
+        continue;
+      }
+      // A session opened without the second factor must have been ended by the change.
+      expect(errorCode(await me(t.gql, answer.data?.login.accessToken as string))).toBe('UNAUTHENTICATED');
+      expect(errorCode(await refreshToken(t.gql, answer.data?.login.refreshToken as string))).toBe('UNAUTHENTICATED');
+    }
+    // Only the caller's own session (which turned TOTP on) remains.
+    expect(await fork().count(Session, { user: user.user.id, revokedAt: null })).toBe(1);
   });
 
   // Last: it uses up this app's passkey starts.

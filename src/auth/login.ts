@@ -68,15 +68,19 @@ export async function login(deps: LoginDeps, call: Call, input: LoginInput): Pro
     throw new AuthError('INVALID_CREDENTIALS', 'The email or password is incorrect');
   }
   // The password was right; with MFA on, that earns an mfaToken for verifyMfa, not a session.
-  await requireSecondFactor(deps, call, user, {
+  const binding = {
     clientId: client.id,
     delivery: input.tokenDelivery ?? 'BODY',
     firstFactor: { kind: 'password', stamp: passwordStamp(user.passwordHash) },
-  });
+  } as const;
+  await requireSecondFactor(deps, call, user, binding);
   let opened: Awaited<ReturnType<typeof deps.sessions.open>>;
   try {
     opened = await transactional(em, async (tx) => {
       const session = await deps.sessions.open(tx, user, meta, input.tokenDelivery ?? 'BODY', 'existing', client.id);
+      // Again under the user row's lock (open's), which every MFA change takes exclusively before revoking the
+      // user's sessions: MFA turned on since the look above finds this session not yet there to revoke.
+      await requireSecondFactor(deps, { ...call, em: tx }, user, binding);
       audit(tx, meta, { type: 'LOGIN_SUCCEEDED', userId: user.id, sessionId: session.row.id }, now);
       return session;
     });

@@ -51,11 +51,8 @@ export async function loginWithOAuth(
   if (linked) {
     const user = linked.user as UserRow;
     // The provider proved the first factor; with MFA on, that earns an mfaToken for verifyMfa, not a session.
-    await requireSecondFactor(deps, call, user, {
-      clientId,
-      delivery,
-      firstFactor: { kind: 'link', linkId: linked.id },
-    });
+    const binding = { clientId, delivery, firstFactor: { kind: 'link', linkId: linked.id } } as const;
+    await requireSecondFactor(deps, call, user, binding);
     const opened = await transactional(em, async (tx) => {
       // Under the user row's lock (which the transaction that proves an email takes first), the link must still
       // be there: a password reset that removed it meanwhile also revoked every session, and this one would escape.
@@ -66,6 +63,9 @@ export async function loginWithOAuth(
       );
       if ((await tx.count(LinkedAccount, { id: linked.id, user: user.id })) === 0) return null;
       const opened = await deps.sessions.open(tx, user, meta, delivery, 'existing', clientId);
+      // Again under the user row's lock (open's), which every MFA change takes exclusively before revoking the
+      // user's sessions: MFA turned on since the look above finds this session not yet there to revoke.
+      await requireSecondFactor(deps, { ...call, em: tx }, user, binding);
       audit(
         tx,
         meta,
