@@ -301,7 +301,7 @@ describe.each(dialects())('disabled accounts on %s', (dialect) => {
       err: 'no account nobody@example.com',
     });
     expect((await runAdminCli(['enable-user'], cliEnv)).code).toBe(1);
-  });
+  }, 120_000); // six CLI processes, each starting the whole service
 
   /** Makes `count` fresh admins (promoted by the current admin) and signs each in again to carry the role. */
   async function freshAdmins(count: number): Promise<(Payload & { password: string })[]> {
