@@ -5,7 +5,7 @@ import type { Call } from '../call.ts';
 import { LinkedAccount, User, type UserRow } from '../db/entities.ts';
 import type { Em } from '../db/orm.ts';
 import { transactional } from '../db/transaction.ts';
-import { badInput, unauthenticated } from '../errors.ts';
+import { AuthError, badInput } from '../errors.ts';
 import type { IssuedTokens, TokenDelivery } from '../sessions/sessions.ts';
 import { type MfaChallenge, passwordStamp } from './challenges.ts';
 import { type Factor, type MfaDeps, proveFactor, refuseReplay } from './factors.ts';
@@ -20,11 +20,14 @@ export interface VerifyMfaInput {
 }
 
 /**
- * Finishes a sign-in with exactly one factor (else BAD_USER_INPUT). A spent, expired, dead or unknown mfaToken is
- * UNAUTHENTICATED (INVALID_TOKEN); a wrong factor INVALID_CODE, counted against the token (dead after 5 tries,
- * however many arrive at once) and against the account's failed sign-ins. `deliverable` checks the delivery
- * against the transport (COOKIE needs HTTP).
+ * The answer for an mfaToken that is spent, expired, dead or unknown: UNAUTHENTICATED (INVALID_TOKEN) as API.md
+ * says, but with a message of its own: INVALID_TOKEN's usual one speaks of the access token, which there is none of.
  */
+const deadMfaToken = () =>
+  new AuthError('UNAUTHENTICATED', 'The MFA token is spent, expired or unknown: sign in again', {
+    reason: 'INVALID_TOKEN',
+  });
+
 /** Whether what the first step proved still stands: the same password, the same provider link. */
 async function firstFactorHolds(em: Em, user: UserRow, challenge: MfaChallenge): Promise<boolean> {
   const { firstFactor } = challenge;
@@ -32,6 +35,12 @@ async function firstFactorHolds(em: Em, user: UserRow, challenge: MfaChallenge):
   return (await em.count(LinkedAccount, { id: firstFactor.linkId, user: user.id })) > 0;
 }
 
+/**
+ * Finishes a sign-in with exactly one factor (else BAD_USER_INPUT). A spent, expired, dead or unknown mfaToken is
+ * UNAUTHENTICATED (INVALID_TOKEN); a wrong factor INVALID_CODE, counted against the token (dead after 5 tries,
+ * however many arrive at once) and against the account's failed sign-ins. `deliverable` checks the delivery
+ * against the transport (COOKIE needs HTTP).
+ */
 export async function verifyMfa(
   deps: MfaDeps,
   call: Call,
@@ -49,10 +58,10 @@ export async function verifyMfa(
   const field = given[0] as string;
   const { challenges } = deps.mfa;
   const challenge = await challenges.find(input.mfaToken);
-  if (!challenge) throw unauthenticated('INVALID_TOKEN');
+  if (!challenge) throw deadMfaToken();
   const delivery = deliverable(input.tokenDelivery ?? challenge.delivery);
   const user = await call.em.findOne(User, { id: challenge.userId });
-  if (!user || !(await firstFactorHolds(call.em, user, challenge))) throw unauthenticated('INVALID_TOKEN');
+  if (!user || !(await firstFactorHolds(call.em, user, challenge))) throw deadMfaToken();
   const factor: Factor =
     input.code != null
       ? { method: 'TOTP', code: input.code }
@@ -65,7 +74,7 @@ export async function verifyMfa(
     field,
     beforeCompare: async () => {
       const counted = await challenges.tryOnce(input.mfaToken, challenge);
-      if (!counted.allowed) throw unauthenticated('INVALID_TOKEN');
+      if (!counted.allowed) throw deadMfaToken();
       tries = counted.tries;
     },
     onWrong: () => challenges.failed(input.mfaToken, tries),
@@ -76,7 +85,7 @@ export async function verifyMfa(
     await challenges.failed(input.mfaToken, tries);
     await refuseReplay(deps, call, user.id, proven.method, 'sign-in', field);
   }
-  if (!(await challenges.spend(input.mfaToken, challenge))) throw unauthenticated('INVALID_TOKEN');
+  if (!(await challenges.spend(input.mfaToken, challenge))) throw deadMfaToken();
   const now = new Date(deps.clock.now());
   const opened = await transactional(call.em, async (tx) => {
     // ACCOUNT_DISABLED (disabled since the first step) and a client disabled meanwhile are refused here.
