@@ -1,15 +1,18 @@
 // The client package as an app gets it: `npm pack` of packages/client installed alone into a fresh project with
 // @apollo/client and @urql/core from the registry; no server dependency comes along; a file using every export
 // type-checks under strict; each entry point loads in plain Node; and, bundled by Vite, it runs in Chromium from a
-// page on another origin of the same site in cookie mode, the refresh token never reaching the page.
+// page on another origin of the same site in cookie mode, the refresh token never reaching the page; and its passkey
+// helpers there, against a CDP virtual authenticator, on SQLite and MariaDB.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { extname, join, resolve } from 'node:path';
-import type { Page } from 'playwright-core';
+import type { CDPSession, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestApp, type TestApp } from './support/app.ts';
+import { Session } from '../src/db/entities.ts';
+import type { Em } from '../src/db/orm.ts';
+import { type Dialect, dialects, startTestApp, type TestApp } from './support/app.ts';
 import { type Browser, launchChromium } from './support/chromium.ts';
 import { loginUser, type Payload, registerUser } from './support/graphql.ts';
 import { scrapeMetrics } from './support/metrics.ts';
@@ -53,8 +56,17 @@ import {
   createAuthClient,
   type GraphQLErrorLike,
   type LoginInput,
+  type MfaMethod,
+  MfaRequiredError,
   memoryStorage,
   operations,
+  PASSKEY_ERROR_CODES,
+  type PasskeyCeremonyOptions,
+  PasskeyError,
+  type PasskeyErrorCode,
+  type PasskeyFragment,
+  type PasskeyRegistrationInput,
+  type PasskeySignInInput,
   type RegisterInput,
   type SignedInFragment,
   type SignedOutEvent,
@@ -64,10 +76,17 @@ import {
   UNAUTHENTICATED_REASONS,
   type UnauthenticatedReason,
   unauthenticatedReason,
+  type VerifyMfaInput,
   webStorage,
 } from 'graphql-auth-client';
 import { createAuthLink } from 'graphql-auth-client/apollo';
-import { MeDocument, type MeQuery } from 'graphql-auth-client/operations';
+import {
+  MeDocument,
+  type MeQuery,
+  PasskeysDocument,
+  RemovePasskeyDocument,
+  RenamePasskeyDocument,
+} from 'graphql-auth-client/operations';
 import { authExchange } from 'graphql-auth-client/urql';
 
 const api = new URLSearchParams(location.search).get('api') ?? '';
@@ -101,9 +120,103 @@ function summary(tokens: AuthTokens | null) {
   return tokens && { sessionId: tokens.sessionId, userId: tokens.userId, refreshToken: tokens.refreshToken };
 }
 
+// Passkeys, in both token deliveries: the cookie-mode client above and a bearer-mode one.
+const clients: Record<TokenDelivery, AuthClient> = { COOKIE: auth, BODY: createAuthClient({ url: api }) };
+const passkeyCodes: readonly PasskeyErrorCode[] = PASSKEY_ERROR_CODES;
+const pendingMfa: Partial<Record<TokenDelivery, MfaRequiredError>> = {};
+
+function passkeyFailure(error: unknown) {
+  if (error instanceof PasskeyError) {
+    const code: PasskeyErrorCode = error.code;
+    const cause = error.cause instanceof Error ? error.cause.name : null;
+    return { failed: 'PasskeyError', code, cause, authClientError: error instanceof AuthClientError };
+  }
+  if (error instanceof AuthClientError) return { failed: 'AuthClientError', code: error.code, reason: error.reason ?? null, message: error.message };
+  return { failed: 'other', code: String(error) };
+}
+
+function signedInAs(mode: TokenDelivery, payload: SignedInFragment) {
+  return { userId: payload.user.id, sessionId: payload.session.id, refreshToken: payload.refreshToken, tokens: summary(clients[mode].tokens) };
+}
+
+const passkeys = {
+  async register(mode: TokenDelivery, name?: string, aborted = false) {
+    const input: PasskeyRegistrationInput = { ...(name === undefined ? {} : { name }), ...(aborted ? { signal: AbortSignal.abort() } : {}) };
+    try {
+      const passkey: PasskeyFragment = await clients[mode].registerPasskey(input);
+      return passkey;
+    } catch (error) {
+      return passkeyFailure(error);
+    }
+  },
+  async login(mode: TokenDelivery, email?: string) {
+    const input: PasskeySignInInput = email === undefined ? {} : { email };
+    try {
+      return signedInAs(mode, await clients[mode].loginWithPasskey(input));
+    } catch (error) {
+      return passkeyFailure(error);
+    }
+  },
+  /** A password sign-in that should answer MFA_REQUIRED: the error is kept for verify(). */
+  async password(mode: TokenDelivery, email: string, password: string) {
+    try {
+      return signedInAs(mode, await clients[mode].login({ email, password }));
+    } catch (error) {
+      if (!(error instanceof MfaRequiredError)) return passkeyFailure(error);
+      pendingMfa[mode] = error;
+      const methods: readonly MfaMethod[] = error.methods;
+      return { code: error.code, methods, passkeyOptions: error.passkeyOptions !== undefined };
+    }
+  },
+  async verify(mode: TokenDelivery, withoutOptions = false) {
+    const pending = pendingMfa[mode];
+    if (!pending) return null;
+    const options: PasskeyCeremonyOptions = {};
+    const challenge = withoutOptions ? { mfaToken: pending.mfaToken, passkeyOptions: undefined } : pending;
+    try {
+      return signedInAs(mode, await clients[mode].verifyMfaWithPasskey(challenge, options));
+    } catch (error) {
+      return passkeyFailure(error);
+    }
+  },
+  /** verifyMfa again with the kept (by then spent) mfaToken. */
+  async verifyAgain(mode: TokenDelivery) {
+    const pending = pendingMfa[mode];
+    if (!pending) return null;
+    const input: SignInInput<VerifyMfaInput> = { mfaToken: pending.mfaToken, code: '000000' };
+    try {
+      return signedInAs(mode, await clients[mode].verifyMfa(input));
+    } catch (error) {
+      return passkeyFailure(error);
+    }
+  },
+  async list(mode: TokenDelivery) {
+    return (await clients[mode].request(PasskeysDocument, {})).me?.passkeys ?? null;
+  },
+  async rename(mode: TokenDelivery, id: string, name: string) {
+    return (await clients[mode].request(RenamePasskeyDocument, { id, name })).renamePasskey;
+  },
+  async remove(mode: TokenDelivery, id: string) {
+    return (await clients[mode].request(RemovePasskeyDocument, { id })).removePasskey.passkeys;
+  },
+  async me(mode: TokenDelivery) {
+    try {
+      return (await clients[mode].request(MeDocument, {})).me?.email ?? null;
+    } catch (error) {
+      return passkeyFailure(error);
+    }
+  },
+  async logout(mode: TokenDelivery) {
+    await clients[mode].logout();
+    return summary(clients[mode].tokens);
+  },
+  tokens: (mode: TokenDelivery) => summary(clients[mode].tokens),
+};
+
 const app = {
   csrfHeader: CSRF_HEADER,
-  checks: storages.length + reasons.length + Object.keys(sample).length,
+  checks: storages.length + reasons.length + Object.keys(sample).length + passkeyCodes.length,
+  passkeys,
   async anonymousMe() {
     const result = await urql.query(MeDocument, {}).toPromise();
     return { data: result.data ?? null, error: result.error?.message ?? null };
@@ -233,6 +346,7 @@ describe('the packed client package in a fresh project', () => {
         'dist/urql.d.ts',
         'dist/operations.js',
         'dist/operations.d.ts',
+        'dist/webauthn.js',
         'dist/generated/graphql.js',
         'dist/generated/graphql.d.ts',
       ]),
@@ -324,6 +438,8 @@ describe('the packed client package in a fresh project', () => {
         'AuthClientError',
         'CSRF_HEADER',
         'MfaRequiredError',
+        'PASSKEY_ERROR_CODES',
+        'PasskeyError',
         'UNAUTHENTICATED_REASONS',
         'createAuthClient',
         'memoryStorage',
@@ -337,7 +453,62 @@ describe('the packed client package in a fresh project', () => {
       delivery: 'COOKIE',
     });
   });
+
+  it('rejects every passkey helper in Node (no WebAuthn) with PASSKEY_UNSUPPORTED, before any request', () => {
+    const script = `
+      const { AuthClientError, createAuthClient, PasskeyError } = await import('graphql-auth-client');
+      let requests = 0;
+      const fetch = async () => {
+        requests++;
+        throw new Error('no request was expected');
+      };
+      const auth = createAuthClient({ url: 'http://127.0.0.1:9/graphql', fetch, webSocketImpl: null });
+      const calls = [
+        () => auth.registerPasskey({ name: 'laptop' }),
+        () => auth.loginWithPasskey(),
+        () => auth.loginWithPasskey({ email: 'someone@example.com' }),
+        () => auth.verifyMfaWithPasskey({ mfaToken: 'x', passkeyOptions: { challenge: 'AAAA' } }),
+      ];
+      const outcomes = [];
+      for (const call of calls) {
+        const error = await call().then(() => null, (e) => e);
+        outcomes.push({
+          passkeyError: error instanceof PasskeyError,
+          authClientError: error instanceof AuthClientError,
+          code: error?.code,
+        });
+      }
+      console.log(JSON.stringify({ outcomes, requests }));
+    `;
+    const output = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: project,
+      encoding: 'utf8',
+    });
+    const unsupported = { passkeyError: true, authClientError: true, code: 'PASSKEY_UNSUPPORTED' };
+    expect(JSON.parse(output)).toEqual({ outcomes: Array(4).fill(unsupported), requests: 0 });
+  });
 });
+
+/** Vite's build of the app (index.html and src/main.ts), once for the file: both Chromium blocks serve it. */
+let bundled: string | undefined;
+function bundleApp(): string {
+  if (bundled) return bundled;
+  writeFileSync(
+    join(project, 'index.html'),
+    '<!doctype html><html><head><meta charset="utf-8"><title>app</title></head><body><script type="module" src="./src/main.ts"></script></body></html>',
+  );
+  writeFileSync(
+    join(project, 'vite.config.mjs'),
+    `export default { root: ${JSON.stringify(project)}, base: './', logLevel: 'warn', build: { outDir: 'dist', emptyOutDir: true, minify: false } };`,
+  );
+  execFileSync(join(ROOT, 'node_modules', '.bin', 'vite'), ['build', '--config', 'vite.config.mjs'], {
+    cwd: project,
+    encoding: 'utf8',
+    stdio: 'pipe',
+  });
+  bundled = join(project, 'dist');
+  return bundled;
+}
 
 describe.skipIf(!serviceAvailable('chromium'))(
   'bundled by Vite, in Chromium, on another origin, in cookie mode',
@@ -361,20 +532,7 @@ describe.skipIf(!serviceAvailable('chromium'))(
       api = `http://localhost:${apiPort}/graphql`;
       pageUrl = `http://localhost:${pagePort}/graphql/?api=${encodeURIComponent(api)}`;
 
-      writeFileSync(
-        join(project, 'index.html'),
-        '<!doctype html><html><head><meta charset="utf-8"><title>app</title></head><body><script type="module" src="./src/main.ts"></script></body></html>',
-      );
-      writeFileSync(
-        join(project, 'vite.config.mjs'),
-        `export default { root: ${JSON.stringify(project)}, base: './', logLevel: 'warn', build: { outDir: 'dist', emptyOutDir: true, minify: false } };`,
-      );
-      execFileSync(join(ROOT, 'node_modules', '.bin', 'vite'), ['build', '--config', 'vite.config.mjs'], {
-        cwd: project,
-        encoding: 'utf8',
-        stdio: 'pipe',
-      });
-      pageServer = await serveStatic(join(project, 'dist'), pagePort);
+      pageServer = await serveStatic(bundleApp(), pagePort);
 
       browser = await launchChromium([`http://localhost:${apiPort}/`, `http://localhost:${pagePort}/`]);
       await browser.context.addInitScript(RECORD_FETCH);
@@ -496,6 +654,253 @@ describe.skipIf(!serviceAvailable('chromium'))(
       }
       // The server never wrote a refresh token field with a value either.
       expect(received.filter((text) => /"refreshToken":"/.test(text))).toEqual([]);
+    });
+  },
+);
+
+describe.skipIf(!serviceAvailable('chromium'))(
+  'passkeys through the bundled package, in Chromium with a virtual authenticator',
+  () => {
+    // One service per dialect, one page server, one Chromium (a virtual authenticator: ctap2, internal, resident
+    // keys, user verification) for all of them; the page names its service in ?api=.
+    const services = new Map<Dialect, { t: TestApp; api: string }>();
+    let pageServer: Server;
+    let pageOrigin: string;
+    let browser: Browser;
+    let page: Page;
+    let cdp: CDPSession;
+    let authenticatorId: string;
+
+    beforeAll(async () => {
+      const pagePort = await freePort();
+      pageOrigin = `http://localhost:${pagePort}`;
+      for (const dialect of dialects()) {
+        let apiPort = await freePort();
+        while (apiPort === pagePort) apiPort = await freePort();
+        const t = await startTestApp({
+          dialect,
+          // The relying party is localhost (from PUBLIC_URL); the page's origin is the one WebAuthn origin.
+          env: { PORT: String(apiPort), PUBLIC_URL: `http://localhost:${apiPort}`, WEBAUTHN_ORIGINS: pageOrigin },
+        });
+        services.set(dialect, { t, api: `http://localhost:${apiPort}/graphql` });
+      }
+      pageServer = await serveStatic(bundleApp(), pagePort);
+      browser = await launchChromium([`${pageOrigin}/`, ...[...services.values()].map(({ api }) => api)]);
+      await browser.context.addInitScript(RECORD_FETCH);
+      page = browser.context.pages()[0] ?? (await browser.context.newPage());
+      cdp = await browser.context.newCDPSession(page);
+      await cdp.send('WebAuthn.enable');
+      ({ authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+        options: {
+          protocol: 'ctap2',
+          transport: 'internal',
+          hasResidentKey: true,
+          hasUserVerification: true,
+          isUserVerified: true,
+          automaticPresenceSimulation: true,
+        },
+      }));
+    }, 180_000);
+
+    afterAll(async () => {
+      await browser?.close();
+      await new Promise((done) => (pageServer ? pageServer.close(done) : done(undefined)));
+      for (const { t } of services.values()) await t.close();
+    });
+
+    const call = <T>(expression: string): Promise<T> => page.evaluate(expression) as Promise<T>;
+    const exchanges = () => call<Exchange[]>('window.__exchanges');
+    /** The GraphQL operations the page sent since `from` (its exchange count then), by operation name. */
+    const sentSince = async (from: number) =>
+      (await exchanges())
+        .slice(from)
+        .map((e) => /^(?:mutation|query) (\w+)/.exec(JSON.parse(e.body || '{}').query ?? '')?.[1] ?? e.method);
+
+    async function open(dialect: Dialect) {
+      const service = services.get(dialect);
+      if (!service) throw new Error(`no service for ${dialect}`);
+      await page.goto(`${pageOrigin}/graphql/?api=${encodeURIComponent(service.api)}`);
+      await page.waitForFunction('typeof window.app === "object"');
+      // One credential at a time in the authenticator: a discoverable sign-in then has exactly one to pick.
+      await cdp.send('WebAuthn.clearCredentials', { authenticatorId });
+      return service.t;
+    }
+
+    const sessionsOf = (t: TestApp, userId: string) => (t.app.orm.em.fork() as Em).count(Session, { user: userId });
+    const refreshCookie = async (api: string) =>
+      (await browser.context.cookies(api)).find((cookie) => cookie.name === COOKIE);
+    const arg = (value: unknown) => JSON.stringify(value);
+
+    describe.each(dialects())('%s', (dialect) => {
+      it('registers a passkey (signed in by password), then signs in with it without and with an email, in cookie and bearer mode', async () => {
+        const t = await open(dialect);
+        const api = services.get(dialect)?.api ?? '';
+        const user = await registerUser(t.gql);
+        const email = user.user.email;
+        expect(await call(`app.passkeys.password('COOKIE', ${arg(email)}, ${arg(PASSWORD)})`)).toMatchObject({
+          userId: user.user.id,
+        });
+
+        const passkey = await call<any>(`app.passkeys.register('COOKIE', 'Laptop')`);
+        expect(passkey).toEqual({
+          id: expect.any(String),
+          name: 'Laptop',
+          createdAt: expect.any(String),
+          lastUsedAt: null,
+        });
+        const [credential, ...others] = (await cdp.send('WebAuthn.getCredentials', { authenticatorId })).credentials;
+        expect(others).toEqual([]);
+        expect(credential).toMatchObject({ isResidentCredential: true, rpId: 'localhost' });
+        expect(await call('app.passkeys.logout("COOKIE")')).toBeNull();
+        expect(await refreshCookie(api)).toBeUndefined();
+
+        // Cookie mode, no email: the authenticator offers its discoverable credential.
+        let from = (await exchanges()).length;
+        const discovered = await call<any>(`app.passkeys.login('COOKIE')`);
+        expect(discovered).toMatchObject({ userId: user.user.id, refreshToken: null, tokens: { refreshToken: null } });
+        expect(await sentSince(from)).toEqual(['StartPasskeyLogin', 'LoginWithPasskey']);
+        const [start, login] = (await exchanges()).slice(from).map((e) => JSON.parse(e.body).variables);
+        expect(start).toEqual({});
+        expect(login.input).toMatchObject({ challengeId: expect.any(String), tokenDelivery: 'COOKIE' });
+        expect(login.input.response).toMatchObject({
+          id: Buffer.from(credential?.credentialId ?? '', 'base64').toString('base64url'),
+          type: 'public-key',
+        });
+        expect(await refreshCookie(api)).toMatchObject({ httpOnly: true });
+        expect(await call(`app.passkeys.me('COOKIE')`)).toBe(email);
+        await call('app.passkeys.logout("COOKIE")');
+
+        // Cookie mode, with the email.
+        from = (await exchanges()).length;
+        expect(await call(`app.passkeys.login('COOKIE', ${arg(email)})`)).toMatchObject({
+          userId: user.user.id,
+          refreshToken: null,
+        });
+        expect((await exchanges()).slice(from).map((e) => JSON.parse(e.body).variables)[0]).toEqual({ email });
+        expect(await call(`app.passkeys.me('COOKIE')`)).toBe(email);
+        await call('app.passkeys.logout("COOKIE")');
+
+        // Bearer mode, both ways: the refresh token is the client's.
+        for (const input of ['', `, ${arg(email)}`]) {
+          const bearer = await call<any>(`app.passkeys.login('BODY'${input})`);
+          expect(bearer).toMatchObject({ userId: user.user.id, refreshToken: expect.any(String) });
+          expect(bearer.tokens).toEqual({
+            sessionId: bearer.sessionId,
+            userId: user.user.id,
+            refreshToken: bearer.refreshToken,
+          });
+          expect(await call(`app.passkeys.me('BODY')`)).toBe(email);
+          expect(await call('app.passkeys.logout("BODY")')).toBeNull();
+        }
+
+        // listPasskeys / renamePasskey / removePasskey as typed operations through request().
+        await call(`app.passkeys.login('BODY')`);
+        const listed = await call<any[]>(`app.passkeys.list('BODY')`);
+        expect(listed).toEqual([{ ...passkey, lastUsedAt: expect.any(String) }]);
+        expect(await call(`app.passkeys.rename('BODY', ${arg(passkey.id)}, 'Work laptop')`)).toMatchObject({
+          id: passkey.id,
+          name: 'Work laptop',
+        });
+        // Registering the same authenticator again: it holds a passkey of this account (excludeCredentials).
+        from = (await exchanges()).length;
+        expect(await call(`app.passkeys.register('BODY', 'Again')`)).toEqual({
+          failed: 'PasskeyError',
+          code: 'PASSKEY_ALREADY_REGISTERED',
+          cause: 'InvalidStateError',
+          authClientError: true,
+        });
+        expect(await sentSince(from)).toEqual(['StartPasskeyRegistration']);
+        expect(await call(`app.passkeys.remove('BODY', ${arg(passkey.id)})`)).toEqual([]);
+        await call('app.passkeys.logout("BODY")');
+      });
+
+      it('password sign-in → MfaRequiredError → verifyMfaWithPasskey signs in (bearer and cookie mode); the spent mfaToken says so', async () => {
+        const t = await open(dialect);
+        const user = await registerUser(t.gql);
+        const email = user.user.email;
+        await call(`app.passkeys.password('BODY', ${arg(email)}, ${arg(PASSWORD)})`);
+        expect(await call(`app.passkeys.register('BODY')`)).toMatchObject({ name: null });
+        await call('app.passkeys.logout("BODY")');
+
+        for (const mode of ['BODY', 'COOKIE'] as const) {
+          expect(await call(`app.passkeys.password('${mode}', ${arg(email)}, ${arg(PASSWORD)})`)).toEqual({
+            code: 'MFA_REQUIRED',
+            methods: ['PASSKEY'],
+            passkeyOptions: true,
+          });
+          expect(await call(`app.passkeys.tokens('${mode}')`)).toBeNull();
+          const from = (await exchanges()).length;
+          const verified = await call<any>(`app.passkeys.verify('${mode}')`);
+          expect(verified).toMatchObject({
+            userId: user.user.id,
+            refreshToken: mode === 'BODY' ? expect.any(String) : null,
+            tokens: { sessionId: verified.sessionId },
+          });
+          expect(await sentSince(from)).toEqual(['VerifyMfa']);
+          const input = JSON.parse((await exchanges())[from]?.body ?? '{}').variables.input;
+          expect(Object.keys(input).sort()).toEqual(
+            mode === 'COOKIE' ? ['mfaToken', 'passkeyResponse', 'tokenDelivery'] : ['mfaToken', 'passkeyResponse'],
+          );
+          expect(await call(`app.passkeys.me('${mode}')`)).toBe(email);
+          expect(await call(`app.passkeys.verifyAgain('${mode}')`)).toEqual({
+            failed: 'AuthClientError',
+            code: 'UNAUTHENTICATED',
+            reason: 'INVALID_TOKEN',
+            message: 'The MFA token is spent, expired or unknown: sign in again',
+          });
+          expect(await call(`app.passkeys.logout('${mode}')`)).toBeNull();
+        }
+      });
+
+      it('a cancelled ceremony rejects with PASSKEY_CANCELLED, sends no answer and opens no session', async () => {
+        const t = await open(dialect);
+        const user = await registerUser(t.gql);
+        const email = user.user.email;
+        await call(`app.passkeys.password('BODY', ${arg(email)}, ${arg(PASSWORD)})`);
+        await call(`app.passkeys.register('BODY')`);
+        // Signed in, registering another passkey with an aborted signal: the start, and nothing after.
+        let from = (await exchanges()).length;
+        const cancelled = { failed: 'PasskeyError', code: 'PASSKEY_CANCELLED', authClientError: true };
+        expect(await call(`app.passkeys.register('BODY', 'Other', true)`)).toEqual({
+          ...cancelled,
+          cause: 'AbortError',
+        });
+        expect(await sentSince(from)).toEqual(['StartPasskeyRegistration']);
+        await call('app.passkeys.logout("BODY")');
+        const sessions = await sessionsOf(t, user.user.id);
+
+        // The user fails verification (the passkey options require it): NotAllowedError in the browser.
+        await cdp.send('WebAuthn.setUserVerified', { authenticatorId, isUserVerified: false });
+        try {
+          for (const mode of ['BODY', 'COOKIE'] as const) {
+            from = (await exchanges()).length;
+            expect(await call(`app.passkeys.login('${mode}')`)).toEqual({ ...cancelled, cause: 'NotAllowedError' });
+            expect(await call(`app.passkeys.login('${mode}', ${arg(email)})`)).toEqual({
+              ...cancelled,
+              cause: 'NotAllowedError',
+            });
+            expect(await call(`app.passkeys.password('${mode}', ${arg(email)}, ${arg(PASSWORD)})`)).toMatchObject({
+              code: 'MFA_REQUIRED',
+            });
+            expect(await call(`app.passkeys.verify('${mode}')`)).toEqual({ ...cancelled, cause: 'NotAllowedError' });
+            expect(await call(`app.passkeys.verify('${mode}', true)`)).toEqual({
+              failed: 'PasskeyError',
+              code: 'PASSKEY_NOT_OFFERED',
+              cause: null,
+              authClientError: true,
+            });
+            expect(await sentSince(from)).toEqual(['StartPasskeyLogin', 'StartPasskeyLogin', 'Login']);
+            expect(await call(`app.passkeys.tokens('${mode}')`)).toBeNull();
+          }
+          expect(await sessionsOf(t, user.user.id)).toBe(sessions);
+        } finally {
+          await cdp.send('WebAuthn.setUserVerified', { authenticatorId, isUserVerified: true });
+        }
+        // Nothing was spent or counted: the same mfaToken still finishes with the passkey.
+        expect(await call(`app.passkeys.verify('COOKIE')`)).toMatchObject({ userId: user.user.id });
+        expect(await sessionsOf(t, user.user.id)).toBe(sessions + 1);
+        await call('app.passkeys.logout("COOKIE")');
+      });
     });
   },
 );

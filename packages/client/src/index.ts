@@ -1,25 +1,50 @@
 // The typed client SDK (browsers and Node): signs in, keeps the tokens, refreshes them before they expire
 // (one refresh in flight, shared by every caller), retries an operation once after a refresh, and signs out
 // when its session is revoked (heard through the sessionRevoked subscription). In cookie mode the refresh token
-// lives in the server's HttpOnly cookie and never in this client. apollo.ts and urql.ts build on it.
+// lives in the server's HttpOnly cookie and never in this client. In a browser it also runs passkey (WebAuthn)
+// ceremonies: registration, the passwordless sign-in and the second factor. apollo.ts and urql.ts build on it.
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { type DocumentNode, print } from 'graphql';
 import { createClient, type Client as WsClient } from 'graphql-ws';
 import {
+  FinishPasskeyRegistrationDocument,
   LoginDocument,
   type LoginInput,
+  LoginWithPasskeyDocument,
   LogoutDocument,
+  type PasskeyFragment,
   RefreshDocument,
   RegisterDocument,
   type RegisterInput,
   SessionRevokedDocument,
   type SignedInFragment,
+  StartPasskeyLoginDocument,
+  type StartPasskeyLoginMutation,
+  StartPasskeyRegistrationDocument,
   VerifyMfaDocument,
   type VerifyMfaInput,
 } from './generated/graphql.ts';
+import {
+  authenticationJSON,
+  type CreationOptionsJSON,
+  creationOptions,
+  type RequestOptionsJSON,
+  registrationJSON,
+  requestOptions,
+  webAuthnCredentials,
+} from './webauthn.ts';
 
-/** The sign-in inputs and the signed-in payload, as the server's schema types them. */
-export type { LoginInput, RegisterInput, SignedInFragment, VerifyMfaInput } from './generated/graphql.ts';
+/**
+ * The sign-in inputs, the signed-in payload and a passkey ({ id, name, createdAt, lastUsedAt }), as the server's
+ * schema types them.
+ */
+export type {
+  LoginInput,
+  PasskeyFragment,
+  RegisterInput,
+  SignedInFragment,
+  VerifyMfaInput,
+} from './generated/graphql.ts';
 /** The typed documents of the operations this package ships (`MeDocument`, `LoginDocument`, …). */
 export * as operations from './generated/graphql.ts';
 
@@ -166,6 +191,96 @@ export class MfaRequiredError extends AuthClientError {
   }
 }
 
+/** The client-side codes of PasskeyError (see there); the server never answers with these. */
+export const PASSKEY_ERROR_CODES = [
+  'PASSKEY_UNSUPPORTED',
+  'PASSKEY_CANCELLED',
+  'PASSKEY_ALREADY_REGISTERED',
+  'PASSKEY_NOT_OFFERED',
+  'PASSKEY_FAILED',
+] as const;
+/** One of PASSKEY_ERROR_CODES. */
+export type PasskeyErrorCode = (typeof PASSKEY_ERROR_CODES)[number];
+
+/**
+ * A passkey ceremony that ended in this client, before its answer was sent: no session was opened and nothing
+ * counted against the account (an mfaToken stays usable). An AuthClientError whose `code` is one of:
+ * - PASSKEY_UNSUPPORTED: no WebAuthn here (Node, an old browser, a page that is not a secure context). Raised
+ *   before any request.
+ * - PASSKEY_CANCELLED: the browser answered NotAllowedError (the user dismissed the prompt or failed user
+ *   verification, the ceremony timed out, or no passkey on this device matched: WebAuthn does not let a page tell
+ *   these apart) or AbortError (the `signal` given).
+ * - PASSKEY_ALREADY_REGISTERED: registerPasskey only (InvalidStateError): this authenticator already holds a
+ *   passkey of this account (the options' excludeCredentials).
+ * - PASSKEY_NOT_OFFERED: verifyMfaWithPasskey for an MfaRequiredError without `passkeyOptions`.
+ * - PASSKEY_FAILED: any other failure of the ceremony, e.g. SecurityError when the page's origin is not on the
+ *   server's relying party id (WEBAUTHN_RP_ID). `cause` is the browser's error.
+ */
+export class PasskeyError extends AuthClientError {
+  override name = 'PasskeyError';
+  declare readonly code: PasskeyErrorCode;
+
+  constructor(code: PasskeyErrorCode, message: string, cause?: unknown) {
+    super([{ message, extensions: { code } }]);
+    if (cause !== undefined) this.cause = cause;
+  }
+}
+
+/** What the passkey helpers take besides their own input. */
+export interface PasskeyCeremonyOptions {
+  /** Aborts the browser's ceremony (PasskeyError PASSKEY_CANCELLED), e.g. when the user leaves the form. */
+  readonly signal?: AbortSignal;
+}
+
+/** The input of `registerPasskey`. */
+export interface PasskeyRegistrationInput extends PasskeyCeremonyOptions {
+  /** A name the user will recognise it by (at most 100 characters); none when left out. */
+  readonly name?: string | null;
+}
+
+/** The input of `loginWithPasskey`. */
+export interface PasskeySignInInput extends PasskeyCeremonyOptions {
+  /** Only this account's passkeys may answer. Left out: any discoverable passkey (resident key) for the site. */
+  readonly email?: string | null;
+}
+
+/** navigator.credentials, or PASSKEY_UNSUPPORTED before anything is sent. */
+function requireWebAuthn() {
+  const credentials = webAuthnCredentials();
+  if (!credentials) {
+    throw new PasskeyError(
+      'PASSKEY_UNSUPPORTED',
+      'Passkeys need WebAuthn: a browser with PublicKeyCredential, on a secure (https or localhost) page',
+    );
+  }
+  return credentials;
+}
+
+/** Runs one ceremony (options converted inside, so malformed options fail as the ceremony) with its errors named. */
+async function ceremony(run: () => Promise<unknown>, registering: boolean): Promise<unknown> {
+  let credential: unknown;
+  try {
+    credential = await run();
+  } catch (error) {
+    const name = (error as { name?: unknown } | null)?.name;
+    if (name === 'NotAllowedError' || name === 'AbortError')
+      throw new PasskeyError(
+        'PASSKEY_CANCELLED',
+        'The passkey prompt was cancelled, timed out or found no passkey',
+        error,
+      );
+    if (registering && name === 'InvalidStateError')
+      throw new PasskeyError(
+        'PASSKEY_ALREADY_REGISTERED',
+        'This authenticator already holds a passkey of this account',
+        error,
+      );
+    throw new PasskeyError('PASSKEY_FAILED', `The passkey ceremony failed (${String(name ?? 'Error')})`, error);
+  }
+  if (!credential) throw new PasskeyError('PASSKEY_CANCELLED', 'The browser returned no passkey');
+  return credential;
+}
+
 /** The error a sign-in answer carries: MfaRequiredError for MFA_REQUIRED, AuthClientError otherwise. */
 const signInError = (errors: readonly GraphQLErrorLike[]): AuthClientError =>
   errors[0]?.extensions?.code === 'MFA_REQUIRED' ? new MfaRequiredError(errors) : new AuthClientError(errors);
@@ -260,6 +375,35 @@ export interface AuthClient {
    * or `passkeyResponse`). Rejects with AuthClientError (INVALID_CODE for a wrong factor).
    */
   verifyMfa(input: SignInInput<VerifyMfaInput>): Promise<SignedInFragment>;
+  /**
+   * Browsers: adds a passkey to the signed-in account (bearer or cookie mode). Runs WebAuthn registration:
+   * startPasskeyRegistration's PublicKeyCredentialCreationOptions (user verification required, a discoverable
+   * credential) → navigator.credentials.create → finishPasskeyRegistration with the RegistrationResponseJSON.
+   * Resolves to the new passkey. The server ends the account's other sessions (MFA_CHANGED); this one goes on.
+   * Rejects with PasskeyError (nothing sent after a cancelled ceremony), or AuthClientError from the server
+   * (UNAUTHENTICATED when signed out; BAD_USER_INPUT, field response, when the answer does not verify).
+   */
+  registerPasskey(input?: PasskeyRegistrationInput): Promise<PasskeyFragment>;
+  /**
+   * Browsers: signs in with a passkey alone (both factors), exactly as `login` does (the configured clientId and
+   * token delivery, the `tokens` event, the revocation watch). startPasskeyLogin (with `email`: that account's
+   * passkeys; without: any discoverable one, the authenticator offering its own) → navigator.credentials.get →
+   * loginWithPasskey with the AuthenticationResponseJSON. Rejects with PasskeyError (nothing sent after a
+   * cancelled ceremony), or AuthClientError from the server: INVALID_CREDENTIALS for an assertion it refuses,
+   * RATE_LIMITED.
+   */
+  loginWithPasskey(input?: PasskeySignInInput): Promise<SignedInFragment>;
+  /**
+   * Browsers: finishes a sign-in that rejected with MfaRequiredError with one of the account's passkeys: runs
+   * navigator.credentials.get on its `passkeyOptions` and sends the assertion as verifyMfa's `passkeyResponse`
+   * (same as `verifyMfa({ mfaToken, passkeyResponse })` with a ceremony of your own). Rejects with PasskeyError
+   * (PASSKEY_NOT_OFFERED when the error carries no passkeyOptions; after a cancelled ceremony the mfaToken is
+   * unspent, so another factor may still finish), or AuthClientError as `verifyMfa` does.
+   */
+  verifyMfaWithPasskey(
+    challenge: Pick<MfaRequiredError, 'mfaToken' | 'passkeyOptions'>,
+    options?: PasskeyCeremonyOptions,
+  ): Promise<SignedInFragment>;
   /** Revokes this session on the server (best effort; in cookie mode the server clears the cookie) and signs out. */
   logout(): Promise<void>;
   /**
@@ -376,7 +520,11 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     emit('signedOut', { reason, sessionId });
   }
 
-  async function signIn(document: DocumentNode, input: object, field: 'login' | 'register' | 'verifyMfa') {
+  async function signIn(
+    document: DocumentNode,
+    input: object,
+    field: 'login' | 'register' | 'verifyMfa' | 'loginWithPasskey',
+  ) {
     const full = {
       ...input,
       // verifyMfa's session is for the client its login named.
@@ -573,6 +721,53 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     register: (input) => signIn(RegisterDocument, input, 'register'),
     login: (input) => signIn(LoginDocument, input, 'login'),
     verifyMfa: (input) => signIn(VerifyMfaDocument, input, 'verifyMfa'),
+    async registerPasskey(input = {}) {
+      const credentials = requireWebAuthn();
+      const started = await request(StartPasskeyRegistrationDocument, {});
+      const publicKey = () => creationOptions(started.startPasskeyRegistration as CreationOptionsJSON);
+      const credential = await ceremony(
+        () => credentials.create({ publicKey: publicKey(), signal: input.signal }),
+        true,
+      );
+      const finished = await request(FinishPasskeyRegistrationDocument, {
+        response: registrationJSON(credential),
+        name: input.name ?? null,
+      });
+      return finished.finishPasskeyRegistration;
+    },
+    async loginWithPasskey(input = {}) {
+      const credentials = requireWebAuthn();
+      const started = await post<StartPasskeyLoginMutation>(
+        StartPasskeyLoginDocument,
+        input.email == null ? {} : { email: input.email },
+        null,
+      );
+      const challenge = started.data?.startPasskeyLogin;
+      if (!challenge) throw new AuthClientError(started.errors ?? []);
+      const publicKey = () => requestOptions(challenge.options as RequestOptionsJSON);
+      const credential = await ceremony(() => credentials.get({ publicKey: publicKey(), signal: input.signal }), false);
+      return signIn(
+        LoginWithPasskeyDocument,
+        { challengeId: challenge.challengeId, response: authenticationJSON(credential) },
+        'loginWithPasskey',
+      );
+    },
+    async verifyMfaWithPasskey(challenge, ceremonyOptions = {}) {
+      const credentials = requireWebAuthn();
+      const options = challenge.passkeyOptions;
+      if (!options)
+        throw new PasskeyError('PASSKEY_NOT_OFFERED', 'This sign-in offers no passkey: answer it with another factor');
+      const publicKey = () => requestOptions(options as unknown as RequestOptionsJSON);
+      const credential = await ceremony(
+        () => credentials.get({ publicKey: publicKey(), signal: ceremonyOptions.signal }),
+        false,
+      );
+      return signIn(
+        VerifyMfaDocument,
+        { mfaToken: challenge.mfaToken, passkeyResponse: authenticationJSON(credential) },
+        'verifyMfa',
+      );
+    },
     async logout() {
       // Cookie mode after a reload: the session lives only in the cookie until restore(); learn it to end it.
       const current = tokens ?? (cookieMode ? await restore().catch(() => null) : null);
