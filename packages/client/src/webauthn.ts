@@ -1,7 +1,5 @@
-// WebAuthn's JSON ⇄ ArrayBuffer bridge for the passkey helpers: the server speaks the standard's JSON forms
-// (PublicKeyCredentialCreationOptionsJSON, RegistrationResponseJSON…), navigator.credentials speaks buffers.
-// Our own few lines rather than @simplewebauthn/browser (a dependency, and it writes to the console) or
-// PublicKeyCredential.parse…FromJSON/toJSON (missing in Safari < 18 and Firefox < 119).
+// WebAuthn's JSON forms ⇄ navigator.credentials' ArrayBuffers, for the passkey helpers: our own, not a dependency
+// that logs (@simplewebauthn/browser) nor PublicKeyCredential's JSON methods (absent in Safari < 18, Firefox < 119).
 
 /** A PublicKeyCredentialDescriptorJSON: a credential id (base64url) the ceremony may use or must not reuse. */
 interface DescriptorJSON {
