@@ -2,8 +2,10 @@
 // revocations and open subscriptions after a known sequence of operations; optionally behind a bearer token.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from './support/app.ts';
-import { errorCode, PAYLOAD, type Payload, uniqueEmail } from './support/graphql.ts';
+import { TestClock } from './support/clock.ts';
+import { errorCode, loginUser, PAYLOAD, type Payload, registerUser, uniqueEmail } from './support/graphql.ts';
 import { parseMetrics, scrapeMetrics } from './support/metrics.ts';
+import { enrollTotp, TOTP_STEP_MS, totpCode, VERIFY_MFA } from './support/mfa.ts';
 import { eventually, subscribe } from './support/subscriptions.ts';
 
 const REGISTER = `mutation Register($input: RegisterInput!) { register(input: $input) { ${PAYLOAD} } }`;
@@ -114,6 +116,41 @@ describe('metrics', () => {
       expect(after.value('http_requests_total', labels) - before.value('http_requests_total', labels)).toBe(
         csrf.status === malformed.status ? 2 : 1,
       );
+    }
+  });
+
+  it('counts the MFA step and passkey sign-ins under their own methods, and login answering MFA_REQUIRED', async () => {
+    const clock = new TestClock();
+    const own = await startTestApp({ clock });
+    try {
+      const user = await registerUser(own.gql);
+      const { secret } = await enrollTotp(own.gql, user.accessToken, clock.now());
+      clock.advance(TOTP_STEP_MS);
+      const mfaToken = (await loginUser(own.gql, user.user.email, user.password)).errors?.[0]?.extensions?.mfaToken;
+      expect(typeof mfaToken).toBe('string');
+      const wrong = await own.gql(VERIFY_MFA, { input: { mfaToken, code: totpCode(secret, clock.now(), -5) } });
+      expect(errorCode(wrong)).toBe('INVALID_CODE');
+      const right = await own.gql(VERIFY_MFA, { input: { mfaToken, code: totpCode(secret, clock.now()) } });
+      expect(right.errors).toBeUndefined();
+      // A passkey answer that names no passkey of ours: refused, and counted as a passkey sign-in.
+      const challenge = await own.gql<{ startPasskeyLogin: { challengeId: string } }>(
+        'mutation { startPasskeyLogin { challengeId } }',
+      );
+      const response = { id: 'AAAA', rawId: 'AAAA', type: 'public-key', response: {}, clientExtensionResults: {} };
+      const passkey = await own.gql(
+        'mutation($input: PasskeyLoginInput!) { loginWithPasskey(input: $input) { accessToken } }',
+        { input: { challengeId: challenge.data?.startPasskeyLogin.challengeId, response } },
+      );
+      expect(errorCode(passkey)).toBe('INVALID_CREDENTIALS');
+
+      const scrape = await scrapeMetrics(own.url);
+      expect(scrape.value('auth_logins_total', { method: 'password', outcome: 'MFA_REQUIRED' })).toBe(1);
+      expect(scrape.value('auth_logins_total', { method: 'mfa', outcome: 'INVALID_CODE' })).toBe(1);
+      expect(scrape.value('auth_logins_total', { method: 'mfa', outcome: 'success' })).toBe(1);
+      expect(scrape.value('auth_logins_total', { method: 'passkey', outcome: 'INVALID_CREDENTIALS' })).toBe(1);
+      expect(scrape.value('auth_logins_total', { method: 'password', outcome: 'success' }) ?? 0).toBe(0);
+    } finally {
+      await own.close();
     }
   });
 

@@ -68,7 +68,7 @@ export function createMetrics(): Metrics {
   });
   const logins = new Counter({
     name: 'auth_logins_total',
-    help: 'Sign-ins (login, OAuth login), by method and outcome: success or the error code.',
+    help: 'Sign-ins (login, OAuth, passkey, the MFA step), by method and outcome: success or the error code.',
     labelNames: ['method', 'outcome'] as const,
     registers,
   });
@@ -151,6 +151,10 @@ export function createMetrics(): Metrics {
           return logins.inc({ method: 'password', outcome });
         case 'oauth':
           return logins.inc({ method: 'oauth', outcome });
+        case 'passkey':
+          return logins.inc({ method: 'passkey', outcome });
+        case 'mfa':
+          return logins.inc({ method: 'mfa', outcome });
         default: {
           // A new kind of sign-in must say here how it is counted.
           const unknown: never = kind;

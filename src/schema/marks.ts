@@ -2,8 +2,8 @@
 // what a field is rather than on lists of field names: a new sign-in mutation is marked where it is defined.
 import type { GraphQLField } from 'graphql';
 
-/** How a sign-in is counted in the metrics. */
-export type SignInKind = 'login' | 'oauth' | 'register' | 'refresh';
+/** How a sign-in is counted in the metrics (`mfa`: the second step, verifyMfa; `passkey`: loginWithPasskey). */
+export type SignInKind = 'login' | 'oauth' | 'passkey' | 'mfa' | 'register' | 'refresh';
 
 export interface FieldMarks {
   /** The field checks a password, a code or a refresh token: at most one such field per operation. */

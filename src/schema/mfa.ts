@@ -121,7 +121,7 @@ builder.mutationFields((t) => ({
     description:
       'Finishes a sign-in that answered MFA_REQUIRED, with exactly one factor. INVALID_CODE for a wrong one ' +
       '(the mfaToken dies after 5 tries); UNAUTHENTICATED (INVALID_TOKEN) for a spent, expired or unknown mfaToken.',
-    extensions: checksCredential(),
+    extensions: checksCredential('mfa'),
     args: { input: t.arg({ type: VerifyMfaInput }) },
     resolve: async (_root, { input }, context) =>
       signedIn(

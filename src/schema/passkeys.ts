@@ -111,7 +111,7 @@ builder.mutationFields((t) => ({
     type: AuthPayloadType,
     description:
       'Signs in with a passkey assertion (both factors): a new session. INVALID_CREDENTIALS for any failure.',
-    extensions: checksCredential('login'),
+    extensions: checksCredential('passkey'),
     args: { input: t.arg({ type: PasskeyLoginInput }) },
     resolve: async (_root, { input }, context) => {
       const tokenDelivery = deliveryOf(context, input.tokenDelivery);
