@@ -2,10 +2,11 @@
 // a shape we could have issued. Checked on the coerced values of every field of the operation, whether they came
 // from variables or from the document, before anything executes; field-specific rules stay in src/auth/validate.ts.
 import {
-  BREAK,
   type DocumentNode,
+  type FieldNode,
   type FragmentDefinitionNode,
   GraphQLError,
+  type GraphQLField,
   type GraphQLInputType,
   GraphQLList,
   GraphQLNonNull,
@@ -70,44 +71,39 @@ function findFault(value: unknown, type: GraphQLInputType | undefined, field: st
   return undefined;
 }
 
-/** The first refused text among the arguments of the fields the operation selects (fragments included). */
-export function findInputFault(
-  schema: GraphQLSchema,
-  document: DocumentNode,
-  operationName: string | null | undefined,
-  variables: Record<string, unknown> | null | undefined,
-): Fault | undefined {
+/** A field of the operation that is given arguments in the document (its definition, and its node). */
+interface ArgumentSite {
+  readonly definition: GraphQLField<unknown, unknown>;
+  readonly node: FieldNode;
+}
+
+/** What a document's operation needs checked on each run: found once per document and operation name. */
+interface Plan {
+  readonly operation: OperationDefinitionNode;
+  readonly sites: readonly ArgumentSite[];
+}
+
+/** The fields given arguments that the operation selects, fragments included (each fragment once). */
+function planOf(schema: GraphQLSchema, document: DocumentNode, operationName: string | null | undefined) {
   const operations = document.definitions.filter(
     (definition): definition is OperationDefinitionNode => definition.kind === Kind.OPERATION_DEFINITION,
   );
   const operation = operationName ? operations.find((o) => o.name?.value === operationName) : operations[0];
   if (!operation) return undefined;
-  // Values a variable cannot be coerced to are the executor's to report (a coercion error, not ours).
-  const coerced = getVariableValues(schema, operation.variableDefinitions ?? [], variables ?? {});
-  if (coerced.errors) return undefined;
   const fragments = new Map(
     document.definitions
       .filter((d): d is FragmentDefinitionNode => d.kind === Kind.FRAGMENT_DEFINITION)
       .map((d) => [d.name.value, d]),
   );
-
-  let fault: Fault | undefined;
+  const sites: ArgumentSite[] = [];
   const pending: (OperationDefinitionNode | FragmentDefinitionNode)[] = [operation];
   const spread = new Set<string>();
   const typeInfo = new TypeInfo(schema);
   const visitor = visitWithTypeInfo(typeInfo, {
     Field(node) {
       const definition = typeInfo.getFieldDef();
-      if (!definition || fault) return;
-      let values: Record<string, unknown>;
-      try {
-        values = getArgumentValues(definition, node, coerced.coerced);
-      } catch {
-        return; // An invalid argument is the executor's to report.
-      }
-      for (const argument of definition.args) {
-        fault ??= findFault(values[argument.name], argument.type, argument.name);
-      }
+      // Arguments the document does not give take the schema's defaults: ours, nothing to check.
+      if (definition && node.arguments?.length) sites.push({ definition, node });
     },
     FragmentSpread(node) {
       const fragment = fragments.get(node.name.value);
@@ -117,8 +113,33 @@ export function findInputFault(
       }
     },
   });
-  for (let node = pending.pop(); node && !fault; node = pending.pop()) visit(node, visitor);
-  return fault;
+  for (let node = pending.pop(); node; node = pending.pop()) visit(node, visitor);
+  return { operation, sites } satisfies Plan;
+}
+
+/** The first refused text among the arguments `plan`'s fields get from the document and `variables`. */
+function findInputFault(
+  schema: GraphQLSchema,
+  plan: Plan,
+  variables: Record<string, unknown> | null | undefined,
+): Fault | undefined {
+  if (plan.sites.length === 0) return undefined;
+  // Values a variable cannot be coerced to are the executor's to report (a coercion error, not ours).
+  const coerced = getVariableValues(schema, plan.operation.variableDefinitions ?? [], variables ?? {});
+  if (coerced.errors) return undefined;
+  for (const { definition, node } of plan.sites) {
+    let values: Record<string, unknown>;
+    try {
+      values = getArgumentValues(definition, node, coerced.coerced);
+    } catch {
+      continue; // An invalid argument is the executor's to report.
+    }
+    for (const argument of definition.args) {
+      const fault = findFault(values[argument.name], argument.type, argument.name);
+      if (fault) return fault;
+    }
+  }
+  return undefined;
 }
 
 const refusal = (fault: Fault) => ({
@@ -129,38 +150,31 @@ const refusal = (fault: Fault) => ({
   ],
 });
 
-/** Whether any field of the document takes an argument: only field arguments carry text to a resolver. */
-function hasFieldArguments(document: DocumentNode): boolean {
-  let found = false;
-  visit(document, {
-    Field(node) {
-      if (node.arguments?.length) {
-        found = true;
-        return BREAK;
-      }
-      return undefined;
-    },
-  });
-  return found;
-}
-
 /** Refuses an operation whose arguments carry text that is not well-formed, or a U+0000, before it executes. */
 export function useInputIntegrity(): Plugin {
-  // Per parsed document (Yoga reuses one per query text): a document without field arguments, like
-  // `{ me { id email } }`, has nothing to check, whatever its variables.
-  const withArguments = new WeakMap<DocumentNode, boolean>();
+  // Per parsed document (Yoga reuses one per query text) and operation name: the walk over the document with
+  // its types is done once, so a run only coerces its variables and reads the arguments of the fields that have
+  // them (none for `{ me { id email } }`).
+  const plans = new WeakMap<DocumentNode, Map<string, Plan | undefined>>();
   const check = (args: {
     schema: GraphQLSchema;
     document: DocumentNode;
     operationName?: string | null;
     variableValues?: Record<string, unknown> | null;
   }) => {
-    let has = withArguments.get(args.document);
-    if (has === undefined) {
-      has = hasFieldArguments(args.document);
-      withArguments.set(args.document, has);
+    let byName = plans.get(args.document);
+    if (!byName) {
+      byName = new Map();
+      plans.set(args.document, byName);
     }
-    return has ? findInputFault(args.schema, args.document, args.operationName, args.variableValues) : undefined;
+    const name = args.operationName ?? '';
+    let plan = byName.get(name);
+    if (plan === undefined && !byName.has(name)) {
+      plan = planOf(args.schema, args.document, args.operationName);
+      // Bounded: a client naming ever new operations of one document cannot grow it without end.
+      if (byName.size < 16) byName.set(name, plan);
+    }
+    return plan ? findInputFault(args.schema, plan, args.variableValues) : undefined;
   };
   return {
     onExecute({ args, setResultAndStopExecution }) {
