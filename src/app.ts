@@ -141,7 +141,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     const hasher = await createPasswordHasher(config.bcryptCost);
     const limiters = createLimiterFactory(redis?.commands);
     const limits = createRateLimits(config, limiters);
-    const sessions = new Sessions(clock, sign, bus, config, limits, clients);
+    const sessions = new Sessions(clock, sign, bus, config, limits, clients, orm.em as Em);
     const revocationFeed = new RevocationFeed({
       bus,
       clients,

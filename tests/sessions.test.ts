@@ -162,7 +162,7 @@ describe.each(dialects())('sessions on %s', (dialect) => {
       const meta = { ipAddress: '127.0.0.1', userAgent: 'interleaved' };
       const outcomes = await Promise.allSettled(
         Array.from({ length: 10 }, () =>
-          t.app.services.sessions.refresh(t.app.orm.em.fork() as Em, user.refreshToken, meta),
+          t.app.services.sessions.refresh({ em: t.app.orm.em.fork() as Em, meta }, user.refreshToken),
         ),
       );
       const won = outcomes.filter((o) => o.status === 'fulfilled');

@@ -14,5 +14,5 @@ export interface RefreshInput {
 
 /** Rotates `refreshToken`: UNAUTHENTICATED with a refresh reason when it is not the live token of a live session. */
 export function refresh(deps: RefreshDeps, call: Call, { refreshToken, source }: RefreshInput): Promise<IssuedTokens> {
-  return deps.sessions.refresh(call.em, refreshToken, call.meta, source);
+  return deps.sessions.refresh(call, refreshToken, source);
 }

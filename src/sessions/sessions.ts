@@ -2,6 +2,7 @@
 
 import { LockMode } from '@mikro-orm/core';
 import { type AuditEntry, audit, auditEvent, type RequestMeta } from '../audit/audit.ts';
+import type { Call } from '../call.ts';
 import { type ClientInfo, type ClientRegistry, DEFAULT_CLIENT_ID } from '../clients/registry.ts';
 import type { Clock } from '../clock.ts';
 import {
@@ -104,7 +105,12 @@ export class Sessions {
   readonly #limits: Pick<RateLimits, 'refresh'>;
   /** The clients sessions are opened for (every instance's copy of the registry). */
   readonly clients: ClientRegistry;
+  readonly #statements: Em;
 
+  /**
+   * `statements`: the ORM's root EntityManager, for refresh's own statements (Kysely, outside any transaction of
+   * a request), so that a refresh forks no EntityManager of its own unless it must revoke.
+   */
   constructor(
     clock: Clock,
     sign: AccessTokenSigner,
@@ -112,8 +118,10 @@ export class Sessions {
     settings: SessionSettings,
     limits: Pick<RateLimits, 'refresh'>,
     clients: ClientRegistry,
+    statements: Em,
   ) {
     this.clients = clients;
+    this.#statements = statements;
     this.#clock = clock;
     this.#sign = sign;
     this.#bus = bus;
@@ -224,14 +232,14 @@ export class Sessions {
    * session's tokens count only from the cookie, and the cookie carries only theirs (INVALID_REFRESH_TOKEN).
    */
   async refresh(
-    em: Em,
+    call: Pick<Call, 'em' | 'meta'>,
     presented: string,
-    meta: RequestMeta,
     source: RefreshTokenSource = 'argument',
   ): Promise<IssuedTokens> {
+    const { meta } = call;
     const parts = parseRefreshToken(presented);
     if (!parts) throw unauthenticated('INVALID_REFRESH_TOKEN');
-    const found = await findSessionWithUser(em, parts.sessionId);
+    const found = await findSessionWithUser(this.#statements, parts.sessionId);
     if (!found) throw unauthenticated('INVALID_REFRESH_TOKEN');
     const { session: row, user } = found;
     // One KeyObject for both tags of a refresh (the presented token's, the next one's).
@@ -251,7 +259,7 @@ export class Sessions {
       if (row.revokedAt) throw unauthenticated('SESSION_REVOKED');
       if (row.expiresAt.getTime() <= now) throw unauthenticated('REFRESH_TOKEN_EXPIRED');
       const { refreshToken, changes } = rotate(row, now, this.#settings.refreshTokenTtlMs, tagKey);
-      const written = await rotateRefreshToken(em, {
+      const written = await rotateRefreshToken(this.#statements, {
         sessionId: row.id,
         fromGeneration: current,
         fromHash: row.refreshTokenHash,
@@ -275,7 +283,7 @@ export class Sessions {
       if (parts.generation === current - 1 && now - rotatedAt <= this.#settings.refreshReuseGraceMs) {
         throw unauthenticated('REFRESH_TOKEN_ROTATED');
       }
-      await this.revoke(em, {
+      await this.revoke(call.em, {
         userId: user.id,
         sessionIds: [row.id],
         reason: 'REFRESH_TOKEN_REUSE',
