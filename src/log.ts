@@ -72,14 +72,17 @@ export function yogaLogging(current: () => Logger, skip: (error: unknown) => boo
   const write =
     (level: 'debug' | 'info' | 'warn' | 'error') =>
     (...args: unknown[]) => {
+      // Yoga writes debug lines on every request: below the level, nothing is built.
+      const logger = current();
+      if (!logger.isLevelEnabled(level)) return;
       const errors = args.filter((arg) => arg instanceof Error);
       if (errors.length > 0 && errors.every(skip)) return;
       const text = args
         .filter((arg) => !(arg instanceof Error))
         .map((arg) => (typeof arg === 'string' ? withoutValues(arg) : '[value]'))
         .join(' ');
-      if (errors.length > 0) current()[level]({ err: errors[0] }, text || 'error');
-      else current()[level](text);
+      if (errors.length > 0) logger[level]({ err: errors[0] }, text || 'error');
+      else logger[level](text);
     };
   return { debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error') };
 }

@@ -39,10 +39,20 @@ export function createRequestScopes(logger: Logger): RequestScopes {
     current: () => storage.getStore(),
     wrap: (listener) => (req: IncomingMessage, res: ServerResponse) => {
       const requestId = requestIdOf(req.headers['x-request-id']);
-      const scope: RequestScope = { requestId, logger: logger.child({ requestId }), operationName: undefined };
+      // The child logger is made when something logs (most requests log only their access line, below).
+      let child: Logger | undefined;
+      const scope: RequestScope = {
+        requestId,
+        get logger() {
+          child ??= logger.child({ requestId });
+          return child;
+        },
+        operationName: undefined,
+      };
       res.setHeader('x-request-id', requestId);
       const started = performance.now();
       res.once('close', () => {
+        if (!logger.isLevelEnabled('info')) return;
         scope.logger.info(
           {
             method: req.method,

@@ -67,12 +67,13 @@ export interface MetricsOptions {
 }
 
 export function useMetrics(metrics: Metrics, options: MetricsOptions = {}): Plugin {
-  const started = new WeakMap<Request, number>();
+  // When each request started, and its route (read once from the URL Yoga already parsed).
+  const started = new WeakMap<Request, { at: number; route: string }>();
   const expected = options.token === undefined ? undefined : digest(`Bearer ${options.token}`);
 
   return {
     onRequest({ request, url, endResponse, fetchAPI }) {
-      started.set(request, performance.now());
+      started.set(request, { at: performance.now(), route: ROUTES.has(url.pathname) ? url.pathname : 'other' });
       if (url.pathname !== '/metrics') return;
       if (request.method !== 'GET') {
         endResponse(new fetchAPI.Response(null, { status: 405, headers: { allow: 'GET' } }));
@@ -96,9 +97,7 @@ export function useMetrics(metrics: Metrics, options: MetricsOptions = {}): Plug
     onResponse({ request, response }) {
       const start = started.get(request);
       if (start === undefined) return;
-      const path = new URL(request.url, 'http://localhost').pathname;
-      const route = ROUTES.has(path) ? path : 'other';
-      metrics.observeHttp(request.method, route, response.status, (performance.now() - start) / 1000);
+      metrics.observeHttp(request.method, start.route, response.status, (performance.now() - start.at) / 1000);
     },
     onExecute({ args }) {
       const start = performance.now();

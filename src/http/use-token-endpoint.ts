@@ -128,50 +128,60 @@ export function useTokenEndpoint(
   options: TokenEndpointOptions,
 ): Plugin<Record<string, unknown>, { req?: IncomingMessage }> {
   return {
-    async onRequest({ url, request, serverContext, endResponse, fetchAPI }) {
-      if (url.pathname !== TOKEN_ENDPOINT_PATH) return;
-      if (request.method !== 'POST') {
-        endResponse(
-          answer(fetchAPI, 405, { error: 'invalid_request', error_description: 'Use POST' }, { allow: 'POST' }),
-        );
-        return;
-      }
-      try {
-        const meta = requestMeta(serverContext.req, request.headers, options.trustProxy);
-        await grant.admit(meta);
-        const type = (request.headers.get('content-type') ?? '').split(';')[0]?.trim().toLowerCase();
-        if (type !== FORM) {
-          throw new TokenRequestError('invalid_request', `The body must be ${FORM}`);
-        }
-        const body = await readBody(request);
-        if (body === undefined) {
-          endResponse(answer(fetchAPI, 413, { error: 'invalid_request', error_description: 'The body is too large' }));
-          return;
-        }
-        const form = parameters(body);
-        const issued = await grant.exchange({
-          grantType: form.get('grant_type'),
-          scope: form.get('scope'),
-          authentication: authenticationOf(request.headers.get('authorization'), form),
-          meta,
-        });
-        endResponse(
-          answer(fetchAPI, 200, {
-            access_token: issued.accessToken,
-            token_type: 'Bearer',
-            expires_in: issued.expiresIn,
-            scope: issued.scope,
-          }),
-        );
-      } catch (error) {
-        if (error instanceof TokenRequestError) {
-          endResponse(refusal(fetchAPI, error));
-          return;
-        }
-        // Never the request: its body and Authorization header carry the secret.
-        options.logger().error({ err: error }, 'token request failed');
-        endResponse(answer(fetchAPI, 500, { error: 'server_error', error_description: 'Internal error' }));
-      }
+    // Not async itself: every other request passes on without waiting a turn for a promise.
+    onRequest(payload) {
+      if (payload.url.pathname !== TOKEN_ENDPOINT_PATH) return;
+      return serve(payload);
     },
   };
+
+  async function serve({
+    request,
+    serverContext,
+    endResponse,
+    fetchAPI,
+  }: Parameters<NonNullable<Plugin<Record<string, unknown>, { req?: IncomingMessage }>['onRequest']>>[0]) {
+    if (request.method !== 'POST') {
+      endResponse(
+        answer(fetchAPI, 405, { error: 'invalid_request', error_description: 'Use POST' }, { allow: 'POST' }),
+      );
+      return;
+    }
+    try {
+      const meta = requestMeta(serverContext.req, request.headers, options.trustProxy);
+      await grant.admit(meta);
+      const type = (request.headers.get('content-type') ?? '').split(';')[0]?.trim().toLowerCase();
+      if (type !== FORM) {
+        throw new TokenRequestError('invalid_request', `The body must be ${FORM}`);
+      }
+      const body = await readBody(request);
+      if (body === undefined) {
+        endResponse(answer(fetchAPI, 413, { error: 'invalid_request', error_description: 'The body is too large' }));
+        return;
+      }
+      const form = parameters(body);
+      const issued = await grant.exchange({
+        grantType: form.get('grant_type'),
+        scope: form.get('scope'),
+        authentication: authenticationOf(request.headers.get('authorization'), form),
+        meta,
+      });
+      endResponse(
+        answer(fetchAPI, 200, {
+          access_token: issued.accessToken,
+          token_type: 'Bearer',
+          expires_in: issued.expiresIn,
+          scope: issued.scope,
+        }),
+      );
+    } catch (error) {
+      if (error instanceof TokenRequestError) {
+        endResponse(refusal(fetchAPI, error));
+        return;
+      }
+      // Never the request: its body and Authorization header carry the secret.
+      options.logger().error({ err: error }, 'token request failed');
+      endResponse(answer(fetchAPI, 500, { error: 'server_error', error_description: 'Internal error' }));
+    }
+  }
 }
