@@ -64,10 +64,11 @@ export function webAuthnCredentials(): CredentialsContainer | null {
 
 /** Bytes as base64url without padding, WebAuthn's encoding of binary members in JSON. */
 export function toBase64Url(buffer: ArrayBuffer | ArrayBufferView): string {
-  const bytes =
-    buffer instanceof ArrayBuffer
-      ? new Uint8Array(buffer)
-      : new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  // isView, not `instanceof ArrayBuffer`: an ArrayBuffer of another realm (an iframe's) fails instanceof, and read
+  // as a view it gave no bytes at all.
+  const bytes = ArrayBuffer.isView(buffer)
+    ? new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength)
+    : new Uint8Array(buffer);
   let binary = '';
   for (const byte of bytes) binary += String.fromCharCode(byte);
   return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
@@ -151,7 +152,10 @@ export function authenticationJSON(value: unknown): Record<string, unknown> {
       clientDataJSON: toBase64Url(response.clientDataJSON),
       authenticatorData: toBase64Url(response.authenticatorData ?? new ArrayBuffer(0)),
       signature: toBase64Url(response.signature ?? new ArrayBuffer(0)),
-      userHandle: response.userHandle ? toBase64Url(response.userHandle) : undefined,
+      // Absent unless the authenticator named the account: null, and also empty, which Safari answers for a
+      // passkey on another device (hybrid) with allowCredentials; a user handle is never empty, and the server
+      // refuses a userHandle that is not the account's.
+      userHandle: response.userHandle?.byteLength ? toBase64Url(response.userHandle) : undefined,
     },
     clientExtensionResults: credential.getClientExtensionResults(),
     authenticatorAttachment: attachment(credential.authenticatorAttachment),
