@@ -124,6 +124,9 @@ function summary(tokens: AuthTokens | null) {
 const clients: Record<TokenDelivery, AuthClient> = { COOKIE: auth, BODY: createAuthClient({ url: api }) };
 const passkeyCodes: readonly PasskeyErrorCode[] = PASSKEY_ERROR_CODES;
 const pendingMfa: Partial<Record<TokenDelivery, MfaRequiredError>> = {};
+/** Every MfaRequiredError of each mode, oldest first (for verifyCrossed). */
+const keptMfa: Record<TokenDelivery, MfaRequiredError[]> = { COOKIE: [], BODY: [] };
+const aborted = (yes: boolean): PasskeyCeremonyOptions => (yes ? { signal: AbortSignal.abort() } : {});
 
 function passkeyFailure(error: unknown) {
   if (error instanceof PasskeyError) {
@@ -149,8 +152,8 @@ const passkeys = {
       return passkeyFailure(error);
     }
   },
-  async login(mode: TokenDelivery, email?: string) {
-    const input: PasskeySignInInput = email === undefined ? {} : { email };
+  async login(mode: TokenDelivery, email?: string, abort = false) {
+    const input: PasskeySignInInput = { ...(email === undefined ? {} : { email }), ...aborted(abort) };
     try {
       return signedInAs(mode, await clients[mode].loginWithPasskey(input));
     } catch (error) {
@@ -164,14 +167,15 @@ const passkeys = {
     } catch (error) {
       if (!(error instanceof MfaRequiredError)) return passkeyFailure(error);
       pendingMfa[mode] = error;
+      keptMfa[mode].push(error);
       const methods: readonly MfaMethod[] = error.methods;
       return { code: error.code, methods, passkeyOptions: error.passkeyOptions !== undefined };
     }
   },
-  async verify(mode: TokenDelivery, withoutOptions = false) {
+  async verify(mode: TokenDelivery, withoutOptions = false, abort = false) {
     const pending = pendingMfa[mode];
     if (!pending) return null;
-    const options: PasskeyCeremonyOptions = {};
+    const options: PasskeyCeremonyOptions = aborted(abort);
     const challenge = withoutOptions ? { mfaToken: pending.mfaToken, passkeyOptions: undefined } : pending;
     try {
       return signedInAs(mode, await clients[mode].verifyMfaWithPasskey(challenge, options));
@@ -179,6 +183,25 @@ const passkeys = {
       return passkeyFailure(error);
     }
   },
+  /**
+   * verifyMfaWithPasskey with the mfaToken of the kept step \`tokenOf\` and the passkeyOptions of step \`optionsOf\`,
+   * or (\`'forged'\`) that step's own options with a challenge of the page's making, as a forged MfaRequiredError would.
+   */
+  async verifyCrossed(mode: TokenDelivery, tokenOf: number, optionsOf: number | 'forged') {
+    const steps = keptMfa[mode];
+    const mfaToken = steps[tokenOf]?.mfaToken ?? '';
+    const own = steps[tokenOf]?.passkeyOptions;
+    const challenge = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))))
+      .replaceAll('+', '-').replaceAll('/', '_').replaceAll('=', '');
+    const passkeyOptions = optionsOf === 'forged' ? { ...own, challenge } : steps[optionsOf]?.passkeyOptions;
+    try {
+      return signedInAs(mode, await clients[mode].verifyMfaWithPasskey({ mfaToken, passkeyOptions }));
+    } catch (error) {
+      return passkeyFailure(error);
+    }
+  },
+  /** How many MfaRequiredErrors of this mode are kept. */
+  kept: (mode: TokenDelivery) => keptMfa[mode].length,
   /** verifyMfa again with the kept (by then spent) mfaToken. */
   async verifyAgain(mode: TokenDelivery) {
     const pending = pendingMfa[mode];
@@ -730,6 +753,16 @@ describe.skipIf(!serviceAvailable('chromium'))(
     const refreshCookie = async (api: string) =>
       (await browser.context.cookies(api)).find((cookie) => cookie.name === COOKIE);
     const arg = (value: unknown) => JSON.stringify(value);
+    /** Cookie mode: the refresh cookie is set, and its value is nowhere the page can read it. */
+    async function expectRefreshTokenOutOfPage(api: string) {
+      const cookie = await refreshCookie(api);
+      expect(cookie).toMatchObject({ httpOnly: true });
+      const value = cookie?.value ?? '';
+      expect(value.length).toBeGreaterThan(20);
+      const bodies = (await exchanges()).flatMap((e) => [e.body, e.response]);
+      const visible = [await call<string>('app.cookies()'), ...(await call<string[]>('app.storage()')), ...bodies];
+      expect(visible.filter((text) => text.includes(value))).toEqual([]);
+    }
 
     describe.each(dialects())('%s', (dialect) => {
       it('registers a passkey (signed in by password), then signs in with it without and with an email, in cookie and bearer mode', async () => {
@@ -766,7 +799,7 @@ describe.skipIf(!serviceAvailable('chromium'))(
           id: Buffer.from(credential?.credentialId ?? '', 'base64').toString('base64url'),
           type: 'public-key',
         });
-        expect(await refreshCookie(api)).toMatchObject({ httpOnly: true });
+        await expectRefreshTokenOutOfPage(api);
         expect(await call(`app.passkeys.me('COOKIE')`)).toBe(email);
         await call('app.passkeys.logout("COOKIE")');
 
@@ -777,6 +810,7 @@ describe.skipIf(!serviceAvailable('chromium'))(
           refreshToken: null,
         });
         expect((await exchanges()).slice(from).map((e) => JSON.parse(e.body).variables)[0]).toEqual({ email });
+        await expectRefreshTokenOutOfPage(api);
         expect(await call(`app.passkeys.me('COOKIE')`)).toBe(email);
         await call('app.passkeys.logout("COOKIE")');
 
@@ -816,6 +850,7 @@ describe.skipIf(!serviceAvailable('chromium'))(
 
       it('password sign-in → MfaRequiredError → verifyMfaWithPasskey signs in (bearer and cookie mode); the spent mfaToken says so', async () => {
         const t = await open(dialect);
+        const api = services.get(dialect)?.api ?? '';
         const user = await registerUser(t.gql);
         const email = user.user.email;
         await call(`app.passkeys.password('BODY', ${arg(email)}, ${arg(PASSWORD)})`);
@@ -837,6 +872,7 @@ describe.skipIf(!serviceAvailable('chromium'))(
             tokens: { sessionId: verified.sessionId },
           });
           expect(await sentSince(from)).toEqual(['VerifyMfa']);
+          if (mode === 'COOKIE') await expectRefreshTokenOutOfPage(api);
           const input = JSON.parse((await exchanges())[from]?.body ?? '{}').variables.input;
           expect(Object.keys(input).sort()).toEqual(
             mode === 'COOKIE' ? ['mfaToken', 'passkeyResponse', 'tokenDelivery'] : ['mfaToken', 'passkeyResponse'],
@@ -858,15 +894,26 @@ describe.skipIf(!serviceAvailable('chromium'))(
         const email = user.user.email;
         await call(`app.passkeys.password('BODY', ${arg(email)}, ${arg(PASSWORD)})`);
         await call(`app.passkeys.register('BODY')`);
-        // Signed in, registering another passkey with an aborted signal: the start, and nothing after.
+        // Signed in, registering another passkey with an aborted signal: nothing is sent, not even the start.
         let from = (await exchanges()).length;
         const cancelled = { failed: 'PasskeyError', code: 'PASSKEY_CANCELLED', authClientError: true };
         expect(await call(`app.passkeys.register('BODY', 'Other', true)`)).toEqual({
           ...cancelled,
           cause: 'AbortError',
         });
-        expect(await sentSince(from)).toEqual(['StartPasskeyRegistration']);
+        expect(await sentSince(from)).toEqual([]);
         await call('app.passkeys.logout("BODY")');
+        // Nor a sign-in's start (each counts against RATE_LIMIT_PASSKEY_START_IP) or its answer.
+        from = (await exchanges()).length;
+        expect(await call(`app.passkeys.login('BODY', undefined, true)`)).toEqual({
+          ...cancelled,
+          cause: 'AbortError',
+        });
+        expect(await call(`app.passkeys.login('BODY', ${arg(email)}, true)`)).toEqual({
+          ...cancelled,
+          cause: 'AbortError',
+        });
+        expect(await sentSince(from)).toEqual([]);
         const sessions = await sessionsOf(t, user.user.id);
 
         // The user fails verification (the passkey options require it): NotAllowedError in the browser.
@@ -883,6 +930,10 @@ describe.skipIf(!serviceAvailable('chromium'))(
               code: 'MFA_REQUIRED',
             });
             expect(await call(`app.passkeys.verify('${mode}')`)).toEqual({ ...cancelled, cause: 'NotAllowedError' });
+            expect(await call(`app.passkeys.verify('${mode}', false, true)`)).toEqual({
+              ...cancelled,
+              cause: 'AbortError',
+            });
             expect(await call(`app.passkeys.verify('${mode}', true)`)).toEqual({
               failed: 'PasskeyError',
               code: 'PASSKEY_NOT_OFFERED',
@@ -900,6 +951,37 @@ describe.skipIf(!serviceAvailable('chromium'))(
         expect(await call(`app.passkeys.verify('COOKIE')`)).toMatchObject({ userId: user.user.id });
         expect(await sessionsOf(t, user.user.id)).toBe(sessions + 1);
         await call('app.passkeys.logout("COOKIE")');
+      });
+
+      it('verifyMfaWithPasskey with passkeyOptions not of its own step (another step’s, or forged) is INVALID_CODE and opens no session', async () => {
+        const t = await open(dialect);
+        const user = await registerUser(t.gql);
+        const email = user.user.email;
+        await call(`app.passkeys.password('BODY', ${arg(email)}, ${arg(PASSWORD)})`);
+        await call(`app.passkeys.register('BODY')`);
+        await call('app.passkeys.logout("BODY")');
+        const sessions = await sessionsOf(t, user.user.id);
+        const steps = await call<number>('app.passkeys.kept("BODY")');
+        for (let i = 0; i < 3; i++) {
+          expect(await call(`app.passkeys.password('BODY', ${arg(email)}, ${arg(PASSWORD)})`)).toMatchObject({
+            code: 'MFA_REQUIRED',
+          });
+        }
+        const [first, second, third] = [steps, steps + 1, steps + 2];
+        // The user's own passkey signs, on the trusted origin, a challenge that is not its step's: refused.
+        const from = (await exchanges()).length;
+        const refused = { failed: 'AuthClientError', code: 'INVALID_CODE', reason: null, message: expect.any(String) };
+        expect(await call(`app.passkeys.verifyCrossed('BODY', ${second}, ${first})`)).toEqual(refused);
+        expect(await call(`app.passkeys.verifyCrossed('BODY', ${third}, 'forged')`)).toEqual(refused);
+        expect(await sentSince(from)).toEqual(['VerifyMfa', 'VerifyMfa']);
+        expect(await call(`app.passkeys.tokens('BODY')`)).toBeNull();
+        expect(await sessionsOf(t, user.user.id)).toBe(sessions);
+        // The step whose options were lent still finishes with them: only the crossed answers were refused.
+        expect(await call(`app.passkeys.verifyCrossed('BODY', ${first}, ${first})`)).toMatchObject({
+          userId: user.user.id,
+        });
+        expect(await sessionsOf(t, user.user.id)).toBe(sessions + 1);
+        await call('app.passkeys.logout("BODY")');
       });
     });
   },

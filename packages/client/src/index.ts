@@ -256,12 +256,29 @@ function requireWebAuthn() {
   return credentials;
 }
 
-/** Runs one ceremony (options converted inside, so malformed options fail as the ceremony) with its errors named. */
-async function ceremony(run: () => Promise<unknown>, registering: boolean): Promise<unknown> {
+/** PASSKEY_CANCELLED before anything is sent when the caller's signal is already aborted. */
+function notAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new PasskeyError('PASSKEY_CANCELLED', 'The passkey ceremony was aborted', signal.reason);
+}
+
+/**
+ * Runs one ceremony with its errors named, and turns its credential into the JSON to send. Options are converted
+ * inside `run` and the credential inside too, so malformed options, or a credential not shaped as the standard's
+ * (a passkey extension's stand-in), fail as the ceremony (PASSKEY_FAILED) and nothing is sent.
+ */
+async function ceremony<T>(
+  run: () => Promise<unknown>,
+  registering: boolean,
+  toJSON: (credential: unknown) => T,
+): Promise<T> {
   let credential: unknown;
+  let json: T;
   try {
     credential = await run();
+    if (!credential) throw new PasskeyError('PASSKEY_CANCELLED', 'The browser returned no passkey');
+    json = toJSON(credential);
   } catch (error) {
+    if (error instanceof PasskeyError) throw error;
     const name = (error as { name?: unknown } | null)?.name;
     if (name === 'NotAllowedError' || name === 'AbortError')
       throw new PasskeyError(
@@ -277,8 +294,7 @@ async function ceremony(run: () => Promise<unknown>, registering: boolean): Prom
       );
     throw new PasskeyError('PASSKEY_FAILED', `The passkey ceremony failed (${String(name ?? 'Error')})`, error);
   }
-  if (!credential) throw new PasskeyError('PASSKEY_CANCELLED', 'The browser returned no passkey');
-  return credential;
+  return json;
 }
 
 /** The error a sign-in answer carries: MfaRequiredError for MFA_REQUIRED, AuthClientError otherwise. */
@@ -723,20 +739,20 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
     verifyMfa: (input) => signIn(VerifyMfaDocument, input, 'verifyMfa'),
     async registerPasskey(input = {}) {
       const credentials = requireWebAuthn();
+      notAborted(input.signal);
       const started = await request(StartPasskeyRegistrationDocument, {});
       const publicKey = () => creationOptions(started.startPasskeyRegistration as CreationOptionsJSON);
-      const credential = await ceremony(
+      const response = await ceremony(
         () => credentials.create({ publicKey: publicKey(), signal: input.signal }),
         true,
+        registrationJSON,
       );
-      const finished = await request(FinishPasskeyRegistrationDocument, {
-        response: registrationJSON(credential),
-        name: input.name ?? null,
-      });
+      const finished = await request(FinishPasskeyRegistrationDocument, { response, name: input.name ?? null });
       return finished.finishPasskeyRegistration;
     },
     async loginWithPasskey(input = {}) {
       const credentials = requireWebAuthn();
+      notAborted(input.signal);
       const started = await post<StartPasskeyLoginMutation>(
         StartPasskeyLoginDocument,
         input.email == null ? {} : { email: input.email },
@@ -745,28 +761,26 @@ export function createAuthClient(options: AuthClientOptions): AuthClient {
       const challenge = started.data?.startPasskeyLogin;
       if (!challenge) throw new AuthClientError(started.errors ?? []);
       const publicKey = () => requestOptions(challenge.options as RequestOptionsJSON);
-      const credential = await ceremony(() => credentials.get({ publicKey: publicKey(), signal: input.signal }), false);
-      return signIn(
-        LoginWithPasskeyDocument,
-        { challengeId: challenge.challengeId, response: authenticationJSON(credential) },
-        'loginWithPasskey',
+      const response = await ceremony(
+        () => credentials.get({ publicKey: publicKey(), signal: input.signal }),
+        false,
+        authenticationJSON,
       );
+      return signIn(LoginWithPasskeyDocument, { challengeId: challenge.challengeId, response }, 'loginWithPasskey');
     },
     async verifyMfaWithPasskey(challenge, ceremonyOptions = {}) {
       const credentials = requireWebAuthn();
       const options = challenge.passkeyOptions;
       if (!options)
         throw new PasskeyError('PASSKEY_NOT_OFFERED', 'This sign-in offers no passkey: answer it with another factor');
+      notAborted(ceremonyOptions.signal);
       const publicKey = () => requestOptions(options as unknown as RequestOptionsJSON);
-      const credential = await ceremony(
+      const passkeyResponse = await ceremony(
         () => credentials.get({ publicKey: publicKey(), signal: ceremonyOptions.signal }),
         false,
+        authenticationJSON,
       );
-      return signIn(
-        VerifyMfaDocument,
-        { mfaToken: challenge.mfaToken, passkeyResponse: authenticationJSON(credential) },
-        'verifyMfa',
-      );
+      return signIn(VerifyMfaDocument, { mfaToken: challenge.mfaToken, passkeyResponse }, 'verifyMfa');
     },
     async logout() {
       // Cookie mode after a reload: the session lives only in the cookie until restore(); learn it to end it.
