@@ -67,14 +67,21 @@ export function serializeError(error: unknown, depth = 0): SerializedError | unk
   return serialized;
 }
 
-/** Yoga's logger: its messages are fixed texts and errors; an error goes through serializeError, never String(). */
-export function yogaLogging(current: () => Logger, skip: (error: unknown) => boolean = () => false) {
+/**
+ * Yoga's logger: its messages are fixed texts and errors; an error goes through serializeError, never String().
+ * `current` is the logger to write to (the request's); `base` is the one whose level decides (the process's).
+ */
+export function yogaLogging(
+  current: () => Logger,
+  skip: (error: unknown) => boolean = () => false,
+  base: Logger = current(),
+) {
   const write =
     (level: 'debug' | 'info' | 'warn' | 'error') =>
     (...args: unknown[]) => {
-      // Yoga writes debug lines on every request: below the level, nothing is built.
+      // Yoga writes debug lines on every request: below the level, nothing is built (not even the request's logger).
+      if (!base.isLevelEnabled(level)) return;
       const logger = current();
-      if (!logger.isLevelEnabled(level)) return;
       const errors = args.filter((arg) => arg instanceof Error);
       if (errors.length > 0 && errors.every(skip)) return;
       const text = args

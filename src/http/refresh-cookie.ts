@@ -155,10 +155,14 @@ export function createRefreshCookies(deps: RefreshCookiesDeps): RefreshCookies {
           // The cookie is looked at here only to tell whether it belongs to a session this request ended: its
           // value is never used as a credential, so no origin check is needed to clear it.
           const revoked = revokedBy.get(scope);
-          const sessionIds = cookieValues(request.headers.get('cookie'), settings.name).map(
-            (value) => parseRefreshToken(value)?.sessionId,
-          );
-          if (revoked && sessionIds.some((id) => id !== undefined && revoked.has(id))) answer = 'clear';
+          if (
+            revoked &&
+            cookieValues(request.headers.get('cookie'), settings.name).some((value) => {
+              const id = parseRefreshToken(value)?.sessionId;
+              return id !== undefined && revoked.has(id);
+            })
+          )
+            answer = 'clear';
         }
         if (answer === undefined) return;
         response.headers.append(

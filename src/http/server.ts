@@ -137,7 +137,11 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
     // Batched (array) requests stay off: each would be another credential check in one request.
     batching: false,
     // Never String(error): a GraphQL error prints its document, literals included.
-    logging: yogaLogging(scopedLogger, (error) => typeof error === 'object' && error !== null && logged.has(error)),
+    logging: yogaLogging(
+      scopedLogger,
+      (error) => typeof error === 'object' && error !== null && logged.has(error),
+      deps.logger,
+    ),
     // Every plugin of the server, in the order Yoga runs their hooks: a request is refused by the earliest
     // plugin that can tell, before any later one spends work on it.
     plugins: [

@@ -76,12 +76,15 @@ async function bodyBytes(request: Request, limit: number, fetchApi: FetchApi): P
   return bytes;
 }
 
+// One decoder for every body: decode() without `stream` keeps no state between calls.
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+
 /** A JSON body of at most `limit` bytes, decoded as UTF-8 that must be well-formed. */
 async function parseJsonBody(request: Request, limit: number, fetchApi: FetchApi): Promise<GraphQLParams> {
   const bytes = await bodyBytes(request, limit, fetchApi);
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(bytes);
+    text = UTF8.decode(bytes);
   } catch {
     throw badRequest('The request body is not valid UTF-8.');
   }
