@@ -124,7 +124,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     if (redis) revoked.pollWhileDown(bus, fork, logger, 500, (em) => clients.load(em));
     const connections = redis;
     if (connections) metrics.watchRedis(() => connections.up);
-    const users = new UserCache(config.userCacheSize, bus, clock, USER_CACHE_MAX_AGE_MS);
+    const users = new UserCache(config.userCacheSize, bus, clock, USER_CACHE_MAX_AGE_MS, orm.em as Em);
     // Every committed write of a users row is told to every instance's cache, this one's before the response.
     new UserWrites((event) => bus.publishUserChanged(event)).attach(orm);
 

@@ -23,14 +23,18 @@ export class UserCache {
    */
   #epoch = 0;
   readonly #unsubscribe: (() => void)[];
+  readonly #statements: Em;
 
   /**
    * `capacity` 0 disables the cache (every read goes to the database). `maxAgeMs` bounds how long a row is served
    * without reading it again: the bus tells of every change the service makes, but not of one made outside it
-   * (a database edited by hand, the admin CLI on an instance without Redis).
+   * (a database edited by hand, the admin CLI on an instance without Redis). `statements`: the ORM's root
+   * EntityManager, on which missing rows are read (committed rows only, outside any request's transaction; no
+   * EntityManager is forked for a read).
    */
-  constructor(capacity: number, bus: RevocationBus, clock: Clock, maxAgeMs: number) {
+  constructor(capacity: number, bus: RevocationBus, clock: Clock, maxAgeMs: number, statements: Em) {
     this.#capacity = capacity;
+    this.#statements = statements;
     this.#clock = clock;
     this.#maxAgeMs = maxAgeMs;
     this.#bus = bus;
@@ -45,12 +49,9 @@ export class UserCache {
     return this.#rows.size;
   }
 
-  /**
-   * The rows of `ids` that exist (any order), from the cache where it may serve, else from the database through
-   * `call.em` (only then asked for: a request's EntityManager is forked on first use).
-   */
-  async findByIds(call: { readonly em: Em }, ids: readonly string[]): Promise<UserRow[]> {
-    if (this.#capacity === 0 || !this.#bus.live()) return findUsersByIds(call.em, ids);
+  /** The rows of `ids` that exist (any order), from the cache where it may serve, else from the database. */
+  async findByIds(ids: readonly string[]): Promise<UserRow[]> {
+    if (this.#capacity === 0 || !this.#bus.live()) return findUsersByIds(this.#statements, ids);
     const found: UserRow[] = [];
     const missing: string[] = [];
     const now = this.#clock.now();
@@ -66,11 +67,9 @@ export class UserCache {
       }
     }
     if (missing.length === 0) return found;
-    const { em } = call;
     const epoch = this.#epoch;
-    const loaded = await findUsersByIds(em, missing);
-    // Inside a transaction a read may see that transaction's own uncommitted writes: never cache those.
-    if (epoch === this.#epoch && this.#bus.live() && !em.isInTransaction()) {
+    const loaded = await findUsersByIds(this.#statements, missing);
+    if (epoch === this.#epoch && this.#bus.live()) {
       for (const row of loaded) {
         this.#rows.delete(row.id);
         this.#rows.set(row.id, { row: { ...row }, until: now + this.#maxAgeMs });

@@ -10,7 +10,7 @@ export function usersOf(context: Context): DataLoader<string, UserRow | null> {
   let loader = loaders.get(context);
   if (!loader) {
     loader = new DataLoader(async (ids) => {
-      const rows = await context.services.users.findByIds(context.call, ids);
+      const rows = await context.services.users.findByIds(ids);
       const byId = new Map(rows.map((row) => [row.id, row]));
       return ids.map((id) => byId.get(id) ?? null);
     });
