@@ -6,6 +6,7 @@ import { runInNewContext } from 'node:vm';
 import { startAuthentication, startRegistration } from '@simplewebauthn/browser';
 import { generateAuthenticationOptions, generateRegistrationOptions } from '@simplewebauthn/server';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { createAuthClient, PasskeyError } from '../packages/client/src/index.ts';
 import {
   authenticationJSON,
   type CreationOptionsJSON,
@@ -264,9 +265,36 @@ describe('the client package’s WebAuthn bridge', () => {
     const foreign = runInNewContext('new Uint8Array([0xfb, 0xff, 0xbf]).buffer') as ArrayBuffer;
     expect(foreign instanceof ArrayBuffer).toBe(false);
     expect(toBase64Url(foreign)).toBe('-_-_');
+    // Anything else is no bytes at all, not a guess at some.
+    for (const value of [7, 'AAAA', null, undefined, {}, [1, 2]])
+      expect(() => toBase64Url(value as never)).toThrow(TypeError);
   });
 
   it('fails on a string that is not base64url rather than decoding something else', () => {
     for (const text of ['a', 'ab$d', 'ab cd!']) expect(() => fromBase64Url(text)).toThrow();
+  });
+
+  it('rejects a credential not shaped as the standard’s with PASSKEY_FAILED and sends no answer', async () => {
+    // The server's side of startPasskeyLogin is beside the point here: a fixed answer, and a record of what is sent.
+    const sent: string[] = [];
+    const fetch = async (_url: unknown, init?: { body?: unknown }) => {
+      sent.push(String(/mutation (\w+)/.exec(String(init?.body))?.[1]));
+      const data = { startPasskeyLogin: { challengeId: 'c', options: await assertionOptions(false) } };
+      return new Response(JSON.stringify({ data }), { headers: { 'content-type': 'application/json' } });
+    };
+    for (const credential of [{ id: CREDENTIAL_ID, type: 'public-key' }, assertionCredential(null, { rawId: 7 })]) {
+      sent.length = 0;
+      await reference(async () => {
+        const auth = createAuthClient({ url: 'http://127.0.0.1:9/graphql', fetch, webSocketImpl: null });
+        const error = await auth.loginWithPasskey().then(
+          () => null,
+          (e: unknown) => e,
+        );
+        expect(error).toBeInstanceOf(PasskeyError);
+        expect((error as PasskeyError).code).toBe('PASSKEY_FAILED');
+        expect((error as PasskeyError).cause).toBeInstanceOf(TypeError);
+      }, credential);
+      expect(sent).toEqual(['StartPasskeyLogin']);
+    }
   });
 });

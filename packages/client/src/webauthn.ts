@@ -64,11 +64,14 @@ export function webAuthnCredentials(): CredentialsContainer | null {
 
 /** Bytes as base64url without padding, WebAuthn's encoding of binary members in JSON. */
 export function toBase64Url(buffer: ArrayBuffer | ArrayBufferView): string {
-  // isView, not `instanceof ArrayBuffer`: an ArrayBuffer of another realm (an iframe's) fails instanceof, and read
-  // as a view it gave no bytes at all.
+  // Not `instanceof ArrayBuffer`: an ArrayBuffer of another realm (an iframe's) fails it. Anything else is refused
+  // (`new Uint8Array(7)` would be seven zero bytes), so a malformed credential fails its ceremony.
   const bytes = ArrayBuffer.isView(buffer)
     ? new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength)
-    : new Uint8Array(buffer);
+    : Object.prototype.toString.call(buffer) === '[object ArrayBuffer]'
+      ? new Uint8Array(buffer)
+      : undefined;
+  if (!bytes) throw new TypeError('Expected an ArrayBuffer or a view of one');
   let binary = '';
   for (const byte of bytes) binary += String.fromCharCode(byte);
   return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
