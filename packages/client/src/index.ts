@@ -209,12 +209,13 @@ export type PasskeyErrorCode = (typeof PASSKEY_ERROR_CODES)[number];
  *   before any request.
  * - PASSKEY_CANCELLED: the browser answered NotAllowedError (the user dismissed the prompt or failed user
  *   verification, the ceremony timed out, or no passkey on this device matched: WebAuthn does not let a page tell
- *   these apart) or AbortError (the `signal` given).
+ *   these apart) or AbortError (the `signal` given; already aborted, before any request).
  * - PASSKEY_ALREADY_REGISTERED: registerPasskey only (InvalidStateError): this authenticator already holds a
  *   passkey of this account (the options' excludeCredentials).
  * - PASSKEY_NOT_OFFERED: verifyMfaWithPasskey for an MfaRequiredError without `passkeyOptions`.
  * - PASSKEY_FAILED: any other failure of the ceremony, e.g. SecurityError when the page's origin is not on the
- *   server's relying party id (WEBAUTHN_RP_ID). `cause` is the browser's error.
+ *   server's relying party id (WEBAUTHN_RP_ID), or a credential not shaped as the standard's (a passkey
+ *   extension's stand-in). `cause` is the browser's error.
  */
 export class PasskeyError extends AuthClientError {
   override name = 'PasskeyError';
@@ -228,7 +229,10 @@ export class PasskeyError extends AuthClientError {
 
 /** What the passkey helpers take besides their own input. */
 export interface PasskeyCeremonyOptions {
-  /** Aborts the browser's ceremony (PasskeyError PASSKEY_CANCELLED), e.g. when the user leaves the form. */
+  /**
+   * Aborts the browser's ceremony (PasskeyError PASSKEY_CANCELLED), e.g. when the user leaves the form; already
+   * aborted, the helper sends nothing at all.
+   */
   readonly signal?: AbortSignal;
 }
 
@@ -240,7 +244,11 @@ export interface PasskeyRegistrationInput extends PasskeyCeremonyOptions {
 
 /** The input of `loginWithPasskey`. */
 export interface PasskeySignInInput extends PasskeyCeremonyOptions {
-  /** Only this account's passkeys may answer. Left out: any discoverable passkey (resident key) for the site. */
+  /**
+   * Only this account's passkeys may answer. Left out: any discoverable passkey (resident key) for the site. An
+   * email with no passkeys (or no account) still gets a prompt, so as not to tell which accounts exist; whatever
+   * passkey answers it is refused (INVALID_CREDENTIALS).
+   */
   readonly email?: string | null;
 }
 
@@ -414,7 +422,8 @@ export interface AuthClient {
    * navigator.credentials.get on its `passkeyOptions` and sends the assertion as verifyMfa's `passkeyResponse`
    * (same as `verifyMfa({ mfaToken, passkeyResponse })` with a ceremony of your own). Rejects with PasskeyError
    * (PASSKEY_NOT_OFFERED when the error carries no passkeyOptions; after a cancelled ceremony the mfaToken is
-   * unspent, so another factor may still finish), or AuthClientError as `verifyMfa` does.
+   * unspent, so another factor may still finish), or AuthClientError as `verifyMfa` does. An answer the server
+   * refuses (INVALID_CODE) spends the step's passkey challenge: finish with another factor, or `login` again.
    */
   verifyMfaWithPasskey(
     challenge: Pick<MfaRequiredError, 'mfaToken' | 'passkeyOptions'>,
