@@ -234,6 +234,18 @@ describe.skipIf(!serviceAvailable('chromium')).each(setups)(
       expect((await loginWith(here.challengeId, good)).data?.loginWithPasskey.user.id).toBe(holder.user.id);
     });
 
+    it('takes an assertion whose userHandle is empty (Safari, a passkey on another device) as naming no account', async () => {
+      const holder = await registerUser(t.gql);
+      await addPasskey(holder.accessToken);
+      const { challengeId, options } = await startLogin(holder.user.email);
+      const response = await browser.authenticate(options);
+      // The handle is not signed: an empty one stands for none, and the passkey's own account signs in.
+      const blank = { ...response, response: { ...(response.response as object), userHandle: '' } };
+      const signedIn = await loginWith(challengeId, blank);
+      expect(signedIn.errors).toBeUndefined();
+      expect(signedIn.data?.loginWithPasskey.user.id).toBe(holder.user.id);
+    });
+
     it('refuses a passkey of another account than the email names', async () => {
       const holder = await registerUser(t.gql);
       const stranger = await registerUser(t.gql);

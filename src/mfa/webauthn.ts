@@ -193,9 +193,10 @@ export class WebAuthn {
         passkeyId: row.id,
       });
       if (stored.userId !== null && stored.userId !== userId) return refused('OTHER_USER');
-      // A discoverable credential names its account too: it must be the one the passkey was registered to.
+      // A discoverable credential names its account too: it must be the one the passkey was registered to. An
+      // empty handle names none (Safari sends one for a passkey on another device answering allowCredentials).
       const handle = (response as { response: Record<string, unknown> }).response.userHandle;
-      if (handle != null && handle !== toBase64Url(userHandle(userId))) return refused('OTHER_USER');
+      if (handle != null && handle !== '' && handle !== toBase64Url(userHandle(userId))) return refused('OTHER_USER');
       let newCounter: number;
       try {
         const verified = await verifyAuthenticationResponse({
