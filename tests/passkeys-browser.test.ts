@@ -234,6 +234,30 @@ describe.skipIf(!serviceAvailable('chromium')).each(setups)(
       expect((await loginWith(here.challengeId, good)).data?.loginWithPasskey.user.id).toBe(holder.user.id);
     });
 
+    it('lists the passkeys in myData, with their credential ids and not their public keys', async () => {
+      const holder = await registerUser(t.gql);
+      const { passkey } = await addPasskey(holder.accessToken, 'Laptop');
+      const stored = await em().findOneOrFail(Passkey, { id: passkey.id });
+      const answer = await t.gql<{ myData: Record<string, any> }>('{ myData }', {}, { token: holder.accessToken });
+      expect(answer.data?.myData.secondFactor).toEqual({
+        totp: null,
+        recoveryCodes: [],
+        passkeys: [
+          {
+            id: passkey.id,
+            name: 'Laptop',
+            credentialId: stored.credentialId,
+            transports: stored.transports ? stored.transports.split(',') : [],
+            deviceType: stored.deviceType,
+            backedUp: stored.backedUp,
+            createdAt: stored.createdAt.toISOString(),
+            lastUsedAt: null,
+          },
+        ],
+      });
+      expect(JSON.stringify(answer.data?.myData)).not.toContain(stored.publicKey);
+    });
+
     it('takes an assertion whose userHandle is empty (Safari, a passkey on another device) as naming no account', async () => {
       const holder = await registerUser(t.gql);
       await addPasskey(holder.accessToken);
