@@ -1,7 +1,7 @@
 // Mints RFC 9068 access tokens with the current signing key: user tokens (a session's) and service tokens
 // (client credentials, RFC 6749 §4.4).
 import { randomUUID } from 'node:crypto';
-import { SignJWT } from 'jose';
+import { CompactSign } from 'jose';
 import type { Clock } from '../clock.ts';
 import type { Role } from '../db/entities.ts';
 import type { KeyStore } from './key-store.ts';
@@ -50,6 +50,8 @@ export interface AccessTokenSigner {
   service(subject: ServiceTokenSubject): Promise<SignedAccessToken>;
 }
 
+const UTF8 = new TextEncoder();
+
 /** `aud` as RFC 7519 §4.1.3 allows: a string for one audience, an array for several. */
 const audienceClaim = (audiences: readonly string[]): string | string[] => {
   const unique = [...new Set(audiences)];
@@ -59,22 +61,27 @@ const audienceClaim = (audiences: readonly string[]): string | string[] => {
 export function createAccessTokenSigner(keys: KeyStore, settings: TokenSettings, clock: Clock): AccessTokenSigner {
   const { alg, kid, key } = keys.signing;
   const ttl = Math.floor(settings.accessTokenTtlMs / 1000);
+  const header = { alg, kid, typ: 'at+jwt' };
+  // The claims set is ours, built whole here (RFC 9068 §2.2): jose's SignJWT would deep-copy and re-check it on
+  // every token, a tenth of a refresh's signing time. jose still makes the JWS (RFC 7515 compact serialization).
   const mint = async (
     claims: Record<string, unknown>,
     subject: string,
     audiences: readonly string[],
     iat: number,
     exp: number,
-  ): Promise<string> =>
-    new SignJWT(claims)
-      .setProtectedHeader({ alg, kid, typ: 'at+jwt' })
-      .setIssuer(settings.issuer)
-      .setAudience(audienceClaim(audiences))
-      .setSubject(subject)
-      .setJti(randomUUID())
-      .setIssuedAt(iat)
-      .setExpirationTime(exp)
-      .sign(key);
+  ): Promise<string> => {
+    const payload = {
+      ...claims,
+      iss: settings.issuer,
+      aud: audienceClaim(audiences),
+      sub: subject,
+      jti: randomUUID(),
+      iat,
+      exp,
+    };
+    return new CompactSign(UTF8.encode(JSON.stringify(payload))).setProtectedHeader(header).sign(key);
+  };
 
   const sign = async ({ userId, sessionId, roles, clientId, audiences, apiScopes, notAfter }: UserTokenSubject) => {
     const iat = Math.floor(clock.now() / 1000);
