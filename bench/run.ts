@@ -46,6 +46,11 @@ const SPREAD_BCRYPT_COST = 4;
 const SPREAD_IN_FLIGHT = 32;
 /** A spread row meets the issue's bar when its p99 is within this many times the single-user row's p50. */
 const SPREAD_P99_OVER_P50 = 2;
+/**
+ * The spread `me` row's warm-up: long enough for one request per account (about 1,500/s here), so that the row
+ * measures active users, whose rows an instance has cached, rather than each account's first request.
+ */
+const SPREAD_WARMUP_SECONDS = 8;
 
 // The token path: `me` answered from the verified claims, as DESIGN.md's hot path says (the target row).
 const ME_QUERY = '{ me { id roles } }';
@@ -64,9 +69,14 @@ interface Measured extends Pick<LoadResult, 'rps' | 'p50' | 'p99'> {
   readonly otherCpu: number | undefined;
 }
 
-async function warmAndMeasure(name: string, url: string, scenario: Scenario): Promise<LoadResult & Measured> {
-  log(`${name}: ${WARMUP_SECONDS} s warm-up, then ${SECONDS} s with ${scenario.connections} connections`);
-  await measure(url, scenario, WARMUP_SECONDS);
+async function warmAndMeasure(
+  name: string,
+  url: string,
+  scenario: Scenario,
+  warmupSeconds = WARMUP_SECONDS,
+): Promise<LoadResult & Measured> {
+  log(`${name}: ${warmupSeconds} s warm-up, then ${SECONDS} s with ${scenario.connections} connections`);
+  await measure(url, scenario, warmupSeconds);
   const otherCpu = meterOtherCpu(ownPids);
   const result = await measure(url, scenario, SECONDS);
   return { ...result, otherCpu: otherCpu() };
@@ -261,6 +271,7 @@ try {
     `me { id email } over ${SPREAD_ACCOUNTS} accounts`,
     spreadService.message.url,
     spreadReadScenario(spreadAccounts, ME_READ, CONNECTIONS),
+    SPREAD_WARMUP_SECONDS,
   );
   const refreshSpread = await warmAndMeasure(
     `refresh over ${SPREAD_ACCOUNTS} sessions`,
@@ -409,7 +420,8 @@ try {
   console.log(`Node ${process.version}, ${availableParallelism()} CPUs (${cpu}), UV_THREADPOOL_SIZE=${pool}`);
   console.log(
     `${SECONDS} s per row after ${WARMUP_SECONDS} s warm-up, ${CONNECTIONS} connections (login: ${BCRYPT_IN_FLIGHT}), ` +
-      `SQLite, bcrypt cost ${BCRYPT_COST} (the spread rows: a second instance, bcrypt cost ${SPREAD_BCRYPT_COST})\n`,
+      `SQLite, bcrypt cost ${BCRYPT_COST} (the spread rows: a second instance, bcrypt cost ${SPREAD_BCRYPT_COST}; ` +
+      `the \`me\` one after ${SPREAD_WARMUP_SECONDS} s of warm-up, about one request per account)\n`,
   );
   printTable([
     {
@@ -430,7 +442,7 @@ try {
       reference: { name: 'floor', result: refreshFloorResult },
       target: { text: '≥ 70% of floor', met: refresh.rps >= 0.7 * refreshFloorResult.rps },
     },
-    spreadRow(`me { id email }, ${count(SPREAD_ACCOUNTS)} users`, meReadSpread, meReadService),
+    spreadRow(`me { id email }, ${count(SPREAD_ACCOUNTS)} active users`, meReadSpread, meReadService),
     spreadRow(`refresh, ${count(SPREAD_ACCOUNTS)} sessions`, refreshSpread, refresh),
     { operation: 'client_credentials (POST /oauth/token, basic)', result: clientCredentials },
     {
