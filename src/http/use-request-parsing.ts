@@ -38,8 +38,11 @@ function declaredLength(request: Request, limit: number): number | undefined {
 /** The Fetch API the server runs on (Node's request bodies are its ponyfill streams, not the global ones). */
 type FetchApi = Pick<typeof globalThis, 'Request' | 'TransformStream' | 'ReadableStream'>;
 
-/** A copy of `request` whose body stream errors with 413 once more than `limit` bytes have come through it. */
-function bounded(request: Request, limit: number, fetchApi: FetchApi): Request {
+/**
+ * A copy of `request` whose body stream errors with 413 once more than `limit` bytes have come through it
+ * (`exceeded` is called then).
+ */
+function bounded(request: Request, limit: number, fetchApi: FetchApi, exceeded?: () => void): Request {
   const body = request.body;
   if (!body) return request;
   let read = 0;
@@ -49,8 +52,10 @@ function bounded(request: Request, limit: number, fetchApi: FetchApi): Request {
     new Transform<Uint8Array, Uint8Array>({
       transform(chunk, controller) {
         read += chunk.byteLength;
-        if (read > limit) controller.error(tooLarge());
-        else controller.enqueue(chunk);
+        if (read > limit) {
+          exceeded?.();
+          controller.error(tooLarge());
+        } else controller.enqueue(chunk);
       },
     }),
   );
@@ -113,13 +118,20 @@ export function useRequestParsing({ maxBodyBytes }: { maxBodyBytes: number }): P
       }
       if (!requestParser) return;
       setRequestParser(async (request) => {
+        let over = false;
         try {
           // Other bodies (form, multipart, application/graphql) are counted as they arrive.
           const length = request.body ? declaredLength(request, maxBodyBytes) : undefined;
           return await requestParser(
-            request.body && length === undefined ? bounded(request, maxBodyBytes, fetchAPI) : request,
+            request.body && length === undefined
+              ? bounded(request, maxBodyBytes, fetchAPI, () => {
+                  over = true;
+                })
+              : request,
           );
         } catch (error) {
+          // Yoga's multipart parser turns any failure of the body into its own 400: past the limit it is 413.
+          if (over) throw tooLarge();
           // A GET (or form) request whose `variables` or `extensions` parameter is not JSON.
           if (error instanceof SyntaxError)
             throw badRequest('The variables or extensions parameter is not valid JSON.');
