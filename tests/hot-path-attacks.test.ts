@@ -1,11 +1,14 @@
 // Attacks on the hot-path changes of issue 17: the request body limit we enforce ourselves (every way a body can
 // come over HTTP, raw sockets where fetch cannot say it) and the input-integrity check whose plan is cached per
-// document and operation name (operations switched by name on one document text, fragments, nested inputs).
+// document and operation name (operations switched by name on one document text, fragments, nested inputs), and
+// the user cache whose misses are read on the ORM's root EntityManager (which joins a transaction it runs inside).
 import { connect } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestApp, type TestApp } from './support/app.ts';
-import { registerUser } from './support/graphql.ts';
+import type { Em } from '../src/db/orm.ts';
+import { dialects, startTestApp, type TestApp } from './support/app.ts';
+import { me, registerUser } from './support/graphql.ts';
+import { type RunningService, serviceAvailable, startRedis } from './support/services.ts';
 
 const LIMIT = 1024 * 1024;
 
@@ -240,3 +243,47 @@ describe('input integrity with its plan cached per document and operation name',
     });
   });
 });
+
+describe.skipIf(!serviceAvailable('redis-server'))(
+  'the user cache never keeps a row it read inside a transaction',
+  () => {
+    describe.each(dialects())('on %s', (dialect) => {
+      let redis: RunningService;
+      let t: TestApp;
+      beforeAll(async () => {
+        redis = await startRedis();
+        t = await startTestApp({ dialect, env: { REDIS_URL: redis.url } });
+      });
+      afterAll(async () => {
+        await t?.close();
+        await redis?.stop();
+      });
+
+      it('a miss read inside a transaction that rolls back leaves the committed row for the next read', async () => {
+        const user = await registerUser(t.gql, { displayName: 'committed' });
+        const rolledBack = new Error('rolled back');
+        // The root EntityManager answers a read from inside a transaction's callback on that transaction's
+        // connection (MikroORM's TransactionContext): it sees the uncommitted name.
+        const seen = await (t.app.orm.em.fork() as Em)
+          .transactional(async (tx) => {
+            await tx
+              .getConnection()
+              .execute(
+                'update users set display_name = ? where id = ?',
+                ['uncommitted', user.user.id],
+                'run',
+                tx.getTransactionContext(),
+              );
+            const rows = await t.app.services.users.findByIds([user.user.id]);
+            throw Object.assign(rolledBack, { rows });
+          })
+          .catch((error: unknown) =>
+            error === rolledBack ? (error as Error & { rows: { displayName: string }[] }).rows : [],
+          );
+        expect(seen.map((row) => row.displayName)).toEqual(['uncommitted']);
+        const after = await me<{ displayName: string | null }>(t.gql, user.accessToken, 'displayName');
+        expect(after.data?.me?.displayName).toBe('committed');
+      });
+    });
+  },
+);

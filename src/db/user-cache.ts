@@ -69,7 +69,9 @@ export class UserCache {
     if (missing.length === 0) return found;
     const epoch = this.#epoch;
     const loaded = await findUsersByIds(this.#statements, missing);
-    if (epoch === this.#epoch && this.#bus.live()) {
+    // The root EntityManager joins a transaction whose callback this runs in (MikroORM's TransactionContext), and
+    // there a read may see that transaction's uncommitted writes: never cache those.
+    if (epoch === this.#epoch && this.#bus.live() && !this.#statements.isInTransaction()) {
       for (const row of loaded) {
         this.#rows.delete(row.id);
         this.#rows.set(row.id, { row: { ...row }, until: now + this.#maxAgeMs });
