@@ -9,6 +9,7 @@ import type { Em } from '../src/db/orm.ts';
 import { dialects, startTestApp, type TestApp } from './support/app.ts';
 import { me, registerUser } from './support/graphql.ts';
 import { type RunningService, serviceAvailable, startRedis } from './support/services.ts';
+import { openClient } from './support/subscriptions.ts';
 
 const LIMIT = 1024 * 1024;
 
@@ -216,6 +217,35 @@ describe('input integrity with its plan cached per document and operation name',
     expect(firstError(await send(document, 'Bad', variables))).toEqual(refusedDisplayName);
     const meNow = await send('{ me { displayName } }', undefined, {});
     expect(meNow.data.me.displayName).toBeNull();
+  });
+
+  it('over graphql-ws, the operation named in a document HTTP already ran clean is checked', async () => {
+    const document = [
+      'query Clean { me { id } }',
+      'mutation Bad($input: UpdateProfileInput!) { updateProfile(input: $input) { displayName } }',
+    ].join('\n');
+    const variables = { input: { displayName: LONE } };
+    expect((await send(document, 'Clean', variables)).errors).toBeUndefined();
+    const { client } = openClient(t.url, token);
+    try {
+      const answer = await new Promise<{ errors?: any[]; data?: any }>((resolve, reject) => {
+        let result: { errors?: any[]; data?: any } = {};
+        client.subscribe(
+          { query: document, operationName: 'Bad', variables },
+          {
+            next: (value) => {
+              result = value as typeof result;
+            },
+            error: reject,
+            complete: () => resolve(result),
+          },
+        );
+      });
+      expect(firstError(answer)).toEqual(refusedDisplayName);
+    } finally {
+      await client.dispose();
+    }
+    expect((await send('{ me { displayName } }', undefined, {})).data.me.displayName).toBeNull();
   });
 
   it('literals in fragments (named, nested, spread twice, inline) are checked', async () => {
