@@ -8,7 +8,8 @@ export type MfaMethod = (typeof MFA_METHODS)[number];
 
 /**
  * TOTP when confirmed, PASSKEY when the user has one, RECOVERY_CODE while an unspent code remains (and another
- * factor is on: codes alone are no second factor). Empty when MFA is off.
+ * factor is on: codes alone are no second factor). Empty when MFA is off. One statement on `em`'s connection (its
+ * transaction, if any): changes to MFA rows still pending in its unit of work are not seen, so flush them first.
  */
 export async function mfaMethodsOf(em: Em, userId: string): Promise<MfaMethod[]> {
   // One statement (every sign-in asks, twice): the same text in SQLite and MySQL, each EXISTS on an index.

@@ -230,6 +230,7 @@ export class Sessions {
    * UPDATE on the current generation); the others, and the last spent token within the grace period, get
    * REFRESH_TOKEN_ROTATED. Any other spent token of the session revokes the whole session. A cookie-bound
    * session's tokens count only from the cookie, and the cookie carries only theirs (INVALID_REFRESH_TOKEN).
+   * Runs its own transaction on the root EntityManager: call it outside any other (a request's resolver does).
    */
   async refresh(
     call: Pick<Call, 'em' | 'meta'>,
