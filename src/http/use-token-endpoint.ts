@@ -8,6 +8,7 @@ import {
   type ClientCredentialsGrant,
   TokenRequestError,
 } from '../clients/client-credentials.ts';
+import { readBodyAtMost } from './request-body.ts';
 import { requestMeta } from './request-meta.ts';
 
 export const TOKEN_ENDPOINT_PATH = '/oauth/token';
@@ -47,25 +48,10 @@ function refusal(fetchAPI: Fetch, error: TokenRequestError): Response {
   return answer(fetchAPI, error.status, { error: error.code, error_description: error.message }, headers);
 }
 
-/** The body, or undefined when it is longer than MAX_BODY_BYTES (reading stops there). */
+/** The body as text, or undefined when it is longer than MAX_BODY_BYTES (reading stops there). */
 async function readBody(request: Request): Promise<string | undefined> {
-  const declared = Number(request.headers.get('content-length') ?? '0');
-  if (declared > MAX_BODY_BYTES) return undefined;
-  if (!request.body) return '';
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const reader = request.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > MAX_BODY_BYTES) {
-      await reader.cancel();
-      return undefined;
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString('utf8');
+  const bytes = await readBodyAtMost(request, MAX_BODY_BYTES);
+  return bytes && Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
 }
 
 /**
