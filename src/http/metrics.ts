@@ -129,41 +129,17 @@ export function createMetrics(): Metrics {
     return name;
   };
 
-  // The series each label set writes to, found once: prom-client hashes a label object on every call. Bounded:
-  // methods are the few the HTTP parser accepts, statuses and routes are ours, operation names are capped above.
-  const httpSeries = new Map<string, { count: { inc(): void }; duration: { observe(seconds: number): void } }>();
-  const operationSeries = new Map<string, { inc(): void }>();
-  const operationDurationSeries = new Map<string, { observe(seconds: number): void }>();
-
   return {
     registry,
     observeHttp(method, route, status, seconds) {
-      const key = `${method} ${route} ${status}`;
-      let series = httpSeries.get(key);
-      if (!series) {
-        const labels = [method, route, String(status)] as const;
-        series = { count: httpRequests.labels(...labels), duration: httpDuration.labels(...labels) };
-        httpSeries.set(key, series);
-      }
-      series.count.inc();
-      series.duration.observe(seconds);
+      const labels = { method, route, status: String(status) };
+      httpRequests.inc(labels);
+      httpDuration.observe(labels, seconds);
     },
     observeOperation(name, type, outcome, seconds) {
       const operation = operationLabel(name);
-      const key = `${operation} ${type}`;
-      let count = operationSeries.get(`${key} ${outcome}`);
-      if (!count) {
-        count = operations.labels(operation, type, outcome);
-        operationSeries.set(`${key} ${outcome}`, count);
-      }
-      count.inc();
-      if (seconds === undefined) return;
-      let duration = operationDurationSeries.get(key);
-      if (!duration) {
-        duration = operationDuration.labels(operation, type);
-        operationDurationSeries.set(key, duration);
-      }
-      duration.observe(seconds);
+      operations.inc({ operation, type, outcome });
+      if (seconds !== undefined) operationDuration.observe({ operation, type }, seconds);
     },
     countSignIn(kind, outcome) {
       switch (kind) {
