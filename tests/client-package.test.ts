@@ -17,6 +17,7 @@ import { type Browser, launchChromium } from './support/chromium.ts';
 import { loginUser, type Payload, registerUser } from './support/graphql.ts';
 import { scrapeMetrics } from './support/metrics.ts';
 import { installedPackages, installProject, type PackedPackage, packWorkspace } from './support/packages.ts';
+import { addVirtualAuthenticator } from './support/passkey-browser.ts';
 import { freePort, serviceAvailable } from './support/services.ts';
 import { eventually } from './support/subscriptions.ts';
 
@@ -712,17 +713,7 @@ describe.skipIf(!serviceAvailable('chromium'))(
       await browser.context.addInitScript(RECORD_FETCH);
       page = browser.context.pages()[0] ?? (await browser.context.newPage());
       cdp = await browser.context.newCDPSession(page);
-      await cdp.send('WebAuthn.enable');
-      ({ authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
-        options: {
-          protocol: 'ctap2',
-          transport: 'internal',
-          hasResidentKey: true,
-          hasUserVerification: true,
-          isUserVerified: true,
-          automaticPresenceSimulation: true,
-        },
-      }));
+      authenticatorId = await addVirtualAuthenticator(cdp);
     }, 180_000);
 
     afterAll(async () => {

@@ -57,6 +57,25 @@ async function servePage(script: string): Promise<{ server: Server; origin: stri
   return { server, origin: `http://localhost:${port}` };
 }
 
+/**
+ * Turns WebAuthn on for `cdp`'s page and adds a CDP virtual authenticator as a platform passkey provider would be:
+ * ctap2, internal, resident keys, user verification (verified), presence given; its id.
+ */
+export async function addVirtualAuthenticator(cdp: CDPSession): Promise<string> {
+  await cdp.send('WebAuthn.enable');
+  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: {
+      protocol: 'ctap2',
+      transport: 'internal',
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: true,
+      automaticPresenceSimulation: true,
+    },
+  });
+  return authenticatorId;
+}
+
 /** Launches Chromium with a virtual authenticator and two page origins (see PasskeyBrowser). */
 export async function startPasskeyBrowser(): Promise<PasskeyBrowser> {
   const script = bundle();
@@ -68,17 +87,7 @@ export async function startPasskeyBrowser(): Promise<PasskeyBrowser> {
     const page = browser.context.pages()[0] ?? (await browser.context.newPage());
     await page.goto(`${trusted.origin}/`);
     const cdp = await browser.context.newCDPSession(page);
-    await cdp.send('WebAuthn.enable');
-    const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
-      options: {
-        protocol: 'ctap2',
-        transport: 'internal',
-        hasResidentKey: true,
-        hasUserVerification: true,
-        isUserVerified: true,
-        automaticPresenceSimulation: true,
-      },
-    });
+    const authenticatorId = await addVirtualAuthenticator(cdp);
     let current = trusted.origin;
     const at = async (origin: string) => {
       if (origin === current) return;
