@@ -5,12 +5,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, Session } from '../src/db/entities.ts';
 import type { Em } from '../src/db/orm.ts';
 import { signInAsAdmin } from './support/admin.ts';
-import { dialects, startTestApp, type TestApp } from './support/app.ts';
+import { dialects, type TestApp } from './support/app.ts';
 import { verifiedClaims } from './support/claims.ts';
 import { createTestClient, requestToken } from './support/client-credentials.ts';
-import { ed25519Pem, expectUnauthenticated } from './support/expect.ts';
+import { expectUnauthenticated } from './support/expect.ts';
 import { type Gql, PAYLOAD, type Payload, registerUser } from './support/graphql.ts';
-import { type RunningService, serviceAvailable, servicesRequired, startRedis } from './support/services.ts';
+import { type InstancePair, startInstancePair } from './support/instances.ts';
+import { serviceAvailable, servicesRequired } from './support/services.ts';
 import { eventually } from './support/subscriptions.ts';
 
 const IN_FLIGHT = 30;
@@ -46,7 +47,7 @@ async function race<T, U>(
 describe.skipIf(!serviceAvailable('redis-server') && !servicesRequired).each(dialects())(
   'client races on %s (two instances, one database, shared Redis)',
   (dialect) => {
-    let redis: RunningService;
+    let pair: InstancePair;
     let one: TestApp;
     let two: TestApp;
     let admin: Payload;
@@ -55,17 +56,11 @@ describe.skipIf(!serviceAvailable('redis-server') && !servicesRequired).each(dia
       gql(query, variables, { token: admin.accessToken });
 
     beforeAll(async () => {
-      redis = await startRedis();
-      const env = { REDIS_URL: redis.url, JWT_PRIVATE_KEY: ed25519Pem() };
-      one = await startTestApp({ dialect, env });
-      two = await startTestApp({ databaseUrl: one.databaseUrl, env });
+      pair = await startInstancePair(dialect);
+      ({ one, two } = pair);
       admin = await signInAsAdmin(one);
     });
-    afterAll(async () => {
-      await two?.close();
-      await one?.close();
-      await redis?.stop();
-    });
+    afterAll(() => pair?.close());
 
     it('sign-ins on instance 2 racing setClientDisabled on instance 1 leave no active session and no working token', async () => {
       for (let round = 0; round < STAGGER_MS.length; round += 1) {

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuthClientError, createAuthClient } from '../packages/client/src/index.ts';
 import { signInAsAdmin } from './support/admin.ts';
 import { dialects, startTestApp, type TestApp } from './support/app.ts';
-import { ed25519Pem, expectError } from './support/expect.ts';
+import { expectError } from './support/expect.ts';
 import {
   errorCode,
   type Gql,
@@ -19,9 +19,10 @@ import {
   registerUser,
   uniqueEmail,
 } from './support/graphql.ts';
+import { type InstancePair, startInstancePair } from './support/instances.ts';
 import { ACME, LOGIN, oidcAccount, REDIRECT } from './support/oauth.ts';
 import { type OidcAccount, startOidcProvider, type TestOidcProvider } from './support/oidc.ts';
-import { type RunningService, serviceAvailable, startRedis } from './support/services.ts';
+import { serviceAvailable } from './support/services.ts';
 import { eventually } from './support/subscriptions.ts';
 
 const ISSUER = 'https://auth.test';
@@ -438,25 +439,18 @@ describe.each(dialects())('sign-in names its client on %s', (dialect) => {
 });
 
 describe.skipIf(!serviceAvailable('redis-server'))('sign-in clients across two instances (Redis)', () => {
-  let redis: RunningService;
+  let pair: InstancePair;
   let one: TestApp;
   let two: TestApp;
   let admin: Payload;
 
   beforeAll(async () => {
-    redis = await startRedis();
-    const dialect = dialects().includes('mysql') ? 'mysql' : 'sqlite';
-    const env = { REDIS_URL: redis.url, JWT_PRIVATE_KEY: ed25519Pem() };
-    one = await startTestApp({ dialect, env });
-    two = await startTestApp({ databaseUrl: one.databaseUrl, env });
+    pair = await startInstancePair(dialects().includes('mysql') ? 'mysql' : 'sqlite');
+    ({ one, two } = pair);
     admin = await signInAsAdmin(one);
   });
 
-  afterAll(async () => {
-    await two?.close();
-    await one?.close();
-    await redis?.stop();
-  });
+  afterAll(() => pair?.close());
 
   /** Whether `t` lets `origin` call with credentials (preflight). */
   const corsAllows = async (t: TestApp, origin: string) =>

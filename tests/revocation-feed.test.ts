@@ -10,10 +10,10 @@ import { signInAsAdmin } from './support/admin.ts';
 import { dialects, startTestApp, type TestApp } from './support/app.ts';
 import { createTestClient, serviceToken } from './support/client-credentials.ts';
 import { TestClock } from './support/clock.ts';
-import { ed25519Pem } from './support/expect.ts';
 import { errorCode, extensionsOf, type Gql, type Payload, registerUser, signIn } from './support/graphql.ts';
+import { type InstancePair, startInstancePair } from './support/instances.ts';
 import { scrapeMetrics } from './support/metrics.ts';
-import { type RunningService, serviceAvailable, servicesRequired, startRedis } from './support/services.ts';
+import { type RunningService, serviceAvailable, servicesRequired } from './support/services.ts';
 import { eventually, openClient, subscribe } from './support/subscriptions.ts';
 
 const FIELDS = 'sessionId clientId userId reason revokedAt tokensExpireBy';
@@ -359,6 +359,7 @@ describe.each(dialects())('revocation feed (%s)', (dialect) => {
 describe.skipIf(!serviceAvailable('redis-server') && !servicesRequired).each(dialects())(
   'revocation feed across instances sharing Redis (%s)',
   (dialect) => {
+    let pair: InstancePair;
     let redis: RunningService;
     let one: TestApp;
     let two: TestApp;
@@ -367,10 +368,8 @@ describe.skipIf(!serviceAvailable('redis-server') && !servicesRequired).each(dia
     let sharedEnv: Record<string, string>;
 
     beforeAll(async () => {
-      redis = await startRedis();
-      sharedEnv = { REDIS_URL: redis.url, JWT_PRIVATE_KEY: ed25519Pem() };
-      one = await startTestApp({ dialect, env: sharedEnv });
-      two = await startTestApp({ dialect, env: sharedEnv, databaseUrl: one.databaseUrl });
+      pair = await startInstancePair(dialect);
+      ({ one, two, redis, env: sharedEnv } = pair);
       admin = await signInAsAdmin(one);
       const client = await createTestClient(one.gql, admin.accessToken, {
         id: `feed-x-${Date.now()}`,
@@ -378,11 +377,7 @@ describe.skipIf(!serviceAvailable('redis-server') && !servicesRequired).each(dia
       });
       feedToken = await serviceToken(two.url, client);
     });
-    afterAll(async () => {
-      await two?.close();
-      await one?.close();
-      await redis?.stop();
-    });
+    afterAll(() => pair?.close());
 
     it("tells instance 2's graphql-ws and SSE subscribers each revocation made on instance 1", async () => {
       const ws = subscribe<Event>(two.url, SUBSCRIPTION, feedToken);
