@@ -2,9 +2,13 @@
 // (and a real busy SQLite) that ends with both transactions committed.
 import { DeadlockException, LockWaitTimeoutException, UniqueConstraintViolationException } from '@mikro-orm/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { auditEvent } from '../src/audit/audit.ts';
+import { AuditEvent, Session, User, type UserRow } from '../src/db/entities.ts';
 import type { Em } from '../src/db/orm.ts';
+import { insertAuditEvent } from '../src/db/session-opening.ts';
 import { isTransientConflict, retryTransient, TRANSACTION_ATTEMPTS, transactional } from '../src/db/transaction.ts';
 import { dialects, startTestApp, type TestApp } from './support/app.ts';
+import { registerUser } from './support/graphql.ts';
 
 describe('isTransientConflict', () => {
   it('counts deadlocks, lock-wait timeouts and a busy or locked SQLite, from the ORM or raw from the driver', () => {
@@ -75,5 +79,31 @@ describe.each(dialects())('transactions on %s', (dialect) => {
     // Each transaction committed exactly once: two increments per row.
     expect(rows.map((row) => Number(row.n))).toEqual([2, 2]);
     if (dialect === 'mysql') expect(runs).toBeGreaterThan(2);
+  });
+
+  it('leaves neither the session nor its audit row of a sign-in whose transaction rolls back', async () => {
+    const { user } = await registerUser(t.gql);
+    const meta = { ipAddress: '203.0.113.9', userAgent: 'rollback-probe' };
+    const sessionsBefore = await em().count(Session, { user: user.id });
+    const auditsBefore = await em().count(AuditEvent, { userId: user.id });
+    const row = (await em().findOneOrFail(User, { id: user.id })) as UserRow;
+    let opened: string | undefined;
+    await expect(
+      transactional(em(), async (tx) => {
+        const session = await t.app.services.sessions.open(tx, row, meta, 'BODY', 'existing');
+        await insertAuditEvent(
+          tx,
+          auditEvent(meta, { type: 'LOGIN_SUCCEEDED', userId: user.id, sessionId: session.row.id }, new Date()),
+        );
+        opened = session.row.id;
+        // Seen inside the transaction: the statements ran on its connection.
+        expect(await tx.count(Session, { id: session.row.id })).toBe(1);
+        throw new Error('rolled back');
+      }),
+    ).rejects.toThrow('rolled back');
+    expect(opened).toBeDefined();
+    expect(await em().count(Session, { id: opened })).toBe(0);
+    expect(await em().count(Session, { user: user.id })).toBe(sessionsBefore);
+    expect(await em().count(AuditEvent, { userId: user.id })).toBe(auditsBefore);
   });
 });

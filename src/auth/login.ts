@@ -1,11 +1,12 @@
 // login: email and password to a new session. Unknown email and wrong password look and take the same.
 import { ForeignKeyConstraintViolationException } from '@mikro-orm/core';
-import { audit, type RequestMeta } from '../audit/audit.ts';
+import { audit, auditEvent, type RequestMeta } from '../audit/audit.ts';
 import type { Call } from '../call.ts';
 import type { Clock } from '../clock.ts';
-import { User } from '../db/entities.ts';
 import type { Em } from '../db/orm.ts';
+import { insertAuditEvent } from '../db/session-opening.ts';
 import { transactional } from '../db/transaction.ts';
+import { findUserByEmail } from '../db/user-reads.ts';
 import { AuthError } from '../errors.ts';
 import { withAttempt } from '../limits/attempts.ts';
 import type { Lockout } from '../limits/login-throttle.ts';
@@ -47,7 +48,7 @@ export async function login(deps: LoginDeps, call: Call, input: LoginInput): Pro
   // The guess is reserved before the account is even looked up: a refused one costs no query and no bcrypt, and
   // concurrent guesses get no more comparisons than the limit. A lookup that fails (the database down) gives it back.
   const { user, verdict } = await withAttempt(deps.limits.login.reserve(email, meta.ipAddress), async (attempt) => {
-    const user = await em.findOne(User, { email });
+    const user = await findUserByEmail(em, email);
     return { user, verdict: await attempt.compare(() => deps.hasher.verify(password, user?.passwordHash)) };
   });
   const now = new Date(deps.clock.now());
@@ -81,7 +82,10 @@ export async function login(deps: LoginDeps, call: Call, input: LoginInput): Pro
       // Again under the user row's lock (open's), which every MFA change takes exclusively before revoking the
       // user's sessions: MFA turned on since the look above finds this session not yet there to revoke.
       await requireSecondFactor(deps, { ...call, em: tx }, user, binding);
-      audit(tx, meta, { type: 'LOGIN_SUCCEEDED', userId: user.id, sessionId: session.row.id }, now);
+      await insertAuditEvent(
+        tx,
+        auditEvent(meta, { type: 'LOGIN_SUCCEEDED', userId: user.id, sessionId: session.row.id }, now),
+      );
       return session;
     });
   } catch (error) {

@@ -6,15 +6,8 @@ import type { Kysely } from 'kysely';
 import type { AuditEventRow, SessionRow, UserRow } from './entities.ts';
 import type { Em } from './orm.ts';
 import { type SlotOf, Statement } from './prepared.ts';
-import {
-  AUDIT_EVENTS_COLUMNS,
-  auditEventColumns,
-  kysely,
-  type Stamp,
-  type Tables,
-  toSession,
-  toUser,
-} from './tables.ts';
+import { INSERT_AUDIT_EVENT } from './session-opening.ts';
+import { auditEventColumns, kysely, type Stamp, type Tables, toSession, toUser } from './tables.ts';
 import { retryTransient } from './transaction.ts';
 
 export interface SessionWithUser {
@@ -121,12 +114,6 @@ const ROTATE = [
   [rotateStatement(false, false), rotateStatement(false, true)],
   [rotateStatement(true, false), rotateStatement(true, true)],
 ] as const;
-
-const INSERT_AUDIT_EVENT = new Statement((db: Kysely<Tables>, slot: SlotOf) =>
-  db
-    .insertInto('audit_events')
-    .values(Object.fromEntries(Object.keys(AUDIT_EVENTS_COLUMNS).map((column) => [column, slot(column)])) as never),
-);
 
 /**
  * Rotates in one transaction: a conditional UPDATE (the arbiter between concurrent refreshes: exactly one

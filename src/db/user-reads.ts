@@ -12,6 +12,16 @@ const FIND_USER = new Statement((db: Kysely<Tables>, slot: SlotOf) =>
   db.selectFrom('users').selectAll().where('id', '=', slot('id')),
 );
 
+const FIND_USER_BY_EMAIL = new Statement((db: Kysely<Tables>, slot: SlotOf) =>
+  db.selectFrom('users').selectAll().where('email', '=', slot('email')),
+);
+
+/** The user whose (normalized) email is `email`, read on `em` (its transaction, if it is in one). */
+export async function findUserByEmail(em: Em, email: string): Promise<UserRow | undefined> {
+  const row = (await FIND_USER_BY_EMAIL.execute(kysely(em), { email })).rows[0];
+  return row && toUser(row);
+}
+
 /** The users of `ids` that exist (any order), read on `em` (its transaction, if it is in one). */
 export async function findUsersByIds(em: Em, ids: readonly string[]): Promise<UserRow[]> {
   const db = kysely(em);

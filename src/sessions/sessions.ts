@@ -5,16 +5,9 @@ import { type AuditEntry, audit, auditEvent, type RequestMeta } from '../audit/a
 import type { Call } from '../call.ts';
 import { type ClientInfo, type ClientRegistry, DEFAULT_CLIENT_ID } from '../clients/registry.ts';
 import type { Clock } from '../clock.ts';
-import {
-  Client,
-  type RevocationReason,
-  type Role,
-  Session,
-  type SessionRow,
-  User,
-  type UserRow,
-} from '../db/entities.ts';
+import { type RevocationReason, type Role, Session, type SessionRow, type UserRow } from '../db/entities.ts';
 import type { Em } from '../db/orm.ts';
+import { insertSession, lockClientForSignIn, lockUserForSignIn } from '../db/session-opening.ts';
 import { findSessionWithUser, rotateRefreshToken } from '../db/session-rotation.ts';
 import { transactional } from '../db/transaction.ts';
 import { AuthError, badInput, unauthenticated } from '../errors.ts';
@@ -150,35 +143,26 @@ export class Sessions {
     const client = this.clients.forSignIn(clientId);
     let signingIn = user;
     if (account === 'existing') {
-      const [row] = await em.find(
-        User,
-        { id: user.id },
-        {
-          fields: ['id', 'disabled', 'roles', 'scopes'],
-          lockMode: LockMode.PESSIMISTIC_READ,
-          disableIdentityMap: true,
-        },
-      );
+      const row = await lockUserForSignIn(em, user.id);
       if (row?.disabled) throw new AuthError('ACCOUNT_DISABLED', 'This account has been disabled');
       // Roles and API scopes as of this lock, not as the flow read them before: a removal committed in between
       // revoked the sessions it found (not this one, not yet there), so the first token must not carry what it removed.
       if (row) signingIn = { ...user, roles: row.roles, scopes: row.scopes } as UserRow;
+    } else {
+      // The user row this transaction creates, written before the session that refers to it.
+      await em.flush();
     }
     // The client's row under a shared lock, which disabling it takes exclusively before revoking its sessions: a
     // sign-in racing it either ends first (and its session is revoked with the others) or reads it disabled, even
     // on an instance whose copy of the registry has not heard of it yet.
-    const [clientRow] = await em.find(
-      Client,
-      { id: client.id },
-      { fields: ['id', 'disabled'], lockMode: LockMode.PESSIMISTIC_READ, disableIdentityMap: true },
-    );
+    const clientRow = await lockClientForSignIn(em, client.id);
     if (!clientRow || clientRow.disabled) throw badInput('clientId', 'Unknown or disabled client');
     const now = new Date(this.#clock.now());
     const id = newSessionId();
     const tagKey = newTokenKey();
     const { token, hash } = newRefreshToken(id, 0, tagKey);
     const maxExpiresAt = new Date(now.getTime() + this.#settings.sessionMaxAgeMs);
-    const row = em.create(Session, {
+    const row = {
       id,
       user,
       refreshTokenHash: hash,
@@ -195,7 +179,8 @@ export class Sessions {
       revokedReason: null,
       cookieBound: delivery === 'COOKIE',
       clientId: client.id,
-    });
+    } as unknown as SessionRow;
+    await insertSession(em, row);
     return { row, refreshToken: token, user: signingIn };
   }
 
