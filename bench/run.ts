@@ -1,8 +1,9 @@
 // npm run bench: loads the service, a bare Yoga + jose floor, a bare SQLite + jose refresh floor and raw bcrypt in
 // one run, plus `me` and `refresh` spread over 10,000 accounts, and prints one table; the same rows on a throwaway
-// mariadbd (the service and the refresh floor on MariaDB; BENCH_MARIADB=0 skips them) in a second table; then
-// revocation latency over graphql-ws (same instance and across two sharing Redis) and memory per idle subscription;
-// then the verifier package's rows (bench/revocation.ts): revocation → refusal and verify() throughput against jose.
+// mariadbd (the service, its spread instance and the refresh floor on MariaDB; BENCH_MARIADB=0 skips them) in a
+// second table; then revocation latency over graphql-ws (same instance and across two sharing Redis) and memory per
+// idle subscription; then the verifier package's rows (bench/revocation.ts): revocation → refusal and verify()
+// throughput against jose.
 // BENCH_ONLY=revocation,verify (either or both) runs only those rows, on processes of their own.
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -320,15 +321,20 @@ try {
   const mariadbRuns: Record<string, LoadResult & Measured> = {};
   const mariadbRows = process.env.BENCH_MARIADB === '0' || !findBinary('mariadbd') ? undefined : await benchMariaDb();
 
-  /** The `me { id email }` and refresh rows again, with the service and the refresh floor on a throwaway mariadbd. */
+  /**
+   * The whole table again with the service and the refresh floor on a throwaway mariadbd: the token path, `me { id
+   * email }`, refresh, login, and the spread rows on a second instance with its own database (the `me` floor and raw
+   * bcrypt have no database: their SQLite-run figures are the references).
+   */
   async function benchMariaDb(): Promise<Row[]> {
     log('starting a throwaway mariadbd');
     const mariadb = await started(startMariaDb());
-    const [serviceUrl, floorUrl] = await Promise.all([
+    const [serviceUrl, floorUrl, spreadUrl] = await Promise.all([
       createDatabase(mariadb, 'bench_service'),
       createDatabase(mariadb, 'bench_floor'),
+      createDatabase(mariadb, 'bench_spread'),
     ]);
-    const [onMariaDb, floorOnMariaDb] = await Promise.all([
+    const [onMariaDb, floorOnMariaDb, spreadOnMariaDb] = await Promise.all([
       started(
         startChild<{ url: string }>(
           join(import.meta.dirname, 'service.ts'),
@@ -342,6 +348,9 @@ try {
           FLOOR_MYSQL_URL: floorUrl,
         }),
       ),
+      started(
+        startChild<{ url: string }>(join(import.meta.dirname, 'service.ts'), { ...spreadEnv, DATABASE_URL: spreadUrl }),
+      ),
     ]);
     log(`registering ${SESSIONS} accounts on MariaDB (bcrypt cost ${BCRYPT_COST})`);
     const mariaAccounts = await registerAccounts(onMariaDb.message.url, {
@@ -350,15 +359,30 @@ try {
       prefix: 'bench',
       password: PASSWORD,
     });
+    const mariaSeeding = performance.now();
+    log(`registering ${SPREAD_ACCOUNTS} accounts on the MariaDB spread instance (bcrypt cost ${SPREAD_BCRYPT_COST})`);
+    const mariaSpreadAccounts = await registerAccounts(spreadOnMariaDb.message.url, {
+      count: SPREAD_ACCOUNTS,
+      inFlight: SPREAD_IN_FLIGHT,
+      prefix: 'spread',
+      password: PASSWORD,
+    });
+    log(`registered them in ${((performance.now() - mariaSeeding) / 1000).toFixed(1)} s`);
     const mariaFloorTokens = await floorOnMariaDb.ask<string[]>({
       type: 'sessions',
       count: SESSIONS,
     } satisfies SessionsRequest);
     const [head] = mariaAccounts as [Tokens];
+    const headAuthorization = { authorization: `Bearer ${head.accessToken}` };
+    const token = await warmAndMeasure('MariaDB: me on the service', onMariaDb.message.url, {
+      connections: CONNECTIONS,
+      body: ME,
+      headers: headAuthorization,
+    });
     const read = await warmAndMeasure('MariaDB: me { id email } on the service', onMariaDb.message.url, {
       connections: CONNECTIONS,
       body: ME_READ,
-      headers: { authorization: `Bearer ${head.accessToken}` },
+      headers: headAuthorization,
     });
     const rotate = await warmAndMeasure(
       'MariaDB: refresh',
@@ -373,12 +397,41 @@ try {
       floorOnMariaDb.message.url,
       hotRefreshScenario(mariaFloorTokens, CONNECTIONS),
     );
-    await Promise.all([stopped(onMariaDb), stopped(floorOnMariaDb)]);
+    const readSpread = await warmAndMeasure(
+      `MariaDB: me { id email } over ${SPREAD_ACCOUNTS} accounts`,
+      spreadOnMariaDb.message.url,
+      spreadReadScenario(mariaSpreadAccounts, ME_READ, CONNECTIONS),
+      SPREAD_WARMUP_SECONDS,
+    );
+    const rotateSpread = await warmAndMeasure(
+      `MariaDB: refresh over ${SPREAD_ACCOUNTS} sessions`,
+      spreadOnMariaDb.message.url,
+      spreadRefreshScenario(
+        mariaSpreadAccounts.map((a) => a.refreshToken),
+        CONNECTIONS,
+      ),
+    );
+    await Promise.all([stopped(floorOnMariaDb), stopped(spreadOnMariaDb)]);
+    const signIn = await warmAndMeasure('MariaDB: login', onMariaDb.message.url, {
+      connections: BCRYPT_IN_FLIGHT,
+      body: loginBody,
+    });
+    await stopped(onMariaDb);
     await stopped(mariadb);
+    mariadbRuns['MariaDB: me (service)'] = token;
     mariadbRuns['MariaDB: me { id email }'] = read;
     mariadbRuns['MariaDB: refresh'] = rotate;
     mariadbRuns['MariaDB: refresh (floor)'] = rotateFloor;
+    mariadbRuns['MariaDB: me { id email } (spread)'] = readSpread;
+    mariadbRuns['MariaDB: refresh (spread)'] = rotateSpread;
+    mariadbRuns['MariaDB: login'] = signIn;
     return [
+      {
+        operation: 'me { id roles } (token path)',
+        result: token,
+        reference: { name: 'floor', result: meFloor },
+        target: { text: '≥ 100% of floor', met: token.rps >= meFloor.rps },
+      },
       {
         operation: 'me { id email } (one row read)',
         result: read,
@@ -390,6 +443,14 @@ try {
         result: rotate,
         reference: { name: 'floor', result: rotateFloor },
         target: { text: '≥ 70% of floor', met: rotate.rps >= 0.7 * rotateFloor.rps },
+      },
+      spreadRow(`me { id email }, ${count(SPREAD_ACCOUNTS)} active users`, readSpread, read),
+      spreadRow(`refresh, ${count(SPREAD_ACCOUNTS)} sessions`, rotateSpread, rotate),
+      {
+        operation: `login (bcrypt ${BCRYPT_COST})`,
+        result: signIn,
+        reference: { name: 'raw bcrypt', result: bcrypt },
+        target: { text: '≥ 95% of raw bcrypt', met: signIn.rps >= 0.95 * bcrypt.rps },
       },
       { operation: 'floor: refresh (MariaDB + jose)', result: rotateFloor },
     ];
@@ -458,7 +519,8 @@ try {
   ]);
   if (mariadbRows) {
     console.log(
-      `\nThe same rows on a throwaway mariadbd (service and refresh floor on MariaDB; the me floor has no database):\n`,
+      '\nThe same rows on a throwaway mariadbd (the service, its spread instance and the refresh floor on MariaDB; the me ' +
+        'floor and raw bcrypt have no database, their figures above are the references):\n',
     );
     printTable(mariadbRows);
   }
