@@ -86,6 +86,14 @@ export interface Tables {
 /** The request's Kysely, typed with our tables (bound parameters, prepared statements). */
 export const kysely = (em: Em) => em.getKysely() as unknown as Kysely<Tables>;
 
+// MySQL's DATETIME comes as text (the ORM sets mysql2's dateStrings), in the connection's time zone, which is UTC
+// ('+00:00', db/orm.ts), with no zone in it: JavaScript would read it as local time, off by the process's offset.
+const MYSQL_DATETIME = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?$/;
+
+/** A stored datetime as a Date: epoch milliseconds (SQLite), a Date, or MySQL's UTC text. */
+export const dateOf = (value: Stamp): Date =>
+  typeof value === 'string' && MYSQL_DATETIME.test(value) ? new Date(`${value.replace(' ', 'T')}Z`) : new Date(value);
+
 /** A users row as an object of the entity's shape (not managed by an EntityManager). */
 export const toUser = (r: UsersTable): UserRow =>
   ({
@@ -97,11 +105,11 @@ export const toUser = (r: UsersTable): UserRow =>
     roles: r.roles,
     disabled: Boolean(r.disabled),
     scopes: r.scopes,
-    createdAt: new Date(r.created_at),
-    updatedAt: new Date(r.updated_at),
+    createdAt: dateOf(r.created_at),
+    updatedAt: dateOf(r.updated_at),
   }) as UserRow;
 
-const optionalDate = (value: Stamp | null): Date | null => (value === null ? null : new Date(value));
+const optionalDate = (value: Stamp | null): Date | null => (value === null ? null : dateOf(value));
 
 /** A sessions row as an object of the entity's shape, with its user. */
 export const toSession = (r: Omit<SessionsTable, 'user_id'>, user: UserRow): SessionRow =>
@@ -112,10 +120,10 @@ export const toSession = (r: Omit<SessionsTable, 'user_id'>, user: UserRow): Ses
     refreshGeneration: Number(r.refresh_generation),
     refreshTagKey: r.refresh_tag_key,
     rotatedAt: optionalDate(r.rotated_at),
-    createdAt: new Date(r.created_at),
-    lastUsedAt: new Date(r.last_used_at),
-    expiresAt: new Date(r.expires_at),
-    maxExpiresAt: new Date(r.max_expires_at),
+    createdAt: dateOf(r.created_at),
+    lastUsedAt: dateOf(r.last_used_at),
+    expiresAt: dateOf(r.expires_at),
+    maxExpiresAt: dateOf(r.max_expires_at),
     userAgent: r.user_agent,
     ipAddress: r.ip_address,
     revokedAt: optionalDate(r.revoked_at),
