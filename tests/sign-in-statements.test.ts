@@ -184,3 +184,67 @@ describe.each(dialects())('sign-in and refresh in a process on Asia/Tokyo time o
     expect(me.data?.me.createdAt).toBe(account.user.createdAt);
   });
 });
+
+// A password sign-in checks the password before its transaction; a password change (or reset) that commits after
+// that check and before the sign-in takes the user row's lock revokes every session there is, which the sign-in's
+// is not yet. The interleaving is forced on MariaDB by holding the user row from another connection until the
+// change waits for it and the sign-in waits behind it (SQLite runs one write transaction at a time: no window).
+describe.each(dialects().filter((dialect) => dialect === 'mysql'))(
+  'a login racing a password change on %s',
+  (dialect) => {
+    let t: TestApp;
+    beforeAll(async () => {
+      t = await startTestApp({ dialect });
+    });
+    afterAll(() => t?.close());
+
+    it('opens no session with the password the change replaced', async () => {
+      const { createConnection } = await import('mysql2/promise');
+      const account = await registerUser(t.gql);
+      const holder = await createConnection(t.databaseUrl);
+      // A statement of the app's blocked on a row lock (seen in the process list while it runs).
+      const waitingOn = async (statement: string) => {
+        for (let i = 0; i < 500; i++) {
+          const [rows] = await holder.query(
+            'SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE id <> CONNECTION_ID() AND info LIKE ?',
+            [statement],
+          );
+          if (Number((rows as { n: number }[])[0]?.n) > 0) return;
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+        throw new Error(`nothing waits on ${statement}`);
+      };
+      try {
+        await holder.beginTransaction();
+        await holder.query('SELECT id FROM users WHERE id = ? FOR UPDATE', [account.user.id]);
+        const change = t.gql<{ changePassword: Payload }>(
+          `mutation($input: ChangePasswordInput!) { changePassword(input: $input) { ${PAYLOAD} } }`,
+          { input: { currentPassword: account.password, newPassword: 'a brand new passphrase' } },
+          { token: account.accessToken },
+        );
+        await waitingOn('update `users` set `password_hash`%');
+        // Checked against the password still stored (the change has not committed), then waits behind the change.
+        const login = loginUser(t.gql, account.user.email, account.password);
+        await waitingOn('%lock in share mode%');
+        await holder.rollback();
+        const changed = await change;
+        expect(errorCode(changed)).toBeUndefined();
+        const result = await login;
+        expect(errorCode(result)).toBe('INVALID_CREDENTIALS');
+        // The only session left is the one the change kept (the caller's, with its new refresh token).
+        const live = await (t.app.orm.em.fork() as Em).find(Session, { user: account.user.id, revokedAt: null });
+        expect(live.map((session) => session.id)).toEqual([account.session.id]);
+        const events = await (t.app.orm.em.fork() as Em).find(
+          AuditEvent,
+          { userId: account.user.id, type: { $in: ['LOGIN_SUCCEEDED', 'LOGIN_FAILED'] } },
+          { orderBy: { id: 'asc' } },
+        );
+        expect(events.map((event) => [event.type, event.detail])).toEqual([
+          ['LOGIN_FAILED', JSON.stringify({ reason: 'WRONG_PASSWORD' })],
+        ]);
+      } finally {
+        await holder.end();
+      }
+    });
+  },
+);

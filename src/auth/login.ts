@@ -19,6 +19,9 @@ import type { IssuedTokens, Sessions, TokenDelivery } from '../sessions/sessions
 import type { PasswordHasher } from './passwords.ts';
 import { normalizeEmail, validatePassword } from './validate.ts';
 
+/** Rolls back a sign-in whose password was changed between its check and the session. */
+class PasswordReplaced extends Error {}
+
 export interface LoginInput {
   readonly email: string;
   readonly password: string;
@@ -79,6 +82,10 @@ export async function login(deps: LoginDeps, call: Call, input: LoginInput): Pro
   try {
     opened = await transactional(em, async (tx) => {
       const session = await deps.sessions.open(tx, user, meta, input.tokenDelivery ?? 'BODY', 'existing', client.id);
+      // The password was checked before this transaction; a change or reset committed since revoked every session
+      // there was (not this one, not yet there). Under the user row's lock (open's), which both take, it must still
+      // be the password that was checked.
+      if (session.user.passwordHash !== user.passwordHash) throw new PasswordReplaced();
       // Again under the user row's lock (open's), which every MFA change takes exclusively before revoking the
       // user's sessions: MFA turned on since the look above finds this session not yet there to revoke.
       await requireSecondFactor(deps, { ...call, em: tx }, user, binding);
@@ -94,6 +101,11 @@ export async function login(deps: LoginDeps, call: Call, input: LoginInput): Pro
       audit(em, meta, { type: 'LOGIN_FAILED', userId: user.id, detail: { reason: 'ACCOUNT_DISABLED' } }, now);
       await em.flush();
       throw error;
+    }
+    if (error instanceof PasswordReplaced) {
+      audit(em, meta, { type: 'LOGIN_FAILED', userId: user.id, detail: { reason: 'WRONG_PASSWORD' } }, now);
+      await em.flush();
+      throw new AuthError('INVALID_CREDENTIALS', 'The email or password is incorrect');
     }
     // The account was deleted between the password check and the new session: as if it never existed.
     if (error instanceof ForeignKeyConstraintViolationException) {

@@ -15,7 +15,10 @@ const shared = <Q extends { modifyEnd(modifier: Expression<unknown>): Q }>(db: K
   db.getExecutor().adapter instanceof SqliteAdapter ? query : query.modifyEnd(sql.raw('lock in share mode'));
 
 const LOCK_USER = new Statement((db: Kysely<Tables>, slot: SlotOf) =>
-  shared(db, db.selectFrom('users').select(['disabled', 'roles', 'scopes']).where('id', '=', slot('id'))),
+  shared(
+    db,
+    db.selectFrom('users').select(['disabled', 'roles', 'scopes', 'password_hash']).where('id', '=', slot('id')),
+  ),
 );
 
 const LOCK_CLIENT = new Statement((db: Kysely<Tables>, slot: SlotOf) =>
@@ -68,6 +71,7 @@ export interface LockedUser {
   readonly disabled: boolean;
   readonly roles: string;
   readonly scopes: string;
+  readonly passwordHash: string | null;
 }
 
 /**
@@ -76,7 +80,9 @@ export interface LockedUser {
  */
 export async function lockUserForSignIn(em: Em, userId: string): Promise<LockedUser | undefined> {
   const row = (await run(em, LOCK_USER, { id: userId })).rows[0];
-  return row && { disabled: Boolean(row.disabled), roles: row.roles, scopes: row.scopes };
+  return (
+    row && { disabled: Boolean(row.disabled), roles: row.roles, scopes: row.scopes, passwordHash: row.password_hash }
+  );
 }
 
 /** The client's `disabled` under a shared lock, on `em`'s transaction; undefined when there is no such client. */

@@ -129,6 +129,7 @@ export class Sessions {
    * revoked with the others) or reads the account disabled; none escapes. `account` says whether the user row is
    * being created by this same transaction ('created': nobody can have disabled it, and a locking read of a row
    * not yet inserted would take a gap lock that deadlocks concurrent registrations on MySQL/MariaDB) or exists.
+   * The returned `user` has the roles, scopes and password hash read under that lock ('existing').
    * `clientId`: the client the sign-in names (default `default`); BAD_USER_INPUT (field clientId) when it is
    * unknown or disabled. Flows should check it with `clients.forSignIn` before any credential, too.
    */
@@ -147,7 +148,9 @@ export class Sessions {
       if (row?.disabled) throw new AuthError('ACCOUNT_DISABLED', 'This account has been disabled');
       // Roles and API scopes as of this lock, not as the flow read them before: a removal committed in between
       // revoked the sessions it found (not this one, not yet there), so the first token must not carry what it removed.
-      if (row) signingIn = { ...user, roles: row.roles, scopes: row.scopes } as UserRow;
+      // The password hash too, for flows that checked a password before: a change or reset committed in between
+      // revoked every session, and the caller must refuse a password that no longer holds (login, verifyMfa).
+      if (row) signingIn = { ...user, roles: row.roles, scopes: row.scopes, passwordHash: row.passwordHash } as UserRow;
     } else {
       // The user row this transaction creates, written before the session that refers to it.
       await em.flush();
