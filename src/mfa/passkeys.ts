@@ -25,6 +25,8 @@ export interface PasskeyDeps {
   readonly limits: Pick<RateLimits, 'login' | 'passkeyStart'>;
 }
 
+/** Rolls back a passkey sign-in whose passkey was removed between its assertion and the session. */
+class PasskeyRemoved extends Error {}
 /** A passwordless sign-in's challenge: the id to answer it with, and the options for navigator.credentials.get. */
 export interface PasskeyChallenge {
   readonly challengeId: string;
@@ -225,6 +227,10 @@ export async function loginWithPasskey(deps: PasskeyDeps, call: Call, input: Pas
   try {
     opened = await transactional(em, async (tx) => {
       const session = await deps.sessions.open(tx, user, meta, input.tokenDelivery ?? 'BODY', 'existing', client.id);
+      // The passkey checked before this transaction must still be the account's: removing it revokes every session
+      // there is, and this one is not there yet. Read after the session's INSERT, which waits for a removal's
+      // revocation (it locks the user's sessions) to commit; a removal that comes later finds this session.
+      if ((await tx.count(Passkey, { id: outcome.passkeyId, user: user.id })) === 0) throw new PasskeyRemoved();
       audit(
         tx,
         meta,
@@ -248,6 +254,20 @@ export async function loginWithPasskey(deps: PasskeyDeps, call: Call, input: Pas
       );
       await em.flush();
       throw error;
+    }
+    if (error instanceof PasskeyRemoved) {
+      audit(
+        em,
+        meta,
+        {
+          type: 'LOGIN_FAILED',
+          userId: user.id,
+          detail: { method: 'PASSKEY', reason: 'UNKNOWN_PASSKEY', passkeyId: outcome.passkeyId },
+        },
+        now,
+      );
+      await em.flush();
+      throw invalidCredentials();
     }
     // The account was deleted between the assertion and the new session: as if it never existed.
     if (error instanceof ForeignKeyConstraintViolationException) throw invalidCredentials();

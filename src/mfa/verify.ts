@@ -90,12 +90,10 @@ export async function verifyMfa(
   const opened = await transactional(call.em, async (tx) => {
     // ACCOUNT_DISABLED (disabled since the first step) and a client disabled meanwhile are refused here.
     const session = await deps.sessions.open(tx, user, call.meta, delivery, 'existing', challenge.clientId);
-    // firstFactorHolds again, under the user row's lock (open's): a password change or reset committed since the
-    // look above revoked every session there was, not this one.
-    const { firstFactor } = challenge;
-    if (firstFactor.kind === 'password' && passwordStamp(session.user.passwordHash) !== firstFactor.stamp) {
-      throw deadMfaToken();
-    }
+    // firstFactorHolds again, under the user row's lock (open's) and after the session's INSERT (which waits for a
+    // revocation of the user's sessions to commit): a password change or reset, or the provider link's removal,
+    // committed since the look above revoked every session there was, not this one.
+    if (!(await firstFactorHolds(tx, session.user, challenge))) throw deadMfaToken();
     audit(
       tx,
       call.meta,
