@@ -1,5 +1,5 @@
-// The tables as Kysely sees them, for the hot paths that bypass the ORM (session-rotation.ts, user-reads.ts,
-// the admin search): one declaration per table, whose column names a test checks against the entities, and the
+// The tables as Kysely sees them, for the hot paths that bypass the ORM (session-rotation.ts, session-opening.ts,
+// user-reads.ts, the admin search): one declaration per table, whose column names a test checks against the entities, and the
 // mappers between rows and the entities' shapes.
 import type { Kysely } from 'kysely';
 import type { AuditEventRow, SessionRow, UserRow } from './entities.ts';
