@@ -7,7 +7,7 @@ import { type Call, callerOf } from '../call.ts';
 import type { Clock } from '../clock.ts';
 import { ROLES, type Role, User, type UserRow } from '../db/entities.ts';
 import type { Em } from '../db/orm.ts';
-import { kysely, type Stamp, toUser } from '../db/tables.ts';
+import { kysely, stampOf, toUser } from '../db/tables.ts';
 import { transactional } from '../db/transaction.ts';
 import { AuthError, badInput } from '../errors.ts';
 import { rolesOf, type Sessions } from '../sessions/sessions.ts';
@@ -64,7 +64,7 @@ export async function listUsers(
   }
   const after = args.after ? decodeCursor(args.after) : undefined;
   const search = args.query?.trim().toLowerCase();
-  const stamp = (value: Date) => em.getPlatform().processDateProperty(value) as Stamp;
+  const stamp = stampOf(em);
   const db = kysely(em);
   const matching = search
     ? db

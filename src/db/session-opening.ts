@@ -7,7 +7,7 @@ import { type Expression, type Kysely, SqliteAdapter, sql } from 'kysely';
 import type { AuditEventRow, SessionRow } from './entities.ts';
 import type { Em } from './orm.ts';
 import { type SlotOf, Statement } from './prepared.ts';
-import { AUDIT_EVENTS_COLUMNS, auditEventColumns, kysely, type Stamp, type Tables } from './tables.ts';
+import { AUDIT_EVENTS_COLUMNS, auditEventColumns, kysely, stampOf, type Tables } from './tables.ts';
 
 // SQLite has no row locks (a write transaction holds the database); MySQL/MariaDB read under a shared lock, in the
 // words both understand (MariaDB has no FOR SHARE).
@@ -93,7 +93,7 @@ export async function lockClientForSignIn(em: Em, clientId: string): Promise<{ d
 
 /** INSERTs the session row now, on `em`'s transaction (its user row must be written already). */
 export async function insertSession(em: Em, row: SessionRow): Promise<void> {
-  const stamp = (value: Date) => em.getPlatform().processDateProperty(value) as Stamp;
+  const stamp = stampOf(em);
   await run(em, INSERT_SESSION, {
     id: row.id,
     userId: row.user.id,
@@ -113,6 +113,5 @@ export async function insertSession(em: Em, row: SessionRow): Promise<void> {
 
 /** INSERTs an audit row now, on `em`'s transaction. */
 export async function insertAuditEvent(em: Em, event: Omit<AuditEventRow, 'id'>): Promise<void> {
-  const stamp = (value: Date) => em.getPlatform().processDateProperty(value) as Stamp;
-  await run(em, INSERT_AUDIT_EVENT, auditEventColumns(event, stamp) as never);
+  await run(em, INSERT_AUDIT_EVENT, auditEventColumns(event, stampOf(em)) as never);
 }

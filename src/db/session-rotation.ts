@@ -7,7 +7,7 @@ import type { AuditEventRow, SessionRow, UserRow } from './entities.ts';
 import type { Em } from './orm.ts';
 import { type SlotOf, Statement } from './prepared.ts';
 import { INSERT_AUDIT_EVENT } from './session-opening.ts';
-import { auditEventColumns, kysely, type Stamp, type Tables, toSession, toUser } from './tables.ts';
+import { auditEventColumns, kysely, stampOf, type Tables, toSession, toUser } from './tables.ts';
 import { retryTransient } from './transaction.ts';
 
 export interface SessionWithUser {
@@ -121,7 +121,7 @@ const ROTATE = [
  * revoked meanwhile). Re-run on transient conflicts.
  */
 export async function rotateRefreshToken(em: Em, write: RotationWrite): Promise<boolean> {
-  const stamp = (value: Date) => em.getPlatform().processDateProperty(value) as Stamp;
+  const stamp = stampOf(em);
   const { changes } = write;
   const rotate = ROTATE[changes.ipAddress == null ? 0 : 1][changes.userAgent == null ? 0 : 1];
   const values = {

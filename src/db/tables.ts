@@ -1,6 +1,6 @@
 // The tables as Kysely sees them, for the hot paths that bypass the ORM (session-rotation.ts, session-opening.ts,
-// user-reads.ts, the admin search): one declaration per table, whose column names a test checks against the entities, and the
-// mappers between rows and the entities' shapes.
+// user-reads.ts, the admin search): one declaration per table, whose column names a test checks against the
+// entities, and the mappers between rows and the entities' shapes.
 import type { Kysely } from 'kysely';
 import type { AuditEventRow, SessionRow, UserRow } from './entities.ts';
 import type { Em } from './orm.ts';
@@ -85,6 +85,12 @@ export interface Tables {
 
 /** The request's Kysely, typed with our tables (bound parameters, prepared statements). */
 export const kysely = (em: Em) => em.getKysely() as unknown as Kysely<Tables>;
+
+/** A Date as `em`'s driver binds a datetime: epoch milliseconds on SQLite, a Date (UTC DATETIME) on MySQL. */
+export const stampOf =
+  (em: Em) =>
+  (value: Date): Stamp =>
+    em.getPlatform().processDateProperty(value) as Stamp;
 
 // MySQL's DATETIME comes as text (the ORM sets mysql2's dateStrings), in the connection's time zone, which is UTC
 // ('+00:00', db/orm.ts), with no zone in it: JavaScript would read it as local time, off by the process's offset.

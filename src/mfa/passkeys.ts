@@ -27,6 +27,7 @@ export interface PasskeyDeps {
 
 /** Rolls back a passkey sign-in whose passkey was removed between its assertion and the session. */
 class PasskeyRemoved extends Error {}
+
 /** A passwordless sign-in's challenge: the id to answer it with, and the options for navigator.credentials.get. */
 export interface PasskeyChallenge {
   readonly challengeId: string;
