@@ -9,9 +9,11 @@ import { kysely } from '../src/db/tables.ts';
 import { dialects, startTestApp, type TestApp } from './support/app.ts';
 import {
   errorCode,
+  LOGIN_MUTATION,
   loginUser,
   PAYLOAD,
   type Payload,
+  REGISTER_MUTATION,
   refreshToken,
   registerUser,
   signIn,
@@ -19,8 +21,6 @@ import {
 } from './support/graphql.ts';
 
 const ORIGIN = 'https://app.example.com';
-const LOGIN = `mutation($input: LoginInput!) { login(input: $input) { ${PAYLOAD} } }`;
-const REGISTER = `mutation($input: RegisterInput!) { register(input: $input) { ${PAYLOAD} } }`;
 
 describe.each(dialects())('sign-in statements on %s', (dialect) => {
   let t: TestApp;
@@ -66,7 +66,7 @@ describe.each(dialects())('sign-in statements on %s', (dialect) => {
   ] as const)('login (%s, %s) stores every session column as the ORM stores it', async (delivery, _label, headers) => {
     const account = await registerUser(t.gql);
     const response = await t.gql<{ login: Payload }>(
-      LOGIN,
+      LOGIN_MUTATION,
       { input: { email: account.user.email, password: account.password, tokenDelivery: delivery } },
       { headers: { origin: ORIGIN, ...headers } },
     );
@@ -102,7 +102,7 @@ describe.each(dialects())('sign-in statements on %s', (dialect) => {
   it('register stores its session as the ORM stores it, and the LOGIN_SUCCEEDED row of a login is whole', async () => {
     const email = uniqueEmail('stmt');
     const registered = await t.gql<{ register: Payload }>(
-      REGISTER,
+      REGISTER_MUTATION,
       { input: { email, password: 'correct horse battery' } },
       { headers: { 'user-agent': 'reg-probe' } },
     );
@@ -138,7 +138,7 @@ describe.each(dialects())('sign-in statements on %s', (dialect) => {
     ] as const;
     for (const [variant, same] of variants) {
       const login = await loginUser(t.gql, variant, account.password);
-      const taken = await t.gql(REGISTER, { input: { email: variant, password: 'another horse battery' } });
+      const taken = await t.gql(REGISTER_MUTATION, { input: { email: variant, password: 'another horse battery' } });
       // Registration's check (the ORM's count) and login's statement agree on whether it is that account.
       expect([variant, errorCode(taken) === 'EMAIL_TAKEN']).toEqual([variant, same]);
       if (same) {

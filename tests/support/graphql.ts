@@ -71,6 +71,10 @@ export interface Payload {
   };
 }
 
+/** The register and login mutations, answering the whole PAYLOAD. */
+export const REGISTER_MUTATION = `mutation($input: RegisterInput!) { register(input: $input) { ${PAYLOAD} } }`;
+export const LOGIN_MUTATION = `mutation($input: LoginInput!) { login(input: $input) { ${PAYLOAD} } }`;
+
 export const uniqueEmail = (prefix = 'user') => `${prefix}-${randomUUID().slice(0, 8)}@example.com`;
 
 /** Registers a fresh account and returns its payload; fails the test on any error. */
@@ -79,20 +83,15 @@ export async function registerUser(
   input: { email?: string; password?: string; displayName?: string | null } = {},
 ): Promise<Payload & { password: string }> {
   const password = input.password ?? 'correct horse battery';
-  const result = await gql<{ register: Payload }>(
-    `mutation($input: RegisterInput!) { register(input: $input) { ${PAYLOAD} } }`,
-    { input: { email: input.email ?? uniqueEmail(), password, displayName: input.displayName } },
-  );
+  const result = await gql<{ register: Payload }>(REGISTER_MUTATION, {
+    input: { email: input.email ?? uniqueEmail(), password, displayName: input.displayName },
+  });
   if (!result.data?.register) throw new Error(`register failed: ${JSON.stringify(result.errors)}`);
   return { ...result.data.register, password };
 }
 
 export async function loginUser(gql: Gql, email: string, password: string, headers?: Record<string, string>) {
-  return gql<{ login: Payload }>(
-    `mutation($input: LoginInput!) { login(input: $input) { ${PAYLOAD} } }`,
-    { input: { email, password } },
-    { headers },
-  );
+  return gql<{ login: Payload }>(LOGIN_MUTATION, { input: { email, password } }, { headers });
 }
 
 export async function refreshToken(gql: Gql, token: string) {
