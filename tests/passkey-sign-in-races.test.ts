@@ -1,12 +1,14 @@
 // A passkey sign-in racing the removal of its passkey: the assertion is checked before the sign-in's transaction,
 // and a removal that commits in between revokes every session there is, which the sign-in's is not yet. Forced on
-// MariaDB by holding the user row from another connection until the sign-in's locking read waits on it.
+// MariaDB by holding the user row from another connection until the removal and then the sign-in's locking read
+// queue behind it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditEvent, Session } from '../src/db/entities.ts';
 import type { Em } from '../src/db/orm.ts';
 import { dialects, startTestApp, type TestApp } from './support/app.ts';
 import { errorCode, PAYLOAD, type Payload, registerUser } from './support/graphql.ts';
 import { type PasskeyBrowser, startPasskeyBrowser } from './support/passkey-browser.ts';
+import { MFA_CHANGE_USER_LOCK, rowHolder, SIGN_IN_USER_LOCK } from './support/row-locks.ts';
 import { serviceAvailable } from './support/services.ts';
 
 // MariaDB only. The app runs in the test's own process, on node:sqlite's synchronous driver: a write lock held on the
@@ -56,46 +58,28 @@ describe.skipIf(!serviceAvailable('chromium')).each(dialects().filter((dialect) 
       if (!challengeId) throw new Error(JSON.stringify(challenge.errors));
       const response = await browser.authenticate(options);
 
-      const { createConnection } = await import('mysql2/promise');
-      const holder = await createConnection(t.databaseUrl);
-      // How many statements of the app's (other connections) are running that look like `statement`.
-      const running = async (statement: string) => {
-        const [rows] = await holder.query(
-          'SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE id <> CONNECTION_ID() AND info LIKE ?',
-          [statement],
-        );
-        return Number((rows as { n: number }[])[0]?.n);
-      };
-      const waitingOn = async (statement: string) => {
-        for (let i = 0; i < 500; i++) {
-          if ((await running(statement)) > 0) return;
-          await new Promise((resolve) => setTimeout(resolve, 10));
-        }
-        throw new Error(`nothing waits on ${statement}`);
-      };
-      // The sign-in's locking read of the user row (src/db/session-opening.ts), the first statement of its
-      // transaction, after the assertion was checked.
-      const LOCK_USER = 'select%from `users`%lock in share mode%';
+      const holder = await rowHolder(t.databaseUrl);
       try {
-        await holder.beginTransaction();
-        await holder.query('SELECT id FROM users WHERE id = ? FOR UPDATE', [account.user.id]);
-        const signIn = t.gql<{ loginWithPasskey: Payload }>(
-          `mutation($i: PasskeyLoginInput!) { loginWithPasskey(input: $i) { ${PAYLOAD} } }`,
-          { i: { challengeId, response } },
-        );
-        await waitingOn(LOCK_USER);
-        // The removal takes no lock on the user row: it commits while the sign-in waits, revoking every session
-        // but the caller's (there is no other yet).
-        const removed = await t.gql<{ removePasskey: { passkeys: { id: string }[] } }>(
+        await holder.holdUser(account.user.id);
+        // The removal takes the user row first (src/mfa/user-lock.ts): it queues behind the holder.
+        const removal = t.gql<{ removePasskey: { passkeys: { id: string }[] } }>(
           'mutation($id: ID!) { removePasskey(id: $id) { passkeys { id } } }',
           { id: passkeyId },
           { token: account.accessToken },
         );
+        await holder.waitingOn(MFA_CHANGE_USER_LOCK);
+        // The sign-in's locking read of the user row, the first statement of its transaction, after the assertion
+        // was checked: it queues behind the removal.
+        const signIn = t.gql<{ loginWithPasskey: Payload }>(
+          `mutation($i: PasskeyLoginInput!) { loginWithPasskey(input: $i) { ${PAYLOAD} } }`,
+          { i: { challengeId, response } },
+        );
+        await holder.waitingOn(SIGN_IN_USER_LOCK);
+        await holder.release();
+        // The removal commits first, revoking every session but the caller's (there is no other yet).
+        const removed = await removal;
         expect(errorCode(removed)).toBeUndefined();
         expect(removed.data?.removePasskey.passkeys).toEqual([]);
-        // The interleaving took place: the sign-in still waits, its session not yet written.
-        expect(await running(LOCK_USER)).toBe(1);
-        await holder.rollback();
         const result = await signIn;
         expect(errorCode(result)).toBe('INVALID_CREDENTIALS');
         expect(result.data?.loginWithPasskey ?? null).toBeNull();

@@ -9,9 +9,9 @@ export interface PasskeyFactor {
    */
   optionsFor(em: Em, userId: string, mfaTokenId: string): Promise<Record<string, unknown> | undefined>;
   /**
-   * Whether `response` (AuthenticationResponseJSON) is a valid assertion by one of `userId`'s passkeys for the
-   * challenge bound to `mfaTokenId`: challenge, origin, RP id, signature and counter checked (WebAuthn §7.2); the
-   * challenge is spent whatever the outcome. Never throws for a malformed response: false.
+   * The id of the passkey (passkeys.id) when `response` (AuthenticationResponseJSON) is a valid assertion by one of
+   * `userId`'s passkeys for the challenge bound to `mfaTokenId`: challenge, origin, RP id, signature and counter
+   * checked (WebAuthn §7.2); the challenge is spent whatever the outcome. Never throws for a malformed response: null.
    */
-  verify(em: Em, userId: string, mfaTokenId: string, response: unknown): Promise<boolean>;
+  verify(em: Em, userId: string, mfaTokenId: string, response: unknown): Promise<string | null>;
 }

@@ -16,6 +16,7 @@ import { withAttempt } from '../limits/attempts.ts';
 import { enforce, ipKey, type RateLimits } from '../limits/rate-limits.ts';
 import type { IssuedTokens, Sessions, TokenDelivery } from '../sessions/sessions.ts';
 import type { PasskeyFactor } from './passkey-factor.ts';
+import { lockUserForMfaChange } from './user-lock.ts';
 import type { AssertionOutcome, WebAuthn } from './webauthn.ts';
 
 export interface PasskeyDeps {
@@ -86,11 +87,11 @@ export async function finishPasskeyRegistration(
   if (!credential) throw invalidResponse();
   const { revocation, passkey } = await transactional(call.em, async (tx) => {
     const now = new Date(deps.clock.now());
-    const user = await tx.findOne(User, { id: caller.sub });
+    const user = await lockUserForMfaChange(tx, caller.sub);
     if (!user) throw invalidResponse();
     const passkey = tx.create(Passkey, {
       id: randomUUID(),
-      user,
+      user: user.id,
       ...credential,
       name,
       createdAt: now,
@@ -138,6 +139,7 @@ export async function removePasskey(deps: PasskeyDeps, call: Call, input: { read
   const caller = callerOf(call);
   const revocation = await transactional(call.em, async (tx) => {
     const now = new Date(deps.clock.now());
+    await lockUserForMfaChange(tx, caller.sub);
     const removed = await tx.nativeDelete(Passkey, { id: input.id, user: caller.sub });
     if (removed !== 1) throw new AuthError('NOT_FOUND', 'No such passkey');
     audit(tx, call.meta, { type: 'MFA_PASSKEY_REMOVED', userId: caller.sub, detail: { passkeyId: input.id } }, now);
@@ -291,7 +293,7 @@ export function createPasskeyFactor(webauthn: WebAuthn): PasskeyFactor {
     },
     async verify(em: Em, userId: string, mfaTokenId: string, response: unknown) {
       const outcome = await webauthn.verifyAssertion(em, 'mfa', mfaTokenId, response);
-      return outcome.ok && outcome.userId === userId;
+      return outcome.ok && outcome.userId === userId ? outcome.passkeyId : null;
     },
   };
 }

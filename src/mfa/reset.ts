@@ -1,12 +1,12 @@
 // resetUserMfa (users:write): an admin takes every second factor off an account (TOTP, recovery codes, passkeys)
 // for a user who lost them all; every session of the user is revoked (MFA_CHANGED), the admin's own excepted.
-import { LockMode } from '@mikro-orm/core';
 import { audit } from '../audit/audit.ts';
 import { type Call, callerOf } from '../call.ts';
-import { MfaTotp, Passkey, RecoveryCode, User, type UserRow } from '../db/entities.ts';
+import { MfaTotp, Passkey, RecoveryCode, type UserRow } from '../db/entities.ts';
 import { transactional } from '../db/transaction.ts';
 import { AuthError } from '../errors.ts';
 import type { MfaDeps } from './factors.ts';
+import { lockUserForMfaChange } from './user-lock.ts';
 
 /** Removes every factor of `userId`; NOT_FOUND for an unknown user. Returns the user. */
 export async function resetUserMfa(
@@ -17,11 +17,7 @@ export async function resetUserMfa(
   const caller = callerOf(call);
   const now = new Date(deps.clock.now());
   const { user, revocation } = await transactional(call.em, async (tx) => {
-    const [user] = await tx.find(
-      User,
-      { id: userId },
-      { lockMode: LockMode.PESSIMISTIC_WRITE, disableIdentityMap: true },
-    );
+    const user = await lockUserForMfaChange(tx, userId);
     if (!user) throw new AuthError('NOT_FOUND', 'No such user');
     const removed = {
       totp: await tx.nativeDelete(MfaTotp, { user: userId }),

@@ -1,16 +1,17 @@
 // TOTP for the signed-in user: start an enrolment (secret, otpauth URI, QR code), confirm it with a first code
 // (TOTP on, recovery codes shown once), disable it, regenerate recovery codes. Each change revokes the user's
 // other sessions (MFA_CHANGED) and is audited.
-import { LockMode, UniqueConstraintViolationException } from '@mikro-orm/core';
+import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import { audit } from '../audit/audit.ts';
 import { type Call, callerAccount, callerOf } from '../call.ts';
-import { MfaTotp, Passkey, RecoveryCode, User, type UserRow } from '../db/entities.ts';
+import { MfaTotp, Passkey, RecoveryCode, type UserRow } from '../db/entities.ts';
 import type { Em } from '../db/orm.ts';
 import { transactional } from '../db/transaction.ts';
 import { AuthError } from '../errors.ts';
 import { codeFactor, type MfaDeps, proveFactor, refuseReplay } from './factors.ts';
 import { replaceRecoveryCodes } from './recovery-codes.ts';
 import { enrollmentOf, newTotpSecret } from './totp.ts';
+import { lockUserForMfaChange } from './user-lock.ts';
 
 export interface TotpEnrollment {
   readonly secret: string;
@@ -20,15 +21,6 @@ export interface TotpEnrollment {
 
 const alreadyOn = () =>
   new AuthError('BAD_USER_INPUT', 'TOTP is already on: disable it first to enrol another authenticator');
-
-/** Locks the user's row: MFA changes of one user (and resetUserMfa) run one at a time. */
-async function lockUser(tx: Em, userId: string): Promise<void> {
-  await tx.find(
-    User,
-    { id: userId },
-    { fields: ['id'], lockMode: LockMode.PESSIMISTIC_WRITE, disableIdentityMap: true },
-  );
-}
 
 /**
  * A new TOTP secret for the caller, pending until confirmTotpEnrollment; replaces an unconfirmed one. Refused
@@ -41,7 +33,7 @@ export async function startTotpEnrollment(deps: MfaDeps, call: Call): Promise<To
   const now = new Date(deps.clock.now());
   const write = () =>
     transactional(call.em, async (tx) => {
-      await lockUser(tx, user.id);
+      await lockUserForMfaChange(tx, user.id);
       const [row] = await tx.find(
         MfaTotp,
         { user: user.id },
@@ -86,7 +78,7 @@ async function changeMfa<T>(
 ): Promise<T | null> {
   const caller = callerOf(call);
   const { result, revocation } = await transactional(call.em, async (tx) => {
-    await lockUser(tx, user.id);
+    await lockUserForMfaChange(tx, user.id);
     const result = await work(tx);
     if (result === null) return { result, revocation: null };
     const revocation = await deps.sessions.revokeIn(tx, {

@@ -1,0 +1,52 @@
+// Forcing an interleaving on MariaDB: a connection of the test's own holds a row FOR UPDATE while the app's
+// statements queue behind it (seen in the process list), then lets them go in the order they queued.
+import type { Connection } from 'mysql2/promise';
+
+export interface RowHolder {
+  /** Locks the user's row FOR UPDATE in a transaction of the holder's until `release`. */
+  holdUser(userId: string): Promise<void>;
+  /** How many statements of other connections (the app's) are running that look like `pattern` (SQL LIKE). */
+  running(pattern: string): Promise<number>;
+  /**
+   * Resolves once a statement like `pattern` runs on another connection (blocked on a lock, as a rule), or once
+   * `unless()` is true (the request it was for ended without waiting).
+   */
+  waitingOn(pattern: string, unless?: () => boolean): Promise<void>;
+  /** Rolls the holder's transaction back: what waited on it goes on, first come first served. */
+  release(): Promise<void>;
+  end(): Promise<void>;
+}
+
+/** The app's locking read of the user row for a sign-in (src/db/session-opening.ts). */
+export const SIGN_IN_USER_LOCK = 'select%from `users`%lock in share mode%';
+/** The exclusive lock every second-factor change takes first (src/mfa/user-lock.ts). */
+export const MFA_CHANGE_USER_LOCK = 'select%from `users`%for update%';
+
+/** A second connection to the test app's MariaDB database (`databaseUrl` of startTestApp). */
+export async function rowHolder(databaseUrl: string): Promise<RowHolder> {
+  const { createConnection } = await import('mysql2/promise');
+  const connection: Connection = await createConnection(databaseUrl);
+  const running = async (pattern: string) => {
+    const [rows] = await connection.query(
+      'SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE id <> CONNECTION_ID() AND info LIKE ?',
+      [pattern],
+    );
+    return Number((rows as { n: number }[])[0]?.n);
+  };
+  return {
+    async holdUser(userId) {
+      await connection.beginTransaction();
+      await connection.query('SELECT id FROM users WHERE id = ? FOR UPDATE', [userId]);
+    },
+    running,
+    async waitingOn(pattern, unless = () => false) {
+      for (let i = 0; i < 500; i++) {
+        if (unless() || (await running(pattern)) > 0) return;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      throw new Error(`nothing waits on ${pattern}`);
+    },
+    release: () => connection.rollback(),
+    end: () => connection.end(),
+  };
+}
