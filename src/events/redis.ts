@@ -2,9 +2,11 @@
 // instance's messages at once (not via Redis), so a Redis outage never delays them. Messages published while an
 // instance's subscription is down are lost to it: it is not `live` until its subscription is confirmed again,
 // then it catches up (`onReconnect` reloads revocations from the database; liveness listeners drop caches).
+// A publish resolves once every instance that Redis handed the message to has confirmed it (on a channel of the
+// publisher's own), so that what one instance answered after a change every instance's next request sees.
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { RedisConnections } from '../store/redis-connection.ts';
+import { HEARTBEAT_MS, type RedisConnections, STALL_MS } from '../store/redis-connection.ts';
 import {
   type ClientChangedEvent,
   createListeners,
@@ -17,6 +19,19 @@ import {
 } from './revocation-bus.ts';
 
 export const REVOCATION_CHANNEL = 'auth:revocations';
+/** Where instance `id` hears the confirmations of what it published: `auth:confirmations:<id>`. */
+const confirmationChannel = (id: string) => `auth:confirmations:${id}`;
+/**
+ * How long a publish waits for every receiver's confirmation (2.5 s). Past it the publish resolves anyway and logs
+ * a warning: a receiver that stays silent is gone (Redis drops a vanished peer only when TCP gives up), frozen, or
+ * not an instance. By then an instance whose subscription stalled has found out by its own heartbeat (a ping
+ * unanswered for STALL_MS, checked every HEARTBEAT_MS) and dropped the subscription: it is not `live`, and its
+ * caches read the database until it is subscribed again.
+ */
+export const BUS_CONFIRMATION_TIMEOUT_MS = STALL_MS + 2 * HEARTBEAT_MS;
+/** An instance's id as it is on the wire (a UUID): nothing else names a confirmation channel. */
+const INSTANCE_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const MESSAGE_ID = /^[0-9]{1,16}$/;
 const MAX_UNSENT_REVOCATIONS = 10_000;
 const MAX_DELIVERED_REMEMBERED = 50_000;
 
@@ -46,7 +61,64 @@ export async function createRedisRevocationBus(
     listeners.emit(sessionIds.length === event.sessionIds.length ? event : { ...event, sessionIds });
   };
 
+  // Publishes waiting for confirmations, by message id. A confirmation may come before Redis answers the publish
+  // (`receivers` then still unknown).
+  const ownConfirmations = confirmationChannel(instance);
+  let sequence = 0;
+  const waiting = new Map<string, { confirmed: number; receivers?: number; done: () => void }>();
+  const confirmedOnce = (id: string) => {
+    const entry = waiting.get(id);
+    if (!entry) return;
+    entry.confirmed++;
+    if (entry.receivers !== undefined && entry.confirmed >= entry.receivers) entry.done();
+  };
+
+  /**
+   * Publishes `payload` on the channel and resolves once every subscriber Redis handed it to (this instance's own
+   * included) has confirmed it, or after BUS_CONFIRMATION_TIMEOUT_MS. Rejects when Redis does not take it.
+   */
+  const publishConfirmed = async (payload: Record<string, unknown>): Promise<void> => {
+    const id = String(++sequence);
+    let done = () => {};
+    const allConfirmed = new Promise<void>((resolve) => {
+      done = resolve;
+    });
+    const entry: { confirmed: number; receivers?: number; done: () => void } = { confirmed: 0, done };
+    waiting.set(id, entry);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      entry.receivers = await redis.commands.publish(
+        REVOCATION_CHANNEL,
+        JSON.stringify({ ...payload, from: instance, id }),
+      );
+      if (entry.confirmed >= entry.receivers) return;
+      const timedOut = new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), BUS_CONFIRMATION_TIMEOUT_MS);
+      });
+      if (await Promise.race([allConfirmed.then(() => false), timedOut])) {
+        logger.warn(
+          { receivers: entry.receivers, confirmed: entry.confirmed, waitedMs: BUS_CONFIRMATION_TIMEOUT_MS },
+          'not every instance confirmed a bus message in time: one may be stalled or gone',
+        );
+      }
+    } finally {
+      clearTimeout(timer);
+      waiting.delete(id);
+    }
+  };
+
+  /** Tells the publisher that this instance has applied its message `id` (nothing for messages without one). */
+  const confirm = (from: unknown, id: unknown) => {
+    if (typeof from !== 'string' || typeof id !== 'string' || !MESSAGE_ID.test(id)) return;
+    if (from === instance) confirmedOnce(id);
+    else if (INSTANCE_ID.test(from)) redis.commands.publish(confirmationChannel(from), id).catch(() => undefined);
+  };
+
   const onMessage = (channel: string, message: string) => {
+    if (channel === ownConfirmations) {
+      confirmedOnce(message);
+      return;
+    }
     if (channel !== REVOCATION_CHANNEL) return;
     let parsed: unknown;
     try {
@@ -54,16 +126,17 @@ export async function createRedisRevocationBus(
     } catch {
       parsed = undefined;
     }
-    const from = (parsed as { from?: unknown } | undefined)?.from;
+    const { from, id } = (typeof parsed === 'object' && parsed !== null ? parsed : {}) as Record<string, unknown>;
     const received = parseMessage(parsed);
     if (!received) {
       logger.warn('ignored a malformed bus message');
-      return;
+    } else if (from !== instance) {
+      if (received.kind === 'sessionRevoked') deliverOnce(received.event);
+      else if (received.kind === 'clientChanged') clientListeners.emit(received.event);
+      else userListeners.emit(received.event);
     }
-    if (from === instance) return;
-    if (received.kind === 'sessionRevoked') deliverOnce(received.event);
-    else if (received.kind === 'clientChanged') clientListeners.emit(received.event);
-    else userListeners.emit(received.event);
+    // Applied (listeners run synchronously), or never to be: either way the publisher need not wait for it.
+    confirm(from, id);
   };
 
   // Subscribed and confirmed since the connection last came up; `attempt` tells a stale confirmation from the
@@ -89,10 +162,7 @@ export async function createRedisRevocationBus(
     const event: UserChangedEvent =
       'userIds' in change && change.userIds.length > MAX_USER_IDS_PER_MESSAGE ? { all: true } : change;
     try {
-      await redis.commands.publish(
-        REVOCATION_CHANNEL,
-        JSON.stringify({ from: instance, kind: 'userChanged', ...event }),
-      );
+      await publishConfirmed({ kind: 'userChanged', ...event });
       return true;
     } catch (error) {
       logger.warn({ err: { message: (error as Error).message } }, 'could not publish a user change to Redis');
@@ -108,7 +178,7 @@ export async function createRedisRevocationBus(
   const unsentRevocations: SessionRevokedEvent[] = [];
   const sendRevocation = async (event: SessionRevokedEvent): Promise<void> => {
     try {
-      await redis.commands.publish(REVOCATION_CHANNEL, JSON.stringify({ from: instance, ...event }));
+      await publishConfirmed({ ...event });
     } catch (error) {
       logger.warn({ err: { message: (error as Error).message } }, 'could not publish a revocation to Redis');
       unsentRevocations.push(event);
@@ -122,10 +192,7 @@ export async function createRedisRevocationBus(
   const unsentClients = new Map<string, ClientChangedEvent>();
   const sendClientChanged = async (event: ClientChangedEvent): Promise<void> => {
     try {
-      await redis.commands.publish(
-        REVOCATION_CHANNEL,
-        JSON.stringify({ from: instance, kind: 'clientChanged', client: event }),
-      );
+      await publishConfirmed({ kind: 'clientChanged', client: event });
     } catch (error) {
       logger.warn({ err: { message: (error as Error).message } }, 'could not publish a client change to Redis');
       const waiting = unsentClients.get(event.id);
@@ -160,7 +227,7 @@ export async function createRedisRevocationBus(
     // ioredis resubscribes by itself after a reconnect, but only a confirmed SUBSCRIBE (ours, answered after
     // its own on the same connection) means that messages reach this instance again.
     const current = ++attempt;
-    redis.subscriber.subscribe(REVOCATION_CHANNEL).then(
+    redis.subscriber.subscribe(REVOCATION_CHANNEL, ownConfirmations).then(
       async () => {
         if (closed || current !== attempt || subscribed) return;
         subscribed = true;
@@ -177,7 +244,7 @@ export async function createRedisRevocationBus(
   redis.subscriber.on('ready', onReady);
   redis.subscriber.on('close', onDown);
   redis.subscriber.on('end', onDown);
-  await redis.subscriber.subscribe(REVOCATION_CHANNEL);
+  await redis.subscriber.subscribe(REVOCATION_CHANNEL, ownConfirmations);
   subscribed = true;
 
   return {

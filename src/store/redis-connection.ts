@@ -25,8 +25,10 @@ export interface RedisConnections {
  * dropped and reconnected (down until Redis answers again), and a command on the commands connection gives up
  * after COMMAND_TIMEOUT_MS (rate limits then count in memory; a store operation fails).
  */
-const HEARTBEAT_MS = 500;
-const STALL_MS = 1500;
+/** How often each connection pings Redis (ms). */
+export const HEARTBEAT_MS = 500;
+/** A ping unanswered this long (ms) means the connection has stalled: it is dropped and made again. */
+export const STALL_MS = 1500;
 const COMMAND_TIMEOUT_MS = 1000;
 
 function options(target: RedisTarget, name: string): RedisOptions {

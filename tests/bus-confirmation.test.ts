@@ -1,0 +1,135 @@
+// What one instance answered after a change, every instance's next request sees: a change's response waits until
+// every instance Redis handed the bus message to has applied it (a user's row, a revoked session, a disabled
+// client), even when the other instance is slow to read it. A receiver that never confirms delays the answer by
+// BUS_CONFIRMATION_TIMEOUT_MS at most.
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BUS_CONFIRMATION_TIMEOUT_MS, REVOCATION_CHANNEL } from '../src/events/redis.ts';
+import { signInAsAdmin } from './support/admin.ts';
+import { dialects, startTestApp, type TestApp } from './support/app.ts';
+import { holdSubscription } from './support/bus.ts';
+import { createTestClient, requestToken } from './support/client-credentials.ts';
+import { ed25519Pem, expectUnauthenticated } from './support/expect.ts';
+import { me, type Payload, registerUser, signIn } from './support/graphql.ts';
+import { type RunningService, serviceAvailable, startRedis } from './support/services.ts';
+
+const UPDATE_PROFILE = 'mutation($name: String) { updateProfile(input: { displayName: $name }) { id displayName } }';
+
+describe.skipIf(!serviceAvailable('redis-server'))('bus messages confirmed by every instance', () => {
+  describe.each(dialects())('on %s', (dialect) => {
+    let redis: RunningService;
+    let a: TestApp;
+    let b: TestApp;
+
+    beforeAll(async () => {
+      redis = await startRedis();
+      const env = { REDIS_URL: redis.url, JWT_PRIVATE_KEY: ed25519Pem() };
+      a = await startTestApp({ dialect, env });
+      b = await startTestApp({ dialect, env, databaseUrl: a.databaseUrl, migrate: false });
+    });
+
+    afterAll(async () => {
+      await b?.close();
+      await a?.close();
+      await redis?.stop();
+    });
+
+    /**
+     * Runs `change` on A with B's subscription held, then `next` on B as soon as A has answered. B reads again only
+     * once A has been waiting a third of the confirmation bound (or once `next` is done). Resolves to both answers
+     * and whether B had been let go before A answered: A must not answer before B has read and applied the message.
+     */
+    async function withBHeld<T, U>(
+      change: () => Promise<T>,
+      next: () => Promise<U>,
+    ): Promise<{ answer: T; nextOnB: U; bLetGoFirst: boolean }> {
+      const release = holdSubscription(b.app);
+      let bLetGoFirst = false;
+      const letGo = setTimeout(() => {
+        bLetGoFirst = true;
+        release();
+      }, BUS_CONFIRMATION_TIMEOUT_MS / 3);
+      try {
+        const answer = await change();
+        const answeredAfterLetGo = bLetGoFirst;
+        const nextOnB = await next();
+        return { answer, nextOnB, bLetGoFirst: answeredAfterLetGo };
+      } finally {
+        clearTimeout(letGo);
+        release();
+      }
+    }
+
+    it("a display name changed on A: A answers once B has dropped its cached row, and B's next read shows it", async () => {
+      const user = await registerUser(a.gql, { displayName: 'Before' });
+      const name = async () => (await me<{ displayName: string }>(b.gql, user.accessToken, 'displayName')).data?.me;
+      expect(await name()).toEqual({ displayName: 'Before' });
+      for (const round of [1, 2, 3]) {
+        const { answer, nextOnB, bLetGoFirst } = await withBHeld(
+          () => a.gql(UPDATE_PROFILE, { name: `After ${round}` }, { token: user.accessToken }),
+          name,
+        );
+        expect(answer.data).toEqual({ updateProfile: { id: user.user.id, displayName: `After ${round}` } });
+        expect(nextOnB).toEqual({ displayName: `After ${round}` });
+        expect(bLetGoFirst).toBe(true);
+      }
+    });
+
+    it("a session revoked on A: A answers once B knows, and B refuses the session's access token", async () => {
+      const user = await registerUser(a.gql);
+      const other: Payload = await signIn(b.gql, user.user.email, user.password);
+      expect((await me(b.gql, other.accessToken)).data?.me).toEqual({ id: user.user.id });
+      const { answer, nextOnB, bLetGoFirst } = await withBHeld(
+        () =>
+          a.gql('mutation($id: ID!) { revokeSession(id: $id) }', { id: other.session.id }, { token: user.accessToken }),
+        () => me(b.gql, other.accessToken),
+      );
+      expect(answer.data).toEqual({ revokeSession: true });
+      expectUnauthenticated(nextOnB, 'SESSION_REVOKED');
+      expect(bLetGoFirst).toBe(true);
+    });
+
+    it("a client disabled on A: A answers once B knows, and B refuses the client's service token", async () => {
+      const admin = await signInAsAdmin(a);
+      const client = await createTestClient(a.gql, admin.accessToken, {
+        id: `held-${Date.now().toString(36)}`,
+        scopes: ['users:read'],
+      });
+      const issued = await requestToken(b.url, { clientId: client.id, secret: client.secret as string });
+      expect(issued.status).toBe(200);
+      const token = issued.body.access_token as string;
+      const read = () => b.gql('query($id: ID!) { user(id: $id) { id } }', { id: admin.user.id }, { token });
+      expect((await read()).data).toEqual({ user: { id: admin.user.id } });
+      const { answer, nextOnB, bLetGoFirst } = await withBHeld(
+        () =>
+          a.gql(
+            'mutation($id: ID!) { setClientDisabled(id: $id, disabled: true) { disabled } }',
+            { id: client.id },
+            { token: admin.accessToken },
+          ),
+        read,
+      );
+      expect(answer.data).toEqual({ setClientDisabled: { disabled: true } });
+      expectUnauthenticated(nextOnB, 'CLIENT_DISABLED');
+      expect(bLetGoFirst).toBe(true);
+    });
+
+    it('a subscriber that never confirms (not an instance) delays a change by the bound at most, and B still sees it', async () => {
+      const outsider = new Redis(redis.url, { lazyConnect: true });
+      await outsider.connect();
+      try {
+        const heard: string[] = [];
+        outsider.on('message', (_channel: string, message: string) => heard.push(message));
+        await outsider.subscribe(REVOCATION_CHANNEL);
+        const user = await registerUser(a.gql, { displayName: 'Before' });
+        expect((await me(b.gql, user.accessToken, 'displayName')).data?.me).toEqual({ displayName: 'Before' });
+        const answer = await a.gql(UPDATE_PROFILE, { name: 'After' }, { token: user.accessToken });
+        expect(answer.data).toEqual({ updateProfile: { id: user.user.id, displayName: 'After' } });
+        expect(heard.some((message) => message.includes(user.user.id))).toBe(true);
+        expect((await me(b.gql, user.accessToken, 'displayName')).data?.me).toEqual({ displayName: 'After' });
+      } finally {
+        outsider.disconnect();
+      }
+    });
+  });
+});
