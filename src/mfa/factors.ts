@@ -5,7 +5,7 @@ import { audit } from '../audit/audit.ts';
 import { auditLockouts } from '../auth/login.ts';
 import type { Call } from '../call.ts';
 import type { Clock } from '../clock.ts';
-import { MfaTotp, type UserRow } from '../db/entities.ts';
+import { MfaTotp, Passkey, type UserRow } from '../db/entities.ts';
 import type { Em } from '../db/orm.ts';
 import { AuthError } from '../errors.ts';
 import { type GuessLimit, withAttempt } from '../limits/attempts.ts';
@@ -14,7 +14,7 @@ import type { Sessions } from '../sessions/sessions.ts';
 import type { MfaChallenges } from './challenges.ts';
 import type { MfaCrypto } from './crypto.ts';
 import type { PasskeyFactor } from './passkey-factor.ts';
-import { hasRecoveryCode, spendRecoveryCode } from './recovery-codes.ts';
+import { hasRecoveryCode, recoveryCodeStands, spendRecoveryCode } from './recovery-codes.ts';
 import type { MfaMethod } from './status.ts';
 import { spendStep, stepFor } from './totp.ts';
 
@@ -47,6 +47,14 @@ export type Factor =
 export interface Proven {
   readonly method: MfaMethod;
   spend(tx: Em): Promise<boolean>;
+  /**
+   * Whether the factor is still the user's, read on `tx` (after its spend, in a later transaction): TOTP still on
+   * with the secret the code matched, the passkey that signed still registered, the recovery code's set still the
+   * current one. For a caller that acts in another transaction than the spend's (verifyMfa's session), under the
+   * user row's lock, which every factor change takes first (user-lock.ts): a change committed in between revoked
+   * every session there was, not the one this factor is about to open.
+   */
+  stillStands(tx: Em): Promise<boolean>;
 }
 
 /** A code field that takes either: six digits are a TOTP code, anything else a recovery code. */
@@ -69,20 +77,35 @@ async function check(deps: MfaDeps, em: Em, userId: string, factor: Factor, now:
       const step = row ? stepFor(crypto, row, userId, factor.code, now) : null;
       if (!row || step === null) return null;
       const confirmed = !factor.pending;
-      return { method: 'TOTP', spend: (tx) => spendStep(tx, userId, row.secretEncrypted, step, confirmed) };
+      const { secretEncrypted } = row;
+      return {
+        method: 'TOTP',
+        spend: (tx) => spendStep(tx, userId, secretEncrypted, step, confirmed),
+        // The same enrolment: disabling and enrolling again makes a new secret.
+        stillStands: async (tx) =>
+          (await tx.count(MfaTotp, { user: userId, secretEncrypted, confirmedAt: confirmed ? { $ne: null } : null })) >
+          0,
+      };
     }
     case 'RECOVERY_CODE': {
       if (!(await hasRecoveryCode(em, crypto, userId, factor.code))) return null;
       return {
         method: 'RECOVERY_CODE',
         spend: (tx) => spendRecoveryCode(tx, crypto, userId, factor.code, new Date(deps.clock.now())),
+        stillStands: (tx) => recoveryCodeStands(tx, crypto, userId, factor.code),
       };
     }
     case 'PASSKEY': {
       if (!deps.passkeyFactor) return null;
       // The passkey side spends its challenge and checks the counter itself.
-      if (!(await deps.passkeyFactor.verify(em, userId, factor.mfaTokenId, factor.response))) return null;
-      return { method: 'PASSKEY', spend: async () => true };
+      const passkeyId = await deps.passkeyFactor.verify(em, userId, factor.mfaTokenId, factor.response);
+      if (passkeyId === null) return null;
+      return {
+        method: 'PASSKEY',
+        spend: async () => true,
+        // That passkey, not any: removing the one that signed withdraws this proof even if others remain.
+        stillStands: async (tx) => (await tx.count(Passkey, { id: passkeyId, user: userId })) > 0,
+      };
     }
   }
 }
@@ -144,21 +167,38 @@ export async function proveFactor(
   throw invalidMfaCode(options.field);
 }
 
+/** MFA_FAILED for a factor that matched but does not count, then INVALID_CODE (what a wrong factor gets). */
+async function refuseMatched(
+  deps: MfaDeps,
+  call: Call,
+  userId: string,
+  detail: { readonly method: MfaMethod; readonly purpose: string; readonly reason: string },
+  field: string,
+): Promise<never> {
+  audit(call.em, call.meta, { type: 'MFA_FAILED', userId, detail }, new Date(deps.clock.now()));
+  await call.em.flush();
+  throw invalidMfaCode(field);
+}
+
 /** A factor that matched but lost the race to spend it (a replayed TOTP step, a recovery code used meanwhile). */
-export async function refuseReplay(
+export const refuseReplay = (
   deps: MfaDeps,
   call: Call,
   userId: string,
   method: MfaMethod,
   purpose: string,
   field = 'code',
-): Promise<never> {
-  audit(
-    call.em,
-    call.meta,
-    { type: 'MFA_FAILED', userId, detail: { method, purpose, reason: 'ALREADY_USED' } },
-    new Date(deps.clock.now()),
-  );
-  await call.em.flush();
-  throw invalidMfaCode(field);
-}
+): Promise<never> => refuseMatched(deps, call, userId, { method, purpose, reason: 'ALREADY_USED' }, field);
+
+/**
+ * A factor that matched and was spent, then taken off the account before the caller acted on it (Proven.stillStands
+ * false): INVALID_CODE, as if the change had come first, with MFA_FAILED reason FACTOR_REMOVED.
+ */
+export const refuseRemoved = (
+  deps: MfaDeps,
+  call: Call,
+  userId: string,
+  method: MfaMethod,
+  purpose: string,
+  field = 'code',
+): Promise<never> => refuseMatched(deps, call, userId, { method, purpose, reason: 'FACTOR_REMOVED' }, field);

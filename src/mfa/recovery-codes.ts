@@ -67,3 +67,13 @@ export async function spendRecoveryCode(
   );
   return changed > 0;
 }
+
+/**
+ * Whether the recovery code `input` (spent or not) is still one of the user's: its set has not been replaced
+ * (regenerateRecoveryCodes) nor deleted with the account's last other factor (disableTotp or removePasskey with
+ * nothing left, resetUserMfa). A code taken back is no longer the user's proof; a set that stays stays valid.
+ */
+export async function recoveryCodeStands(em: Em, crypto: MfaCrypto, userId: string, input: string): Promise<boolean> {
+  const code = normalizeRecoveryCode(input);
+  return (await em.count(RecoveryCode, { user: userId, codeHash: crypto.hashRecoveryCode(userId, code) })) > 0;
+}

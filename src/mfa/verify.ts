@@ -8,7 +8,7 @@ import { transactional } from '../db/transaction.ts';
 import { AuthError, badInput } from '../errors.ts';
 import type { IssuedTokens, TokenDelivery } from '../sessions/sessions.ts';
 import { type MfaChallenge, passwordStamp } from './challenges.ts';
-import { type Factor, type MfaDeps, proveFactor, refuseReplay } from './factors.ts';
+import { type Factor, type MfaDeps, proveFactor, refuseRemoved, refuseReplay } from './factors.ts';
 
 export interface VerifyMfaInput {
   readonly mfaToken: string;
@@ -28,6 +28,9 @@ const deadMfaToken = () =>
     reason: 'INVALID_TOKEN',
   });
 
+/** Rolls back an MFA step whose second factor was taken off the account between its spend and the session. */
+class FactorRemoved extends Error {}
+
 /** Whether what the first step proved still stands: the same password, the same provider link. */
 async function firstFactorHolds(em: Em, user: UserRow, challenge: MfaChallenge): Promise<boolean> {
   const { firstFactor } = challenge;
@@ -38,8 +41,9 @@ async function firstFactorHolds(em: Em, user: UserRow, challenge: MfaChallenge):
 /**
  * Finishes a sign-in with exactly one factor (else BAD_USER_INPUT). A spent, expired, dead or unknown mfaToken is
  * UNAUTHENTICATED (INVALID_TOKEN); a wrong factor INVALID_CODE, counted against the token (dead after 5 tries,
- * however many arrive at once) and against the account's failed sign-ins. `deliverable` checks the delivery
- * against the transport (COOKIE needs HTTP).
+ * however many arrive at once) and against the account's failed sign-ins. A right factor taken off the account
+ * before the session is written (TOTP disabled, the passkey removed, the recovery codes replaced) is INVALID_CODE
+ * too, with no session. `deliverable` checks the delivery against the transport (COOKIE needs HTTP).
  */
 export async function verifyMfa(
   deps: MfaDeps,
@@ -87,13 +91,18 @@ export async function verifyMfa(
   }
   if (!(await challenges.spend(input.mfaToken, challenge))) throw deadMfaToken();
   const now = new Date(deps.clock.now());
-  const opened = await transactional(call.em, async (tx) => {
+  const opening = transactional(call.em, async (tx) => {
     // ACCOUNT_DISABLED (disabled since the first step) and a client disabled meanwhile are refused here.
     const session = await deps.sessions.open(tx, user, call.meta, delivery, 'existing', challenge.clientId);
     // firstFactorHolds again, under the user row's lock (open's) and after the session's INSERT (which waits for a
     // revocation of the user's sessions to commit): a password change or reset, or the provider link's removal,
     // committed since the look above revoked every session there was, not this one.
     if (!(await firstFactorHolds(tx, session.user, challenge))) throw deadMfaToken();
+    // The second factor likewise: TOTP disabled (or enrolled anew), the passkey removed, the recovery codes replaced
+    // since the spend above revoked every session there was, not this one. Every factor change takes the user row
+    // exclusively first (user-lock.ts), so under open's shared lock this reads one that committed before it and
+    // one that comes later waits, then finds this session.
+    if (!(await proven.stillStands(tx))) throw new FactorRemoved();
     audit(
       tx,
       call.meta,
@@ -102,6 +111,10 @@ export async function verifyMfa(
     );
     audit(tx, call.meta, { type: 'LOGIN_SUCCEEDED', userId: user.id, sessionId: session.row.id }, now);
     return session;
+  });
+  const opened = await opening.catch((error: unknown) => {
+    if (error instanceof FactorRemoved) return refuseRemoved(deps, call, user.id, proven.method, 'sign-in', field);
+    throw error;
   });
   return deps.sessions.issue(opened.user, opened.row, opened.refreshToken);
 }

@@ -50,3 +50,42 @@ export async function rowHolder(databaseUrl: string): Promise<RowHolder> {
     end: () => connection.end(),
   };
 }
+
+/** A request of the app's, and the statement it is expected to wait on (SQL LIKE pattern). */
+export interface Contender<T> {
+  readonly run: () => Promise<T>;
+  readonly waitsOn: string;
+}
+
+/**
+ * Holds `userId`'s row, starts `first` and waits until it queues on its statement (or ends: where it takes no such
+ * lock it may finish, or fail, without waiting), then `second` likewise, then lets them go, first come first served.
+ * Answers both results and whether each was seen waiting.
+ */
+export async function queueAtUserRow<A, B>(
+  databaseUrl: string,
+  userId: string,
+  first: Contender<A>,
+  second: Contender<B>,
+): Promise<{ first: A; second: B; firstWaited: boolean; secondWaited: boolean }> {
+  const holder = await rowHolder(databaseUrl);
+  try {
+    await holder.holdUser(userId);
+    const start = async <T>(contender: Contender<T>) => {
+      let done = false;
+      const running = contender.run().finally(() => {
+        done = true;
+      });
+      // Handled where it is awaited; kept from counting as unhandled meanwhile.
+      running.catch(() => {});
+      await holder.waitingOn(contender.waitsOn, () => done);
+      return { running, waited: !done };
+    };
+    const a = await start(first);
+    const b = await start(second);
+    await holder.release();
+    return { first: await a.running, second: await b.running, firstWaited: a.waited, secondWaited: b.waited };
+  } finally {
+    await holder.end();
+  }
+}
