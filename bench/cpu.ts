@@ -1,5 +1,5 @@
 // The share of the machine's CPU that went to processes outside the bench while a row ran (Linux /proc).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 
 /** Linux reports process times in ticks of 1/100 s (USER_HZ). */
@@ -32,5 +32,50 @@ export function meterOtherCpu(pids: () => number[]): () => number | undefined {
     for (const [pid, ms] of ownMs()) own += ms - (start.own.get(pid) ?? 0);
     const other = machineBusyMs() - start.machine - own;
     return Math.max(0, other) / ((performance.now() - start.at) * cpus().length);
+  };
+}
+
+/** A thread's group as the table prints it: its name from /proc, the main thread as `main`. */
+function threadGroup(pid: number, tid: string, comm: string): string {
+  if (tid === String(pid)) return 'main';
+  // libuv's pool threads are `libuv-worker`; V8's platform threads `V8Worker` and `DelayedTaskSch…`.
+  if (comm.startsWith('libuv')) return 'libuv pool';
+  if (comm.startsWith('V8') || comm.startsWith('DelayedTask')) return 'V8 workers';
+  return 'other';
+}
+
+/** User plus system CPU time (ms) of each of `pid`'s threads that is still running, by group; empty off Linux. */
+function threadsMs(pid: number): Map<string, number> {
+  const groups = new Map<string, number>();
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return groups;
+  }
+  for (const tid of tids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const group = threadGroup(pid, tid, comm);
+      groups.set(group, (groups.get(group) ?? 0) + (Number(fields[11]) + Number(fields[12])) * TICK_MS);
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return groups;
+}
+
+/**
+ * Starts metering `pid`'s threads; the returned function gives the CPU time (ms) each group of threads (`main`,
+ * `libuv pool`, `V8 workers`, `other`) used since the start. Tick resolution (10 ms): meter seconds, not requests.
+ */
+export function meterThreads(pid: number): () => Map<string, number> {
+  const start = threadsMs(pid);
+  return () => {
+    const used = new Map<string, number>();
+    for (const [group, ms] of threadsMs(pid)) used.set(group, ms - (start.get(group) ?? 0));
+    return used;
   };
 }

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { createDatabase, findBinary, startMariaDb } from '../tools/services.ts';
 import type { BcryptResult } from './bcrypt.ts';
 import { startChild } from './children.ts';
-import { meterOtherCpu } from './cpu.ts';
+import { meterOtherCpu, meterThreads } from './cpu.ts';
 import { gql, type LoadResult, measure, type Scenario } from './load.ts';
 import { benchRealtime, printRealtime, type RealtimeResults, type Stoppable } from './realtime.ts';
 import type { SessionsRequest } from './refresh-floor.ts';
@@ -68,6 +68,8 @@ interface Measured extends Pick<LoadResult, 'rps' | 'p50' | 'p99'> {
   readonly errors?: number;
   /** Share of the machine's CPU used by other processes meanwhile. */
   readonly otherCpu: number | undefined;
+  /** With `threadsOf`: the CPU time (ms) per request each group of that process's threads used. */
+  readonly cpuPerRequest?: Record<string, number>;
 }
 
 async function warmAndMeasure(
@@ -75,12 +77,41 @@ async function warmAndMeasure(
   url: string,
   scenario: Scenario,
   warmupSeconds = WARMUP_SECONDS,
+  threadsOf?: number,
 ): Promise<LoadResult & Measured> {
   log(`${name}: ${warmupSeconds} s warm-up, then ${SECONDS} s with ${scenario.connections} connections`);
   await measure(url, scenario, warmupSeconds);
   const otherCpu = meterOtherCpu(ownPids);
+  const threads = threadsOf === undefined ? undefined : meterThreads(threadsOf);
   const result = await measure(url, scenario, SECONDS);
-  return { ...result, otherCpu: otherCpu() };
+  const used = threads?.();
+  const requests = result.rps * SECONDS;
+  return {
+    ...result,
+    otherCpu: otherCpu(),
+    ...(used && requests > 0
+      ? { cpuPerRequest: Object.fromEntries([...used].map(([group, ms]) => [group, ms / requests])) }
+      : {}),
+  };
+}
+
+/**
+ * Where a sign-in's CPU went, beside raw bcrypt's per compare: login can reach raw bcrypt's rate only as far as the
+ * service's other threads leave bcrypt's pool the CPUs.
+ */
+function printCpuSplit(label: string, login: Measured, raw: Record<string, number>): void {
+  const split = (cpu: Record<string, number>) =>
+    Object.entries(cpu)
+      .filter(([, ms]) => ms >= 0.05)
+      .sort(([, a], [, b]) => b - a)
+      .map(([group, ms]) => `${group} ${ms.toFixed(1)}`)
+      .join(', ');
+  if (!login.cpuPerRequest) return;
+  const total = (cpu: Record<string, number>) => Object.values(cpu).reduce((sum, ms) => sum + ms, 0);
+  console.log(
+    `${label}CPU ms per login in the service: ${split(login.cpuPerRequest)} (${total(login.cpuPerRequest).toFixed(1)} ` +
+      `in all); raw bcrypt per compare: ${split(raw)} (${total(raw).toFixed(1)} in all).`,
+  );
 }
 
 interface Row {
@@ -304,7 +335,13 @@ try {
     query: LOGIN,
     variables: { input: { email: 'bench-0@example.com', password: PASSWORD } },
   });
-  const login = await warmAndMeasure('login', service.message.url, { connections: BCRYPT_IN_FLIGHT, body: loginBody });
+  const login = await warmAndMeasure(
+    'login',
+    service.message.url,
+    { connections: BCRYPT_IN_FLIGHT, body: loginBody },
+    WARMUP_SECONDS,
+    service.pid,
+  );
 
   // Client credentials with client_secret_basic: the clients row read under lock, a SHA-256 compare, a signature
   // and an audit row per token, all on one client (the hot case: one service fetching tokens).
@@ -412,10 +449,13 @@ try {
       ),
     );
     await Promise.all([stopped(floorOnMariaDb), stopped(spreadOnMariaDb)]);
-    const signIn = await warmAndMeasure('MariaDB: login', onMariaDb.message.url, {
-      connections: BCRYPT_IN_FLIGHT,
-      body: loginBody,
-    });
+    const signIn = await warmAndMeasure(
+      'MariaDB: login',
+      onMariaDb.message.url,
+      { connections: BCRYPT_IN_FLIGHT, body: loginBody },
+      WARMUP_SECONDS,
+      onMariaDb.pid,
+    );
     await stopped(onMariaDb);
     await stopped(mariadb);
     mariadbRuns['MariaDB: me (service)'] = token;
@@ -517,12 +557,14 @@ try {
     { operation: 'floor: refresh (SQLite + jose)', result: refreshFloorResult },
     { operation: `raw bcrypt.compare (${BCRYPT_IN_FLIGHT} in flight)`, result: bcrypt },
   ]);
+  printCpuSplit('', login, raw.cpuPerCompare);
   if (mariadbRows) {
     console.log(
       '\nThe same rows on a throwaway mariadbd (the service, its spread instance and the refresh floor on MariaDB; the me ' +
         'floor and raw bcrypt have no database, their figures above are the references):\n',
     );
     printTable(mariadbRows);
+    printCpuSplit('MariaDB: ', mariadbRuns['MariaDB: login'] as Measured, raw.cpuPerCompare);
   }
   console.log(
     '\nother CPU: share of all CPUs used by processes outside the bench during the row. The bench alone can use every ' +
