@@ -19,6 +19,7 @@ import {
   signIn,
   uniqueEmail,
 } from './support/graphql.ts';
+import { rowHolder, SIGN_IN_USER_LOCK } from './support/row-locks.ts';
 
 const ORIGIN = 'https://app.example.com';
 
@@ -199,34 +200,20 @@ describe.each(dialects().filter((dialect) => dialect === 'mysql'))(
     afterAll(() => t?.close());
 
     it('opens no session with the password the change replaced', async () => {
-      const { createConnection } = await import('mysql2/promise');
       const account = await registerUser(t.gql);
-      const holder = await createConnection(t.databaseUrl);
-      // A statement of the app's blocked on a row lock (seen in the process list while it runs).
-      const waitingOn = async (statement: string) => {
-        for (let i = 0; i < 500; i++) {
-          const [rows] = await holder.query(
-            'SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE id <> CONNECTION_ID() AND info LIKE ?',
-            [statement],
-          );
-          if (Number((rows as { n: number }[])[0]?.n) > 0) return;
-          await new Promise((resolve) => setTimeout(resolve, 10));
-        }
-        throw new Error(`nothing waits on ${statement}`);
-      };
+      const holder = await rowHolder(t.databaseUrl);
       try {
-        await holder.beginTransaction();
-        await holder.query('SELECT id FROM users WHERE id = ? FOR UPDATE', [account.user.id]);
+        await holder.holdUser(account.user.id);
         const change = t.gql<{ changePassword: Payload }>(
           `mutation($input: ChangePasswordInput!) { changePassword(input: $input) { ${PAYLOAD} } }`,
           { input: { currentPassword: account.password, newPassword: 'a brand new passphrase' } },
           { token: account.accessToken },
         );
-        await waitingOn('update `users` set `password_hash`%');
+        await holder.waitingOn('update `users` set `password_hash`%');
         // Checked against the password still stored (the change has not committed), then waits behind the change.
         const login = loginUser(t.gql, account.user.email, account.password);
-        await waitingOn('%lock in share mode%');
-        await holder.rollback();
+        await holder.waitingOn(SIGN_IN_USER_LOCK);
+        await holder.release();
         const changed = await change;
         expect(errorCode(changed)).toBeUndefined();
         const result = await login;
