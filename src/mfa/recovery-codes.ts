@@ -71,7 +71,9 @@ export async function spendRecoveryCode(
 /**
  * Whether the recovery code `input` (spent or not) is still one of the user's: its set has not been replaced
  * (regenerateRecoveryCodes) nor deleted with the account's last other factor (disableTotp or removePasskey with
- * nothing left, resetUserMfa). A code taken back is no longer the user's proof; a set that stays stays valid.
+ * nothing left, resetUserMfa). The rule is what the account accepts now: a replaced set is taken back (it may have
+ * leaked), while TOTP turned off with a passkey left keeps the codes, which still finish a sign-in started after it.
+ * A new set repeating this code's hash is a 1 in 32^10 chance per code, not a concern.
  */
 export async function recoveryCodeStands(em: Em, crypto: MfaCrypto, userId: string, input: string): Promise<boolean> {
   const code = normalizeRecoveryCode(input);
