@@ -1,0 +1,158 @@
+// Attacks on "a change's answer waits until every instance has applied it" (tests/bus-confirmation.test.ts): an
+// instance whose subscription Redis dropped while the instance had not yet read the socket (a frozen or starved
+// process; Sentinel's CLIENT KILL on failover, Redis's output-buffer limit on a slow subscriber) is not counted by
+// PUBLISH, yet believes itself subscribed until it reads the socket or its heartbeat fails; a publisher whose own
+// subscription came back must hear confirmations again; malformed confirmations and messages are ignored.
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BUS_CONFIRMATION_TIMEOUT_MS, REVOCATION_CHANNEL } from '../src/events/redis.ts';
+import { dialects, startTestApp, type TestApp } from './support/app.ts';
+import { holdSubscription } from './support/bus.ts';
+import { ed25519Pem } from './support/expect.ts';
+import { me, registerUser } from './support/graphql.ts';
+import { type RunningService, serviceAvailable, startRedis } from './support/services.ts';
+
+const UPDATE_PROFILE = 'mutation($name: String) { updateProfile(input: { displayName: $name }) { id displayName } }';
+
+describe.skipIf(!serviceAvailable('redis-server'))('bus confirmations under attack', () => {
+  describe.each(dialects())('on %s', (dialect) => {
+    let redis: RunningService;
+    let admin: Redis;
+    let a: TestApp;
+    let b: TestApp;
+
+    beforeAll(async () => {
+      redis = await startRedis();
+      admin = new Redis(redis.url, { lazyConnect: true });
+      await admin.connect();
+      const env = { REDIS_URL: redis.url, JWT_PRIVATE_KEY: ed25519Pem() };
+      a = await startTestApp({ dialect, env });
+      b = await startTestApp({ dialect, env, databaseUrl: a.databaseUrl, migrate: false });
+    });
+
+    afterAll(async () => {
+      admin?.disconnect();
+      await b?.close();
+      await a?.close();
+      await redis?.stop();
+    });
+
+    /** Until `check` holds (polling): for what an instance does in the background. */
+    async function until(check: () => boolean, what: string): Promise<void> {
+      for (let i = 0; i < 200; i++) {
+        if (check()) return;
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+      throw new Error(`timed out waiting for ${what}`);
+    }
+
+    it("B's held subscription killed by Redis just before a change on A: B's next read still shows the change", async () => {
+      const user = await registerUser(a.gql, { displayName: 'Before' });
+      const name = async () => (await me<{ displayName: string }>(b.gql, user.accessToken, 'displayName')).data?.me;
+      expect(await name()).toEqual({ displayName: 'Before' });
+      for (const round of [1, 2]) {
+        await until(() => b.app.bus.live(), 'B to be subscribed');
+        const subscriber = b.app.redis?.subscriber.stream;
+        const port = subscriber && 'localPort' in subscriber ? subscriber.localPort : undefined;
+        expect(port).toBeTypeOf('number');
+        const release = holdSubscription(b.app);
+        let answer: Awaited<ReturnType<typeof a.gql>>;
+        let nextOnB: Awaited<ReturnType<typeof name>>;
+        try {
+          expect(await admin.client('KILL', 'ADDR', `127.0.0.1:${port}`, 'SKIPME', 'yes')).toBe(1);
+          answer = await a.gql(UPDATE_PROFILE, { name: `After ${round}` }, { token: user.accessToken });
+          nextOnB = await name();
+        } finally {
+          release();
+        }
+        expect(answer.data).toEqual({ updateProfile: { id: user.user.id, displayName: `After ${round}` } });
+        expect(nextOnB).toEqual({ displayName: `After ${round}` });
+      }
+    });
+
+    /** The port of `app`'s subscription connection (how Redis's CLIENT LIST names it). */
+    const subscriberPort = (app: TestApp) => {
+      const socket = app.app.redis?.subscriber.stream;
+      return socket && 'localPort' in socket ? socket.localPort : undefined;
+    };
+
+    /**
+     * A change on A with B's subscription held until a third of the confirmation bound: whether A answered only
+     * after B was let go, and B's next read.
+     */
+    async function changeWithBHeld(token: string, displayName: string) {
+      const release = holdSubscription(b.app);
+      let letGo = false;
+      const timer = setTimeout(() => {
+        letGo = true;
+        release();
+      }, BUS_CONFIRMATION_TIMEOUT_MS / 3);
+      try {
+        const answer = await a.gql(UPDATE_PROFILE, { name: displayName }, { token });
+        const answeredAfterLetGo = letGo;
+        const nextOnB = (await me<{ displayName: string }>(b.gql, token, 'displayName')).data?.me;
+        return { answer, answeredAfterLetGo, nextOnB };
+      } finally {
+        clearTimeout(timer);
+        release();
+      }
+    }
+
+    it("A's own subscription killed and back: A's confirmation channel is subscribed again, and A waits for B", async () => {
+      await until(() => a.app.bus.live() && b.app.bus.live(), 'both instances to be subscribed');
+      const user = await registerUser(a.gql, { displayName: 'Before' });
+      expect((await me(b.gql, user.accessToken, 'displayName')).data?.me).toEqual({ displayName: 'Before' });
+      const channels = async () => ((await admin.pubsub('CHANNELS', 'auth:confirmations:*')) as string[]).sort();
+      const before = await channels();
+      expect(before).toHaveLength(2);
+      const port = subscriberPort(a);
+      expect(await admin.client('KILL', 'ADDR', `127.0.0.1:${port}`, 'SKIPME', 'yes')).toBe(1);
+      await until(() => subscriberPort(a) !== port && a.app.bus.live(), 'A to be subscribed again');
+      expect(await channels()).toEqual(before);
+      const counts = (await admin.pubsub('NUMSUB', ...before)) as (string | number)[];
+      expect(counts.filter((_, index) => index % 2 === 1).map(Number)).toEqual([1, 1]);
+      const { answer, answeredAfterLetGo, nextOnB } = await changeWithBHeld(user.accessToken, 'After');
+      expect(answer.data).toEqual({ updateProfile: { id: user.user.id, displayName: 'After' } });
+      expect(answeredAfterLetGo).toBe(true);
+      expect(nextOnB).toEqual({ displayName: 'After' });
+    });
+
+    it('malformed and spoofed confirmations and bus messages are ignored: changes still wait for B', async () => {
+      await until(() => a.app.bus.live() && b.app.bus.live(), 'both instances to be subscribed');
+      const user = await registerUser(a.gql, { displayName: 'Before' });
+      expect((await me(b.gql, user.accessToken, 'displayName')).data?.me).toEqual({ displayName: 'Before' });
+      const confirmations = (await admin.pubsub('CHANNELS', 'auth:confirmations:*')) as string[];
+      const ids = confirmations.map((channel) => channel.slice('auth:confirmations:'.length));
+      const junk = [
+        '',
+        'x',
+        '-1',
+        '1.5',
+        '1e3',
+        '9'.repeat(40),
+        '{"id":"1"}',
+        'constructor',
+        '__proto__',
+        'y'.repeat(1 << 20),
+      ];
+      for (const channel of confirmations) for (const message of junk) await admin.publish(channel, message);
+      const messages = [
+        'not json',
+        'null',
+        '[]',
+        '"string"',
+        JSON.stringify({ kind: 'userChanged', userIds: [user.user.id], from: 42, id: ['1'] }),
+        JSON.stringify({ kind: 'userChanged', userIds: [user.user.id], from: 'not-a-uuid', id: '1' }),
+        JSON.stringify({ kind: 'nonsense', from: ids[0], id: '1' }),
+        JSON.stringify({ kind: 'userChanged', userIds: [user.user.id], from: ids[1], id: '1'.repeat(17) }),
+        JSON.stringify({ kind: 'userChanged', userIds: [user.user.id], from: `auth:revocations`, id: '7' }),
+      ];
+      for (const message of messages) await admin.publish(REVOCATION_CHANNEL, message);
+      // Both instances still answer, and a change still waits for the held instance's own confirmation.
+      const { answer, answeredAfterLetGo, nextOnB } = await changeWithBHeld(user.accessToken, 'After');
+      expect(answer.data).toEqual({ updateProfile: { id: user.user.id, displayName: 'After' } });
+      expect(answeredAfterLetGo).toBe(true);
+      expect(nextOnB).toEqual({ displayName: 'After' });
+    });
+  });
+});
