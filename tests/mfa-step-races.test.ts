@@ -2,7 +2,8 @@
 // opens the session in another transaction; a change committed in between (TOTP disabled, the passkey removed,
 // the recovery codes replaced) revoked every session there was, which the step's is not yet. Forced on MariaDB by
 // holding the user row from another connection until the change and then the step's locking read queue behind it
-// (SQLite runs one write transaction at a time, and its driver is synchronous in this process: no window to hold).
+// (SQLite runs one write transaction at a time, and its driver is synchronous in this process: no window to hold);
+// and unforced, on both, with many steps at once.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditEvent, Session } from '../src/db/entities.ts';
 import type { Em } from '../src/db/orm.ts';
@@ -143,6 +144,40 @@ describe.each(mariadb)('the MFA step racing a TOTP change on %s', (dialect) => {
       events: [{ type: 'MFA_SUCCEEDED', detail: { method: 'TOTP' } }],
     });
   });
+});
+
+// Unforced: many recovery-code steps at once with both changes that take the codes back. Whatever the order, no
+// step's session may outlive the last change (each revokes what it finds; a step after it holds a code gone).
+describe.each(dialects())('MFA steps at once with the changes that take their codes back on %s', (dialect) => {
+  const clock = new TestClock();
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ dialect, clock });
+  });
+  afterAll(() => t?.close());
+
+  it('leaves only the changing session: every step either fails or has its session revoked', async () => {
+    for (let round = 0; round < 6; round++) {
+      const account = await registerUser(t.gql);
+      const { secret, codes } = await enrollTotp(t.gql, account.accessToken, clock.now());
+      clock.advance(TOTP_STEP_MS);
+      const steps = await Promise.all(codes.slice(0, 8).map(() => mfaRequired(t.gql, account)));
+      // The changes a little later each round, for other interleavings with the steps.
+      const later = <T>(change: () => Promise<T>) =>
+        new Promise((resolve) => setTimeout(resolve, round * 5)).then(change);
+      const answers = await Promise.all([
+        ...steps.map(({ mfaToken }, i) => t.gql(VERIFY_MFA, { input: { mfaToken, recoveryCode: codes[i] } })),
+        later(() => t.gql(REGENERATE, { code: totpCode(secret, clock.now()) }, { token: account.accessToken })),
+        later(() => t.gql(DISABLE_TOTP, { code: codes[9] }, { token: account.accessToken })),
+      ]);
+      for (const answer of answers.slice(0, steps.length)) {
+        expect([undefined, 'INVALID_CODE']).toContain(errorCode(answer));
+      }
+      const live = await (t.app.orm.em.fork() as Em).find(Session, { user: account.user.id, revokedAt: null });
+      expect(live.map((session) => session.id)).toEqual([account.session.id]);
+      clock.advance(TOTP_STEP_MS);
+    }
+  }, 60_000);
 });
 
 describe.skipIf(!serviceAvailable('chromium')).each(mariadb)(
