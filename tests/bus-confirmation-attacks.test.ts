@@ -37,6 +37,10 @@ describe.skipIf(!serviceAvailable('redis-server'))('bus confirmations under atta
       await redis?.stop();
     });
 
+    /** Has Redis drop the connection from local `port` (as CLIENT KILL from Sentinel or an operator does). */
+    const killClient = (port: number | undefined) =>
+      admin.call('CLIENT', 'KILL', 'ADDR', `127.0.0.1:${port}`, 'SKIPME', 'yes');
+
     /** Until `check` holds (polling): for what an instance does in the background. */
     async function until(check: () => boolean, what: string): Promise<void> {
       for (let i = 0; i < 200; i++) {
@@ -59,7 +63,7 @@ describe.skipIf(!serviceAvailable('redis-server'))('bus confirmations under atta
         let answer: Awaited<ReturnType<typeof a.gql>>;
         let nextOnB: Awaited<ReturnType<typeof name>>;
         try {
-          expect(await admin.client('KILL', 'ADDR', `127.0.0.1:${port}`, 'SKIPME', 'yes')).toBe(1);
+          expect(await killClient(port)).toBe(1);
           answer = await a.gql(UPDATE_PROFILE, { name: `After ${round}` }, { token: user.accessToken });
           nextOnB = await name();
         } finally {
@@ -106,7 +110,7 @@ describe.skipIf(!serviceAvailable('redis-server'))('bus confirmations under atta
       const before = await channels();
       expect(before).toHaveLength(2);
       const port = subscriberPort(a);
-      expect(await admin.client('KILL', 'ADDR', `127.0.0.1:${port}`, 'SKIPME', 'yes')).toBe(1);
+      expect(await killClient(port)).toBe(1);
       await until(() => subscriberPort(a) !== port && a.app.bus.live(), 'A to be subscribed again');
       expect(await channels()).toEqual(before);
       const counts = (await admin.pubsub('NUMSUB', ...before)) as (string | number)[];
