@@ -4,10 +4,11 @@
 // PUBLISH, yet believes itself subscribed until it reads the socket or its heartbeat fails; a publisher whose own
 // subscription came back must hear confirmations again; malformed confirmations and messages are ignored.
 import { Redis } from 'ioredis';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUS_CONFIRMATION_TIMEOUT_MS, REVOCATION_CHANNEL } from '../src/events/redis.ts';
 import { dialects, startTestApp, type TestApp } from './support/app.ts';
-import { holdSubscription } from './support/bus.ts';
+import { holdSubscription, withSubscriptionHeld } from './support/bus.ts';
 import { ed25519Pem } from './support/expect.ts';
 import { me, registerUser } from './support/graphql.ts';
 import { type RunningService, serviceAvailable, startRedis } from './support/services.ts';
@@ -20,13 +21,20 @@ describe.skipIf(!serviceAvailable('redis-server'))('bus confirmations under atta
     let admin: Redis;
     let a: TestApp;
     let b: TestApp;
+    /** A's log lines at warn and above. */
+    const warnings: string[] = [];
+    const UNCONFIRMED = 'not every instance confirmed a bus message in time';
 
     beforeAll(async () => {
       redis = await startRedis();
       admin = new Redis(redis.url, { lazyConnect: true });
       await admin.connect();
       const env = { REDIS_URL: redis.url, JWT_PRIVATE_KEY: ed25519Pem() };
-      a = await startTestApp({ dialect, env });
+      a = await startTestApp({
+        dialect,
+        env,
+        logger: pino({ level: 'warn' }, { write: (line) => warnings.push(line) }),
+      });
       b = await startTestApp({ dialect, env, databaseUrl: a.databaseUrl, migrate: false });
     });
 
@@ -85,21 +93,13 @@ describe.skipIf(!serviceAvailable('redis-server'))('bus confirmations under atta
      * after B was let go, and B's next read.
      */
     async function changeWithBHeld(token: string, displayName: string) {
-      const release = holdSubscription(b.app);
-      let letGo = false;
-      const timer = setTimeout(() => {
-        letGo = true;
-        release();
-      }, BUS_CONFIRMATION_TIMEOUT_MS / 3);
-      try {
-        const answer = await a.gql(UPDATE_PROFILE, { name: displayName }, { token });
-        const answeredAfterLetGo = letGo;
-        const nextOnB = (await me<{ displayName: string }>(b.gql, token, 'displayName')).data?.me;
-        return { answer, answeredAfterLetGo, nextOnB };
-      } finally {
-        clearTimeout(timer);
-        release();
-      }
+      const { answer, nextAnswer, answeredAfterLetGo } = await withSubscriptionHeld(
+        b.app,
+        BUS_CONFIRMATION_TIMEOUT_MS / 3,
+        () => a.gql(UPDATE_PROFILE, { name: displayName }, { token }),
+        async () => (await me<{ displayName: string }>(b.gql, token, 'displayName')).data?.me,
+      );
+      return { answer, answeredAfterLetGo, nextOnB: nextAnswer };
     }
 
     it("A's own subscription killed and back: A's confirmation channel is subscribed again, and A waits for B", async () => {
@@ -119,6 +119,39 @@ describe.skipIf(!serviceAvailable('redis-server'))('bus confirmations under atta
       expect(answer.data).toEqual({ updateProfile: { id: user.user.id, displayName: 'After' } });
       expect(answeredAfterLetGo).toBe(true);
       expect(nextOnB).toEqual({ displayName: 'After' });
+    });
+
+    it('a receiver gone while A waits (killed after the publish counted it) and a pattern subscriber are not waited for', async () => {
+      await until(() => a.app.bus.live() && b.app.bus.live(), 'both instances to be subscribed');
+      const user = await registerUser(a.gql, { displayName: 'Before' });
+      expect((await me(b.gql, user.accessToken, 'displayName')).data?.me).toEqual({ displayName: 'Before' });
+      // A pattern subscriber (a debugging `PSUBSCRIBE auth:*`): PUBLISH counts it, it never confirms. Here it also
+      // tells the test when A has published.
+      const spy = new Redis(redis.url, { lazyConnect: true });
+      await spy.connect();
+      const published = new Promise<void>((resolve) => {
+        spy.on('pmessage', (_pattern: string, _channel: string, message: string) => {
+          if (message.includes(user.user.id)) resolve();
+        });
+      });
+      await spy.psubscribe(`${REVOCATION_CHANNEL}*`);
+      const port = subscriberPort(b);
+      const release = holdSubscription(b.app);
+      try {
+        warnings.length = 0;
+        const change = a.gql(UPDATE_PROFILE, { name: 'After' }, { token: user.accessToken });
+        await published;
+        // B, counted by that PUBLISH, is gone before it could confirm.
+        expect(await killClient(port)).toBe(1);
+        expect((await change).data).toEqual({ updateProfile: { id: user.user.id, displayName: 'After' } });
+        // A stopped waiting because B had gone, not because the bound ran out.
+        expect(warnings.filter((line) => line.includes(UNCONFIRMED))).toEqual([]);
+      } finally {
+        release();
+        spy.disconnect();
+      }
+      await until(() => b.app.bus.live(), 'B to be subscribed again');
+      expect((await me(b.gql, user.accessToken, 'displayName')).data?.me).toEqual({ displayName: 'After' });
     });
 
     it('malformed and spoofed confirmations and bus messages are ignored: changes still wait for B', async () => {

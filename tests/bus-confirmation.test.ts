@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUS_CONFIRMATION_TIMEOUT_MS, REVOCATION_CHANNEL } from '../src/events/redis.ts';
 import { signInAsAdmin } from './support/admin.ts';
 import { dialects, startTestApp, type TestApp } from './support/app.ts';
-import { holdSubscription } from './support/bus.ts';
+import { withSubscriptionHeld } from './support/bus.ts';
 import { createTestClient, requestToken } from './support/client-credentials.ts';
 import { ed25519Pem, expectUnauthenticated } from './support/expect.ts';
 import { me, type Payload, registerUser, signIn } from './support/graphql.ts';
@@ -34,41 +34,20 @@ describe.skipIf(!serviceAvailable('redis-server'))('bus messages confirmed by ev
       await redis?.stop();
     });
 
-    /**
-     * Runs `change` on A with B's subscription held, then `next` on B as soon as A has answered. B reads again only
-     * once A has been waiting a third of the confirmation bound (or once `next` is done). Resolves to both answers
-     * and whether B had been let go before A answered: A must not answer before B has read and applied the message.
-     */
-    async function withBHeld<T, U>(
-      change: () => Promise<T>,
-      next: () => Promise<U>,
-    ): Promise<{ answer: T; nextOnB: U; bLetGoFirst: boolean }> {
-      const release = holdSubscription(b.app);
-      let bLetGoFirst = false;
-      const letGo = setTimeout(() => {
-        bLetGoFirst = true;
-        release();
-      }, BUS_CONFIRMATION_TIMEOUT_MS / 3);
-      try {
-        const answer = await change();
-        const answeredAfterLetGo = bLetGoFirst;
-        const nextOnB = await next();
-        return { answer, nextOnB, bLetGoFirst: answeredAfterLetGo };
-      } finally {
-        clearTimeout(letGo);
-        release();
-      }
-    }
+    /** `change` on A with B's subscription held until a third of the confirmation bound, then `next` on B. */
+    const withBHeld = <T, U>(change: () => Promise<T>, next: () => Promise<U>) =>
+      withSubscriptionHeld(b.app, BUS_CONFIRMATION_TIMEOUT_MS / 3, change, next);
 
     it("a display name changed on A: A answers once B has dropped its cached row, and B's next read shows it", async () => {
       const user = await registerUser(a.gql, { displayName: 'Before' });
       const name = async () => (await me<{ displayName: string }>(b.gql, user.accessToken, 'displayName')).data?.me;
       expect(await name()).toEqual({ displayName: 'Before' });
       for (const round of [1, 2, 3]) {
-        const { answer, nextOnB, bLetGoFirst } = await withBHeld(
-          () => a.gql(UPDATE_PROFILE, { name: `After ${round}` }, { token: user.accessToken }),
-          name,
-        );
+        const {
+          answer,
+          nextAnswer: nextOnB,
+          answeredAfterLetGo: bLetGoFirst,
+        } = await withBHeld(() => a.gql(UPDATE_PROFILE, { name: `After ${round}` }, { token: user.accessToken }), name);
         expect(answer.data).toEqual({ updateProfile: { id: user.user.id, displayName: `After ${round}` } });
         expect(nextOnB).toEqual({ displayName: `After ${round}` });
         expect(bLetGoFirst).toBe(true);
@@ -79,7 +58,11 @@ describe.skipIf(!serviceAvailable('redis-server'))('bus messages confirmed by ev
       const user = await registerUser(a.gql);
       const other: Payload = await signIn(b.gql, user.user.email, user.password);
       expect((await me(b.gql, other.accessToken)).data?.me).toEqual({ id: user.user.id });
-      const { answer, nextOnB, bLetGoFirst } = await withBHeld(
+      const {
+        answer,
+        nextAnswer: nextOnB,
+        answeredAfterLetGo: bLetGoFirst,
+      } = await withBHeld(
         () =>
           a.gql('mutation($id: ID!) { revokeSession(id: $id) }', { id: other.session.id }, { token: user.accessToken }),
         () => me(b.gql, other.accessToken),
@@ -100,7 +83,11 @@ describe.skipIf(!serviceAvailable('redis-server'))('bus messages confirmed by ev
       const token = issued.body.access_token as string;
       const read = () => b.gql('query($id: ID!) { user(id: $id) { id } }', { id: admin.user.id }, { token });
       expect((await read()).data).toEqual({ user: { id: admin.user.id } });
-      const { answer, nextOnB, bLetGoFirst } = await withBHeld(
+      const {
+        answer,
+        nextAnswer: nextOnB,
+        answeredAfterLetGo: bLetGoFirst,
+      } = await withBHeld(
         () =>
           a.gql(
             'mutation($id: ID!) { setClientDisabled(id: $id, disabled: true) { disabled } }',

@@ -272,10 +272,14 @@ describe.skipIf(!['mariadbd', 'redis-server', 'haproxy'].every((binary) => servi
       //    refreshes of one token, which must lose).
       const loser = new Set<Exchange>(doubles.map(([a, b]) => (a.data?.refresh ? b : a)));
       // A refresh answered REFRESH_TOKEN_ROTATED while an instance died may have been spent by the dead instance
-      // (it rotated, then was killed before answering) and the request passed on to another one: the token is
-      // lost with the instance, as an unanswered refresh's is, and the client signs in again.
-      const spentByTheDead = (exchange: Exchange) =>
-        extensionsOf(exchange as never)?.reason === 'REFRESH_TOKEN_ROTATED';
+      // (it rotated, then was killed before answering) and the request passed on to another one (HAProxy retries
+      // on an empty response): the token is lost with the instance, as an unanswered refresh's is, and the client
+      // signs in again. Likewise a logout answered SESSION_REVOKED: the dead instance had ended the session.
+      const logouts = new Set(records.filter((r) => r.op === 'logout').map((r) => r.exchange));
+      const spentByTheDead = (exchange: Exchange) => {
+        const reason = extensionsOf(exchange as never)?.reason;
+        return reason === 'REFRESH_TOKEN_ROTATED' || (reason === 'SESSION_REVOKED' && logouts.has(exchange));
+      };
       const during = (exchange: Exchange, outage: Outage) =>
         exchange.end >= outage.from &&
         exchange.start <= outage.to &&

@@ -32,6 +32,11 @@ export const BUS_CONFIRMATION_TIMEOUT_MS = STALL_MS + 2 * HEARTBEAT_MS;
 /** An instance's id as it is on the wire (a UUID): nothing else names a confirmation channel. */
 const INSTANCE_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const MESSAGE_ID = /^[0-9]{1,16}$/;
+/**
+ * While a publish waits, how often it asks Redis how many connections are still subscribed (ms): a receiver gone
+ * since (an instance killed, a subscription dropped) will never confirm, and one not counted then is not waited for.
+ */
+const RECEIVERS_RECHECK_MS = 100;
 const MAX_UNSENT_REVOCATIONS = 10_000;
 const MAX_DELIVERED_REMEMBERED = 50_000;
 
@@ -86,6 +91,7 @@ export async function createRedisRevocationBus(
     const entry: { confirmed: number; receivers?: number; done: () => void } = { confirmed: 0, done };
     waiting.set(id, entry);
     let timer: NodeJS.Timeout | undefined;
+    let recheck: NodeJS.Timeout | undefined;
     try {
       entry.receivers = await redis.commands.publish(
         REVOCATION_CHANNEL,
@@ -95,6 +101,20 @@ export async function createRedisRevocationBus(
       const timedOut = new Promise<boolean>((resolve) => {
         timer = setTimeout(() => resolve(true), BUS_CONFIRMATION_TIMEOUT_MS);
       });
+      // PUBLISH counted every subscriber then, pattern subscribers (never an instance) included. Waited for: at most
+      // as many as are still subscribed to the channel itself. A subscriber that came since makes this wait longer,
+      // never shorter: it is counted instead of one that is gone.
+      recheck = setInterval(() => {
+        redis.commands.pubsub('NUMSUB', REVOCATION_CHANNEL).then(
+          (reply) => {
+            const subscribed = Number((reply as unknown[])[1]);
+            if (!Number.isInteger(subscribed) || subscribed >= (entry.receivers ?? 0)) return;
+            entry.receivers = subscribed;
+            if (entry.confirmed >= subscribed) entry.done();
+          },
+          () => undefined,
+        );
+      }, RECEIVERS_RECHECK_MS);
       if (await Promise.race([allConfirmed.then(() => false), timedOut])) {
         logger.warn(
           { receivers: entry.receivers, confirmed: entry.confirmed, waitedMs: BUS_CONFIRMATION_TIMEOUT_MS },
@@ -103,6 +123,7 @@ export async function createRedisRevocationBus(
       }
     } finally {
       clearTimeout(timer);
+      clearInterval(recheck);
       waiting.delete(id);
     }
   };

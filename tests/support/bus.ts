@@ -14,3 +14,31 @@ export function holdSubscription(app: App): () => void {
     stream.resume();
   };
 }
+
+/**
+ * Runs `change` with `held`'s subscription held, then `next` as soon as `change` has answered. The subscription
+ * reads again once `letGoAfterMs` have passed, or once `next` is done. Resolves to both answers and whether the
+ * subscription had been let go before `change` answered (it must have been, when `change` publishes on the bus).
+ */
+export async function withSubscriptionHeld<T, U>(
+  held: App,
+  letGoAfterMs: number,
+  change: () => Promise<T>,
+  next: () => Promise<U>,
+): Promise<{ answer: T; nextAnswer: U; answeredAfterLetGo: boolean }> {
+  const release = holdSubscription(held);
+  let letGo = false;
+  const timer = setTimeout(() => {
+    letGo = true;
+    release();
+  }, letGoAfterMs);
+  try {
+    const answer = await change();
+    const answeredAfterLetGo = letGo;
+    const nextAnswer = await next();
+    return { answer, nextAnswer, answeredAfterLetGo };
+  } finally {
+    clearTimeout(timer);
+    release();
+  }
+}
