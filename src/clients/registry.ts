@@ -55,6 +55,9 @@ export class ClientRegistry {
   readonly #clients = new Map<string, ClientInfo>();
   readonly #audience: string;
   #unsubscribe: (() => void) | undefined;
+  /** How many changes the bus has applied; `#appliedAt` has, per client, that count when it was last applied. */
+  #applies = 0;
+  readonly #appliedAt = new Map<string, number>();
 
   /** `audience`: the configured AUDIENCE, which a client without audiences of its own stands for. */
   constructor(audience: string) {
@@ -66,19 +69,26 @@ export class ClientRegistry {
     const known = this.#clients.get(info.id);
     if (known && known.updatedAt > info.updatedAt) return;
     this.#clients.set(info.id, info);
+    this.#appliedAt.set(info.id, ++this.#applies);
   }
 
-  /** Reads every client from the database (the source of truth) into the copy. */
+  /**
+   * Reads every client from the database (the source of truth) into the copy, except the clients the bus changed
+   * while it read: their change was committed after the read began (its message came after), so the row read may
+   * be older than the copy (a client disabled on another instance, which answered once this one had applied it).
+   */
   async load(em: Em): Promise<void> {
+    const since = this.#applies;
     const rows = await em.find(Client, {}, { disableIdentityMap: true });
+    const changedMeanwhile = (id: string) => (this.#appliedAt.get(id) ?? 0) > since;
     const seen = new Set<string>();
     for (const row of rows) {
       const info = clientInfoOf(row);
       seen.add(info.id);
       // After an outage the database wins, whatever the copy's time says.
-      this.#clients.set(info.id, info);
+      if (!changedMeanwhile(info.id)) this.#clients.set(info.id, info);
     }
-    for (const id of this.#clients.keys()) if (!seen.has(id)) this.#clients.delete(id);
+    for (const id of this.#clients.keys()) if (!seen.has(id) && !changedMeanwhile(id)) this.#clients.delete(id);
   }
 
   /** Loads, then keeps the copy current from the bus and reloads whenever the bus comes back after an outage. */
