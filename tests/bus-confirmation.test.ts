@@ -43,14 +43,13 @@ describe.skipIf(!serviceAvailable('redis-server'))('bus messages confirmed by ev
       const name = async () => (await me<{ displayName: string }>(b.gql, user.accessToken, 'displayName')).data?.me;
       expect(await name()).toEqual({ displayName: 'Before' });
       for (const round of [1, 2, 3]) {
-        const {
-          answer,
-          nextAnswer: nextOnB,
-          answeredAfterLetGo: bLetGoFirst,
-        } = await withBHeld(() => a.gql(UPDATE_PROFILE, { name: `After ${round}` }, { token: user.accessToken }), name);
-        expect(answer.data).toEqual({ updateProfile: { id: user.user.id, displayName: `After ${round}` } });
-        expect(nextOnB).toEqual({ displayName: `After ${round}` });
-        expect(bLetGoFirst).toBe(true);
+        const held = await withBHeld(
+          () => a.gql(UPDATE_PROFILE, { name: `After ${round}` }, { token: user.accessToken }),
+          name,
+        );
+        expect(held.answer.data).toEqual({ updateProfile: { id: user.user.id, displayName: `After ${round}` } });
+        expect(held.nextAnswer).toEqual({ displayName: `After ${round}` });
+        expect(held.answeredAfterLetGo).toBe(true);
       }
     });
 
@@ -58,18 +57,14 @@ describe.skipIf(!serviceAvailable('redis-server'))('bus messages confirmed by ev
       const user = await registerUser(a.gql);
       const other: Payload = await signIn(b.gql, user.user.email, user.password);
       expect((await me(b.gql, other.accessToken)).data?.me).toEqual({ id: user.user.id });
-      const {
-        answer,
-        nextAnswer: nextOnB,
-        answeredAfterLetGo: bLetGoFirst,
-      } = await withBHeld(
+      const held = await withBHeld(
         () =>
           a.gql('mutation($id: ID!) { revokeSession(id: $id) }', { id: other.session.id }, { token: user.accessToken }),
         () => me(b.gql, other.accessToken),
       );
-      expect(answer.data).toEqual({ revokeSession: true });
-      expectUnauthenticated(nextOnB, 'SESSION_REVOKED');
-      expect(bLetGoFirst).toBe(true);
+      expect(held.answer.data).toEqual({ revokeSession: true });
+      expectUnauthenticated(held.nextAnswer, 'SESSION_REVOKED');
+      expect(held.answeredAfterLetGo).toBe(true);
     });
 
     it("a client disabled on A: A answers once B knows, and B refuses the client's service token", async () => {
@@ -83,11 +78,7 @@ describe.skipIf(!serviceAvailable('redis-server'))('bus messages confirmed by ev
       const token = issued.body.access_token as string;
       const read = () => b.gql('query($id: ID!) { user(id: $id) { id } }', { id: admin.user.id }, { token });
       expect((await read()).data).toEqual({ user: { id: admin.user.id } });
-      const {
-        answer,
-        nextAnswer: nextOnB,
-        answeredAfterLetGo: bLetGoFirst,
-      } = await withBHeld(
+      const held = await withBHeld(
         () =>
           a.gql(
             'mutation($id: ID!) { setClientDisabled(id: $id, disabled: true) { disabled } }',
@@ -96,9 +87,9 @@ describe.skipIf(!serviceAvailable('redis-server'))('bus messages confirmed by ev
           ),
         read,
       );
-      expect(answer.data).toEqual({ setClientDisabled: { disabled: true } });
-      expectUnauthenticated(nextOnB, 'CLIENT_DISABLED');
-      expect(bLetGoFirst).toBe(true);
+      expect(held.answer.data).toEqual({ setClientDisabled: { disabled: true } });
+      expectUnauthenticated(held.nextAnswer, 'CLIENT_DISABLED');
+      expect(held.answeredAfterLetGo).toBe(true);
     });
 
     it('a subscriber that never confirms (not an instance) delays a change by the bound at most, and B still sees it', async () => {

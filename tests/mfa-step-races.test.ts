@@ -11,7 +11,7 @@ import { dialects, startTestApp, type TestApp } from './support/app.ts';
 import { TestClock } from './support/clock.ts';
 import { errorCode, extensionsOf, loginUser, registerUser } from './support/graphql.ts';
 import { DISABLE_TOTP, enrollTotp, REGENERATE, TOTP_STEP_MS, totpCode, VERIFY_MFA } from './support/mfa.ts';
-import { type PasskeyBrowser, startPasskeyBrowser } from './support/passkey-browser.ts';
+import { type PasskeyBrowser, registerPasskey, startPasskeyBrowser } from './support/passkey-browser.ts';
 import { MFA_CHANGE_USER_LOCK, queueAtUserRow, SIGN_IN_USER_LOCK } from './support/row-locks.ts';
 import { serviceAvailable } from './support/services.ts';
 
@@ -199,18 +199,7 @@ describe.skipIf(!serviceAvailable('chromium')).each(mariadb)(
     /** An account whose one factor is a passkey, at its MFA step: the step's token and a valid assertion. */
     async function atPasskeyStep() {
       const account = await registerUser(t.gql);
-      const started = await t.gql<{ startPasskeyRegistration: unknown }>(
-        'mutation { startPasskeyRegistration }',
-        {},
-        { token: account.accessToken },
-      );
-      const registered = await t.gql<{ finishPasskeyRegistration: { id: string } }>(
-        'mutation($r: JSON!) { finishPasskeyRegistration(response: $r) { id } }',
-        { r: await browser.register(started.data?.startPasskeyRegistration) },
-        { token: account.accessToken },
-      );
-      const passkeyId = registered.data?.finishPasskeyRegistration.id;
-      if (!passkeyId) throw new Error(JSON.stringify(registered.errors));
+      const passkeyId = await registerPasskey(t.gql, browser, account.accessToken);
       const required = await mfaRequired(t.gql, account);
       expect(required.methods).toEqual(['PASSKEY']);
       const assertion = await browser.authenticate(required.passkeyOptions);

@@ -7,7 +7,7 @@ import { AuditEvent, Session } from '../src/db/entities.ts';
 import type { Em } from '../src/db/orm.ts';
 import { dialects, startTestApp, type TestApp } from './support/app.ts';
 import { errorCode, PAYLOAD, type Payload, registerUser } from './support/graphql.ts';
-import { type PasskeyBrowser, startPasskeyBrowser } from './support/passkey-browser.ts';
+import { type PasskeyBrowser, registerPasskey, startPasskeyBrowser } from './support/passkey-browser.ts';
 import { MFA_CHANGE_USER_LOCK, rowHolder, SIGN_IN_USER_LOCK } from './support/row-locks.ts';
 import { serviceAvailable } from './support/services.ts';
 
@@ -37,18 +37,7 @@ describe.skipIf(!serviceAvailable('chromium')).each(dialects().filter((dialect) 
 
     it('opens no session once the passkey is removed: INVALID_CREDENTIALS, LOGIN_FAILED UNKNOWN_PASSKEY', async () => {
       const account = await registerUser(t.gql);
-      const started = await t.gql<{ startPasskeyRegistration: unknown }>(
-        'mutation { startPasskeyRegistration }',
-        {},
-        { token: account.accessToken },
-      );
-      const registered = await t.gql<{ finishPasskeyRegistration: { id: string } }>(
-        'mutation($r: JSON!) { finishPasskeyRegistration(response: $r) { id } }',
-        { r: await browser.register(started.data?.startPasskeyRegistration) },
-        { token: account.accessToken },
-      );
-      const passkeyId = registered.data?.finishPasskeyRegistration.id;
-      if (!passkeyId) throw new Error(JSON.stringify(registered.errors));
+      const passkeyId = await registerPasskey(t.gql, browser, account.accessToken);
       // A real assertion by that passkey, for a challenge bound to the account.
       const challenge = await t.gql<{ startPasskeyLogin: { challengeId: string; options: unknown } }>(
         'mutation($e: String) { startPasskeyLogin(email: $e) { challengeId options } }',

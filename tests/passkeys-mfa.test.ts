@@ -7,7 +7,7 @@ import type { Em } from '../src/db/orm.ts';
 import { dialects, startTestApp, type TestApp } from './support/app.ts';
 import { errorCode, extensionsOf, loginUser, registerUser } from './support/graphql.ts';
 import { VERIFY_MFA } from './support/mfa.ts';
-import { type PasskeyBrowser, startPasskeyBrowser } from './support/passkey-browser.ts';
+import { type PasskeyBrowser, registerPasskey, startPasskeyBrowser } from './support/passkey-browser.ts';
 import { serviceAvailable } from './support/services.ts';
 
 describe.skipIf(!serviceAvailable('chromium')).each(dialects())('a passkey as the second factor (%s)', (dialect) => {
@@ -27,20 +27,7 @@ describe.skipIf(!serviceAvailable('chromium')).each(dialects())('a passkey as th
   it('answers MFA_REQUIRED with passkeyOptions after the password, and verifyMfa with the assertion signs in', async () => {
     await browser.clear();
     const holder = await registerUser(t.gql);
-    const started = await t.gql<{ startPasskeyRegistration: unknown }>(
-      'mutation { startPasskeyRegistration }',
-      {},
-      {
-        token: holder.accessToken,
-      },
-    );
-    const registration = await browser.register(started.data?.startPasskeyRegistration);
-    const added = await t.gql<{ finishPasskeyRegistration: { id: string } }>(
-      'mutation($r: JSON!) { finishPasskeyRegistration(response: $r) { id } }',
-      { r: registration },
-      { token: holder.accessToken },
-    );
-    const passkeyId = added.data?.finishPasskeyRegistration.id as string;
+    const passkeyId = await registerPasskey(t.gql, browser, holder.accessToken);
     const stored = await (t.app.orm.em.fork() as Em).findOneOrFail(Passkey, { id: passkeyId });
 
     // An assertion made elsewhere is a wrong factor (its challenge is spent with it).

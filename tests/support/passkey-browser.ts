@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { CDPSession, Page } from 'playwright-core';
 import { type Browser, launchChromium } from './chromium.ts';
+import type { Gql } from './graphql.ts';
 import { freePort } from './services.ts';
 
 export interface PasskeyBrowser {
@@ -133,4 +134,25 @@ export async function startPasskeyBrowser(): Promise<PasskeyBrowser> {
     await Promise.all([trusted.server, other.server].map((s) => new Promise((done) => s.close(done))));
     throw error;
   }
+}
+
+/**
+ * Registers a passkey for the account signed in with `token`: startPasskeyRegistration, the browser's
+ * navigator.credentials.create, finishPasskeyRegistration. Resolves to the passkey's id; throws on any error.
+ */
+export async function registerPasskey(gql: Gql, browser: PasskeyBrowser, token: string): Promise<string> {
+  const started = await gql<{ startPasskeyRegistration: unknown }>(
+    'mutation { startPasskeyRegistration }',
+    {},
+    { token },
+  );
+  if (!started.data) throw new Error(JSON.stringify(started.errors));
+  const registered = await gql<{ finishPasskeyRegistration: { id: string } }>(
+    'mutation($r: JSON!) { finishPasskeyRegistration(response: $r) { id } }',
+    { r: await browser.register(started.data.startPasskeyRegistration) },
+    { token },
+  );
+  const id = registered.data?.finishPasskeyRegistration.id;
+  if (!id) throw new Error(JSON.stringify(registered.errors));
+  return id;
 }
