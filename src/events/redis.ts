@@ -19,12 +19,17 @@ import {
 } from './revocation-bus.ts';
 
 export const REVOCATION_CHANNEL = 'auth:revocations';
-/** Where instance `id` hears the confirmations of what it published: `auth:confirmations:<id>`. */
+/**
+ * Where instance `id` hears the confirmations of what it published: `auth:confirmations:<id>`. Subscribed with the
+ * bus's channel in one SUBSCRIBE, it also marks the connection as an instance that confirms: what else listens (an
+ * instance of a version before confirmations during a rolling deploy, `redis-cli SUBSCRIBE`) is not waited for.
+ */
 const confirmationChannel = (id: string) => `auth:confirmations:${id}`;
+const CONFIRMING_INSTANCES = confirmationChannel('*');
 /**
  * How long a publish waits for every receiver's confirmation (2.5 s). Past it the publish resolves anyway and logs
- * a warning: a receiver that stays silent is gone (Redis drops a vanished peer only when TCP gives up), frozen, or
- * not an instance. By then an instance whose subscription stalled has found out by its own heartbeat (a ping
+ * a warning: a receiver that stays silent is gone (Redis drops a vanished peer only when TCP gives up) or frozen.
+ * By then an instance whose subscription stalled has found out by its own heartbeat (a ping
  * unanswered for STALL_MS, checked every HEARTBEAT_MS) and dropped the subscription: it is not `live`, and its
  * caches read the database until it is subscribed again.
  */
@@ -33,7 +38,7 @@ export const BUS_CONFIRMATION_TIMEOUT_MS = STALL_MS + 2 * HEARTBEAT_MS;
 const INSTANCE_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const MESSAGE_ID = /^[0-9]{1,16}$/;
 /**
- * While a publish waits, how often it asks Redis how many connections are still subscribed (ms): a receiver gone
+ * While a publish waits, how often it asks Redis how many instances are still subscribed (ms): a receiver gone
  * since (an instance killed, a subscription dropped) will never confirm, and one not counted then is not waited for.
  */
 const RECEIVERS_RECHECK_MS = 100;
@@ -78,9 +83,12 @@ export async function createRedisRevocationBus(
     if (entry.receivers !== undefined && entry.confirmed >= entry.receivers) entry.done();
   };
 
+  /** How many instances that confirm are subscribed now (their confirmation channels), from a PUBSUB CHANNELS reply. */
+  const instancesIn = (channels: unknown) => (Array.isArray(channels) ? channels.length : Number.NaN);
+
   /**
-   * Publishes `payload` on the channel and resolves once every subscriber Redis handed it to (this instance's own
-   * included) has confirmed it, or after BUS_CONFIRMATION_TIMEOUT_MS. Rejects when Redis does not take it.
+   * Publishes `payload` on the channel and resolves once every instance Redis handed it to (this one's own
+   * subscription included) has confirmed it, or after BUS_CONFIRMATION_TIMEOUT_MS. Rejects when Redis does not take it.
    */
   const publishConfirmed = async (payload: Record<string, unknown>): Promise<void> => {
     const id = String(++sequence);
@@ -93,22 +101,30 @@ export async function createRedisRevocationBus(
     let timer: NodeJS.Timeout | undefined;
     let recheck: NodeJS.Timeout | undefined;
     try {
-      entry.receivers = await redis.commands.publish(
-        REVOCATION_CHANNEL,
-        JSON.stringify({ ...payload, from: instance, id }),
-      );
+      // In one transaction, so that no subscription comes or goes in between: the receivers PUBLISH counted (every
+      // subscriber, pattern ones included), and how many of those are instances that confirm.
+      const replies = await redis.commands
+        .multi()
+        .publish(REVOCATION_CHANNEL, JSON.stringify({ ...payload, from: instance, id }))
+        .pubsub('CHANNELS', CONFIRMING_INSTANCES)
+        .exec();
+      const [published, instances] = replies ?? [];
+      if (!published || published[0] || !instances || instances[0]) {
+        throw published?.[0] ?? instances?.[0] ?? new Error('the publish transaction was discarded');
+      }
+      const confirming = instancesIn(instances[1]);
+      entry.receivers = Number.isNaN(confirming) ? Number(published[1]) : Math.min(Number(published[1]), confirming);
       if (entry.confirmed >= entry.receivers) return;
       const timedOut = new Promise<boolean>((resolve) => {
         timer = setTimeout(() => resolve(true), BUS_CONFIRMATION_TIMEOUT_MS);
       });
-      // PUBLISH counted every subscriber then, pattern subscribers (never an instance) included. Waited for: at most
-      // as many as are still subscribed to the channel itself. A subscriber that came since makes this wait longer,
+      // Waited for: at most as many as are still subscribed. An instance that came since makes this wait longer,
       // never shorter: it is counted instead of one that is gone.
       recheck = setInterval(() => {
-        redis.commands.pubsub('NUMSUB', REVOCATION_CHANNEL).then(
+        redis.commands.pubsub('CHANNELS', CONFIRMING_INSTANCES).then(
           (reply) => {
-            const subscribed = Number((reply as unknown[])[1]);
-            if (!Number.isInteger(subscribed) || subscribed >= (entry.receivers ?? 0)) return;
+            const subscribed = instancesIn(reply);
+            if (Number.isNaN(subscribed) || subscribed >= (entry.receivers ?? 0)) return;
             entry.receivers = subscribed;
             if (entry.confirmed >= subscribed) entry.done();
           },
