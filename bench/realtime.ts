@@ -251,8 +251,9 @@ export function printRealtime(results: RealtimeResults): void {
   );
   console.log(
     '\nA negative latency is reported as measured: the event reached the client before the revoking response did. ' +
-      'After committing, the revoking instance tells its own subscribers, then publishes to Redis and waits for the ' +
-      "reply, all before it answers, so either set-up can see the event first. 'lost': no event within 5 s.",
+      'After committing, the revoking instance tells its own subscribers, then publishes to Redis and waits until ' +
+      'every instance has confirmed applying it, all before it answers, so either set-up can see the event first. ' +
+      "'lost': no event within 5 s.",
   );
 
   const { memory } = results;
