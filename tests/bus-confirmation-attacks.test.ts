@@ -154,6 +154,39 @@ describe.skipIf(!serviceAvailable('redis-server'))('bus confirmations under atta
       expect((await me(b.gql, user.accessToken, 'displayName')).data?.me).toEqual({ displayName: 'After' });
     });
 
+    it('a Redis user not allowed PUBSUB: changes are still published, and wait for every receiver', async () => {
+      await admin.call('ACL', 'SETUSER', 'limited', 'on', '>limited-secret', '~*', '&*', '+@all', '-pubsub|channels');
+      const limitedUrl = redis.url.replace('redis://', 'redis://limited:limited-secret@');
+      const env = { REDIS_URL: limitedUrl, JWT_PRIVATE_KEY: ed25519Pem() };
+      const logged: string[] = [];
+      const c = await startTestApp({
+        dialect,
+        env,
+        logger: pino({ level: 'warn' }, { write: (line) => logged.push(line) }),
+      });
+      const d = await startTestApp({ dialect, env, databaseUrl: c.databaseUrl, migrate: false });
+      try {
+        await until(() => c.app.bus.live() && d.app.bus.live(), 'both instances to be subscribed');
+        const user = await registerUser(c.gql, { displayName: 'Before' });
+        const name = async () => (await me<{ displayName: string }>(d.gql, user.accessToken, 'displayName')).data?.me;
+        expect(await name()).toEqual({ displayName: 'Before' });
+        const held = await withSubscriptionHeld(
+          d.app,
+          BUS_CONFIRMATION_TIMEOUT_MS / 3,
+          () => c.gql(UPDATE_PROFILE, { name: 'After' }, { token: user.accessToken }),
+          name,
+        );
+        expect(held.answer.data).toEqual({ updateProfile: { id: user.user.id, displayName: 'After' } });
+        expect(held.nextAnswer).toEqual({ displayName: 'After' });
+        expect(held.answeredAfterLetGo).toBe(true);
+        // Published (not kept back as if Redis were down), and every receiver here is an instance that confirmed.
+        expect(logged.filter((line) => /could not publish|not every instance confirmed/.test(line))).toEqual([]);
+      } finally {
+        await d.close();
+        await c.close();
+      }
+    });
+
     it('malformed and spoofed confirmations and bus messages are ignored: changes still wait for B', async () => {
       await until(() => a.app.bus.live() && b.app.bus.live(), 'both instances to be subscribed');
       const user = await registerUser(a.gql, { displayName: 'Before' });

@@ -101,19 +101,17 @@ export async function createRedisRevocationBus(
     let timer: NodeJS.Timeout | undefined;
     let recheck: NodeJS.Timeout | undefined;
     try {
-      // In one transaction, so that no subscription comes or goes in between: the receivers PUBLISH counted (every
-      // subscriber, pattern ones included), and how many of those are instances that confirm.
-      const replies = await redis.commands
-        .multi()
-        .publish(REVOCATION_CHANNEL, JSON.stringify({ ...payload, from: instance, id }))
-        .pubsub('CHANNELS', CONFIRMING_INSTANCES)
-        .exec();
-      const [published, instances] = replies ?? [];
-      if (!published || published[0] || !instances || instances[0]) {
-        throw published?.[0] ?? instances?.[0] ?? new Error('the publish transaction was discarded');
-      }
-      const confirming = instancesIn(instances[1]);
-      entry.receivers = Number.isNaN(confirming) ? Number(published[1]) : Math.min(Number(published[1]), confirming);
+      // The receivers PUBLISH counted (every subscriber, pattern ones included), and right after it how many
+      // instances that confirm are subscribed. Not atomic, and need not be: an instance that leaves in between is
+      // not live; one that comes in between is waited for needlessly (until it goes, or the bound). Without the
+      // count (a Redis user not allowed PUBSUB), every receiver is waited for.
+      const [published, instances] = await Promise.allSettled([
+        redis.commands.publish(REVOCATION_CHANNEL, JSON.stringify({ ...payload, from: instance, id })),
+        redis.commands.pubsub('CHANNELS', CONFIRMING_INSTANCES),
+      ]);
+      if (published.status === 'rejected') throw published.reason;
+      const confirming = instances.status === 'fulfilled' ? instancesIn(instances.value) : Number.NaN;
+      entry.receivers = Number.isNaN(confirming) ? published.value : Math.min(published.value, confirming);
       if (entry.confirmed >= entry.receivers) return;
       const timedOut = new Promise<boolean>((resolve) => {
         timer = setTimeout(() => resolve(true), BUS_CONFIRMATION_TIMEOUT_MS);
