@@ -49,7 +49,10 @@ export type UserChangedListener = (event: UserChangedEvent) => void;
 export type LivenessListener = (live: boolean) => void;
 
 export interface RevocationBus {
-  /** Publishes a committed revocation: this instance's listeners hear it at once, other instances through the bus. */
+  /**
+   * Publishes a committed revocation: this instance's listeners hear it at once, other instances through the bus.
+   * With Redis, resolves once every other instance has applied it (redis.ts: confirmations, 2.5 s at most).
+   */
   publish(event: SessionRevokedEvent): Promise<void>;
   /** Tells only this instance's listeners (used when catching up on revocations missed during an outage). */
   deliverLocally(event: SessionRevokedEvent): void;
@@ -57,12 +60,12 @@ export interface RevocationBus {
   subscribe(listener: RevocationListener): () => void;
   /**
    * Publishes committed changes to users' rows: this instance's listeners hear it before this resolves, other
-   * instances through the bus (Redis replies to the publish after handing the message to every subscriber).
+   * instances through the bus; with Redis, it resolves once they have applied it too (confirmations, as `publish`).
    */
   publishUserChanged(event: UserChangedEvent): Promise<void>;
   /** Returns the function that unsubscribes. */
   subscribeUserChanged(listener: UserChangedListener): () => void;
-  /** Publishes a client's committed state: this instance's listeners hear it before this resolves. */
+  /** Publishes a client's committed state: every instance has applied it when this resolves (as `publish`). */
   publishClientChanged(event: ClientChangedEvent): Promise<void>;
   /** Returns the function that unsubscribes. */
   subscribeClientChanged(listener: ClientChangedListener): () => void;
