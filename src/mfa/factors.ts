@@ -5,7 +5,7 @@ import { audit } from '../audit/audit.ts';
 import { auditLockouts } from '../auth/login.ts';
 import type { Call } from '../call.ts';
 import type { Clock } from '../clock.ts';
-import { MfaTotp, Passkey, type UserRow } from '../db/entities.ts';
+import { MfaTotp, type UserRow } from '../db/entities.ts';
 import type { Em } from '../db/orm.ts';
 import { AuthError } from '../errors.ts';
 import { type GuessLimit, withAttempt } from '../limits/attempts.ts';
@@ -13,7 +13,7 @@ import type { RateLimits } from '../limits/rate-limits.ts';
 import type { Sessions } from '../sessions/sessions.ts';
 import type { MfaChallenges } from './challenges.ts';
 import type { MfaCrypto } from './crypto.ts';
-import type { PasskeyFactor } from './passkey-factor.ts';
+import { type PasskeyFactor, passkeyStands } from './passkey-factor.ts';
 import { hasRecoveryCode, recoveryCodeStands, spendRecoveryCode } from './recovery-codes.ts';
 import type { MfaMethod } from './status.ts';
 import { spendStep, stepFor } from './totp.ts';
@@ -104,7 +104,7 @@ async function check(deps: MfaDeps, em: Em, userId: string, factor: Factor, now:
         method: 'PASSKEY',
         spend: async () => true,
         // That passkey, not any: removing the one that signed withdraws this proof even if others remain.
-        stillStands: async (tx) => (await tx.count(Passkey, { id: passkeyId, user: userId })) > 0,
+        stillStands: (tx) => passkeyStands(tx, userId, passkeyId),
       };
     }
   }

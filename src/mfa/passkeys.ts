@@ -15,7 +15,7 @@ import { AuthError, badInput } from '../errors.ts';
 import { withAttempt } from '../limits/attempts.ts';
 import { enforce, ipKey, type RateLimits } from '../limits/rate-limits.ts';
 import type { IssuedTokens, Sessions, TokenDelivery } from '../sessions/sessions.ts';
-import type { PasskeyFactor } from './passkey-factor.ts';
+import { type PasskeyFactor, passkeyStands } from './passkey-factor.ts';
 import { lockUserForMfaChange } from './user-lock.ts';
 import type { AssertionOutcome, WebAuthn } from './webauthn.ts';
 
@@ -233,7 +233,7 @@ export async function loginWithPasskey(deps: PasskeyDeps, call: Call, input: Pas
       // The passkey checked before this transaction must still be the account's: removing it revokes every session
       // there is, and this one is not there yet. Read after the session's INSERT, which waits for a removal's
       // revocation (it locks the user's sessions) to commit; a removal that comes later finds this session.
-      if ((await tx.count(Passkey, { id: outcome.passkeyId, user: user.id })) === 0) throw new PasskeyRemoved();
+      if (!(await passkeyStands(tx, user.id, outcome.passkeyId))) throw new PasskeyRemoved();
       audit(
         tx,
         meta,
