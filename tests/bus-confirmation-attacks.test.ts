@@ -4,12 +4,16 @@
 // PUBLISH, yet believes itself subscribed until it reads the socket or its heartbeat fails; a publisher whose own
 // subscription came back must hear confirmations again; malformed confirmations and messages are ignored.
 import { Redis } from 'ioredis';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUS_CONFIRMATION_TIMEOUT_MS, REVOCATION_CHANNEL } from '../src/events/redis.ts';
-import { dialects, startTestApp, type TestApp } from './support/app.ts';
-import { holdSubscription, withSubscriptionHeld } from './support/bus.ts';
-import { ed25519Pem } from './support/expect.ts';
+import { dialects, type TestApp } from './support/app.ts';
+import {
+  holdSubscription,
+  type InstancePair,
+  startInstancePair,
+  UNCONFIRMED_WARNING,
+  withSubscriptionHeld,
+} from './support/bus.ts';
 import { me, registerUser } from './support/graphql.ts';
 import { type RunningService, serviceAvailable, startRedis } from './support/services.ts';
 
@@ -19,29 +23,22 @@ describe.skipIf(!serviceAvailable('redis-server'))('bus confirmations under atta
   describe.each(dialects())('on %s', (dialect) => {
     let redis: RunningService;
     let admin: Redis;
+    let pair: InstancePair;
     let a: TestApp;
     let b: TestApp;
-    /** A's log lines at warn and above. */
-    const warnings: string[] = [];
-    const UNCONFIRMED = 'not every instance confirmed a bus message in time';
+    let warnings: string[];
 
     beforeAll(async () => {
       redis = await startRedis();
       admin = new Redis(redis.url, { lazyConnect: true });
       await admin.connect();
-      const env = { REDIS_URL: redis.url, JWT_PRIVATE_KEY: ed25519Pem() };
-      a = await startTestApp({
-        dialect,
-        env,
-        logger: pino({ level: 'warn' }, { write: (line) => warnings.push(line) }),
-      });
-      b = await startTestApp({ dialect, env, databaseUrl: a.databaseUrl, migrate: false });
+      pair = await startInstancePair(dialect, redis.url);
+      ({ a, b, warnings } = pair);
     });
 
     afterAll(async () => {
       admin?.disconnect();
-      await b?.close();
-      await a?.close();
+      await pair?.close();
       await redis?.stop();
     });
 
@@ -145,7 +142,7 @@ describe.skipIf(!serviceAvailable('redis-server'))('bus confirmations under atta
         expect(await killClient(port)).toBe(1);
         expect((await change).data).toEqual({ updateProfile: { id: user.user.id, displayName: 'After' } });
         // A stopped waiting because B had gone, not because the bound ran out.
-        expect(warnings.filter((line) => line.includes(UNCONFIRMED))).toEqual([]);
+        expect(warnings.filter((line) => line.includes(UNCONFIRMED_WARNING))).toEqual([]);
       } finally {
         release();
         spy.disconnect();
@@ -157,14 +154,8 @@ describe.skipIf(!serviceAvailable('redis-server'))('bus confirmations under atta
     it('a Redis user not allowed PUBSUB: changes are still published, and wait for every receiver', async () => {
       await admin.call('ACL', 'SETUSER', 'limited', 'on', '>limited-secret', '~*', '&*', '+@all', '-pubsub|channels');
       const limitedUrl = redis.url.replace('redis://', 'redis://limited:limited-secret@');
-      const env = { REDIS_URL: limitedUrl, JWT_PRIVATE_KEY: ed25519Pem() };
-      const logged: string[] = [];
-      const c = await startTestApp({
-        dialect,
-        env,
-        logger: pino({ level: 'warn' }, { write: (line) => logged.push(line) }),
-      });
-      const d = await startTestApp({ dialect, env, databaseUrl: c.databaseUrl, migrate: false });
+      const limited = await startInstancePair(dialect, limitedUrl);
+      const { a: c, b: d } = limited;
       try {
         await until(() => c.app.bus.live() && d.app.bus.live(), 'both instances to be subscribed');
         const user = await registerUser(c.gql, { displayName: 'Before' });
@@ -180,10 +171,11 @@ describe.skipIf(!serviceAvailable('redis-server'))('bus confirmations under atta
         expect(held.nextAnswer).toEqual({ displayName: 'After' });
         expect(held.answeredAfterLetGo).toBe(true);
         // Published (not kept back as if Redis were down), and every receiver here is an instance that confirmed.
-        expect(logged.filter((line) => /could not publish|not every instance confirmed/.test(line))).toEqual([]);
+        expect(
+          limited.warnings.filter((line) => line.includes('could not publish') || line.includes(UNCONFIRMED_WARNING)),
+        ).toEqual([]);
       } finally {
-        await d.close();
-        await c.close();
+        await limited.close();
       }
     });
 

@@ -3,14 +3,13 @@
 // client), even when the other instance is slow to read it. What else listens on the channel (an instance of a
 // version before confirmations, `redis-cli SUBSCRIBE`) is not waited for.
 import { Redis } from 'ioredis';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUS_CONFIRMATION_TIMEOUT_MS, REVOCATION_CHANNEL } from '../src/events/redis.ts';
 import { signInAsAdmin } from './support/admin.ts';
-import { dialects, startTestApp, type TestApp } from './support/app.ts';
-import { withSubscriptionHeld } from './support/bus.ts';
+import { dialects, type TestApp } from './support/app.ts';
+import { type InstancePair, startInstancePair, UNCONFIRMED_WARNING, withSubscriptionHeld } from './support/bus.ts';
 import { createTestClient, requestToken } from './support/client-credentials.ts';
-import { ed25519Pem, expectUnauthenticated } from './support/expect.ts';
+import { expectUnauthenticated } from './support/expect.ts';
 import { me, type Payload, registerUser, signIn } from './support/graphql.ts';
 import { type RunningService, serviceAvailable, startRedis } from './support/services.ts';
 
@@ -19,25 +18,19 @@ const UPDATE_PROFILE = 'mutation($name: String) { updateProfile(input: { display
 describe.skipIf(!serviceAvailable('redis-server'))('bus messages confirmed by every instance', () => {
   describe.each(dialects())('on %s', (dialect) => {
     let redis: RunningService;
+    let pair: InstancePair;
     let a: TestApp;
     let b: TestApp;
-    /** A's log lines at warn and above. */
-    const warnings: string[] = [];
+    let warnings: string[];
 
     beforeAll(async () => {
       redis = await startRedis();
-      const env = { REDIS_URL: redis.url, JWT_PRIVATE_KEY: ed25519Pem() };
-      a = await startTestApp({
-        dialect,
-        env,
-        logger: pino({ level: 'warn' }, { write: (line) => warnings.push(line) }),
-      });
-      b = await startTestApp({ dialect, env, databaseUrl: a.databaseUrl, migrate: false });
+      pair = await startInstancePair(dialect, redis.url);
+      ({ a, b, warnings } = pair);
     });
 
     afterAll(async () => {
-      await b?.close();
-      await a?.close();
+      await pair?.close();
       await redis?.stop();
     });
 
@@ -113,7 +106,7 @@ describe.skipIf(!serviceAvailable('redis-server'))('bus messages confirmed by ev
         expect(answer.data).toEqual({ updateProfile: { id: user.user.id, displayName: 'After' } });
         expect(heard.some((message) => message.includes(user.user.id))).toBe(true);
         // A did not wait out the bound for it.
-        expect(warnings.filter((line) => line.includes('not every instance confirmed'))).toEqual([]);
+        expect(warnings.filter((line) => line.includes(UNCONFIRMED_WARNING))).toEqual([]);
         expect((await me(b.gql, user.accessToken, 'displayName')).data?.me).toEqual({ displayName: 'After' });
       } finally {
         outsider.disconnect();

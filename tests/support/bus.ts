@@ -1,6 +1,38 @@
 // Holding an instance's bus subscription: its connection to Redis stops reading, as a starved or stalled instance's
 // would, so that what Redis hands it waits in the socket while the instance goes on serving requests.
+import { pino } from 'pino';
 import type { App } from '../../src/app.ts';
+import { type Dialect, startTestApp, type TestApp } from './app.ts';
+import { ed25519Pem } from './expect.ts';
+
+/** What a publisher logs when an instance did not confirm within the bound (src/events/redis.ts). */
+export const UNCONFIRMED_WARNING = 'not every instance confirmed a bus message in time';
+
+export interface InstancePair {
+  readonly a: TestApp;
+  readonly b: TestApp;
+  /** A's log lines at warn and above (clear it before the step it is about). */
+  readonly warnings: string[];
+  close(): Promise<void>;
+}
+
+/** Two instances sharing one database (`dialect`) and the Redis at `redisUrl`, as a fleet's are. */
+export async function startInstancePair(dialect: Dialect, redisUrl: string): Promise<InstancePair> {
+  const env = { REDIS_URL: redisUrl, JWT_PRIVATE_KEY: ed25519Pem() };
+  const warnings: string[] = [];
+  const logger = pino({ level: 'warn' }, { write: (line) => warnings.push(line) });
+  const a = await startTestApp({ dialect, env, logger });
+  const b = await startTestApp({ dialect, env, databaseUrl: a.databaseUrl, migrate: false });
+  return {
+    a,
+    b,
+    warnings,
+    async close() {
+      await b.close();
+      await a.close();
+    },
+  };
+}
 
 /**
  * Pauses `app`'s subscription connection; returns the function that lets it read again (idempotent). Keep it held
