@@ -120,8 +120,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     const clients = new ClientRegistry(config.audience);
     await clients.follow(bus, fork, logger);
     // While Redis is down, revocations (of sessions, of clients) made on other instances still arrive, from the
-    // database.
-    if (redis) revoked.pollWhileDown(bus, fork, logger, 500, (em) => clients.load(em));
+    // database; while it is up, so do those an instance committed and never published (it stopped in between).
+    if (redis) revoked.poll(bus, fork, logger, 500, (em) => clients.load(em));
     const connections = redis;
     if (connections) metrics.watchRedis(() => connections.up);
     const users = new UserCache(config.userCacheSize, bus, clock, USER_CACHE_MAX_AGE_MS, orm.em as Em);

@@ -1,7 +1,9 @@
 // "A revoked session's token is refused at once", in one file: the in-memory set of revoked session ids whose
 // access tokens could still be alive, loaded from the database at start, kept current from the revocation bus,
-// reloaded after a bus outage, and read from the database every half second while the bus is down. Entries drop
-// out once every token of the session has expired, so the set stays bounded by the token lifetime.
+// reloaded after a bus outage, and read from the database every half second while the bus is down. While the bus
+// is live, the last two minutes of revocations are also read every second, for a revocation that was committed but
+// never published (its instance stopped in between). Entries drop out once every token of the session has
+// expired, so the set stays bounded by the token lifetime.
 
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.ts';
@@ -21,6 +23,16 @@ export interface RevokedSession {
   readonly revokedAt: number;
 }
 
+/** How often, while the bus is live, the recent revocations are read from the database (ms). */
+export const RECONCILE_EVERY_MS = 1_000;
+/**
+ * How old a revocation must be before a read counts it as never published rather than still on its way (ms):
+ * its instance publishes within milliseconds of the commit, and `revokedAt` is taken before the transaction.
+ */
+export const RECONCILE_GRACE_MS = 2_000;
+/** How far back those reads look (ms): past any transaction's lock waits between `revokedAt` and its commit. */
+export const RECONCILE_WINDOW_MS = 120_000;
+
 interface Entry extends RevokedSession {
   /** Until when a token of the session could still verify (ms): the entry leaves the set then. */
   readonly until: number;
@@ -32,6 +44,8 @@ export class RevokedSessions {
   readonly #ttlMs: number;
   readonly #sweeper: NodeJS.Timeout;
   #poller: NodeJS.Timeout | undefined;
+  /** A catch-up after a bus outage failed (the database down too): `poll` reads everything until one succeeds. */
+  #behind = false;
 
   constructor(clock: Clock, tokens: { accessTokenTtlMs: number; clockToleranceMs: number }) {
     this.#clock = clock;
@@ -94,6 +108,56 @@ export class RevokedSessions {
       { revokedAt: { $gt: since } },
       { fields: ['id', 'user', 'revokedAt', 'revokedReason', 'clientId'], disableIdentityMap: true },
     );
+    const missed = this.#learn(rows);
+    // A deleted account's sessions are gone from the sessions table; their revocations live on in the
+    // (anonymised) audit trail, which keeps the session id and the time.
+    const trail = await em.find(
+      AuditEvent,
+      { type: 'SESSION_REVOKED', createdAt: { $gt: since }, sessionId: { $ne: null } },
+      { fields: ['sessionId', 'userId', 'createdAt', 'detail'], disableIdentityMap: true },
+    );
+    for (const row of trail) {
+      if (row.sessionId && !this.#until.has(row.sessionId)) {
+        this.add(row.sessionId, row.createdAt.getTime(), { userId: row.userId, reason: reasonOf(row.detail) });
+      }
+    }
+    return missed;
+  }
+
+  /**
+   * Reads the sessions revoked between RECONCILE_WINDOW_MS and RECONCILE_GRACE_MS ago that this set does not know:
+   * revocations committed but never published, because their instance stopped (or lost Redis for good) between
+   * the commit and the PUBLISH. Adds them and returns them as events. One index range read of ids (revoked_at),
+   * plus one read by primary key when some are missing. A deleted account's sessions (gone from the table) are
+   * not seen here; their user rows are, by every instance's user cache within its maximum age.
+   */
+  async loadUnpublished(em: Em): Promise<SessionRevokedEvent[]> {
+    const now = this.#clock.now();
+    const recent = await em.find(
+      Session,
+      { revokedAt: { $gt: new Date(now - RECONCILE_WINDOW_MS), $lte: new Date(now - RECONCILE_GRACE_MS) } },
+      { fields: ['id'], disableIdentityMap: true },
+    );
+    const unknown = recent.map((row) => row.id).filter((id) => !this.#until.has(id));
+    if (unknown.length === 0) return [];
+    const rows = await em.find(
+      Session,
+      { id: { $in: unknown } },
+      { fields: ['id', 'user', 'revokedAt', 'revokedReason', 'clientId'], disableIdentityMap: true },
+    );
+    return this.#learn(rows);
+  }
+
+  /** Adds revoked session rows; returns, as events, those this set did not know. */
+  #learn(
+    rows: readonly {
+      id: string;
+      user: { id: string };
+      revokedAt?: Date | null;
+      revokedReason?: string | null;
+      clientId: string;
+    }[],
+  ): SessionRevokedEvent[] {
     const missed: SessionRevokedEvent[] = [];
     for (const row of rows) {
       if (!row.revokedAt) continue;
@@ -108,18 +172,6 @@ export class RevokedSessions {
         });
       }
       this.add(row.id, row.revokedAt.getTime(), { userId: row.user.id, clientId: row.clientId, reason });
-    }
-    // A deleted account's sessions are gone from the sessions table; their revocations live on in the
-    // (anonymised) audit trail, which keeps the session id and the time.
-    const trail = await em.find(
-      AuditEvent,
-      { type: 'SESSION_REVOKED', createdAt: { $gt: since }, sessionId: { $ne: null } },
-      { fields: ['sessionId', 'userId', 'createdAt', 'detail'], disableIdentityMap: true },
-    );
-    for (const row of trail) {
-      if (row.sessionId && !this.#until.has(row.sessionId)) {
-        this.add(row.sessionId, row.createdAt.getTime(), { userId: row.userId, reason: reasonOf(row.detail) });
-      }
     }
     return missed;
   }
@@ -137,51 +189,72 @@ export class RevokedSessions {
 
   /**
    * After a bus outage: whatever was revoked meanwhile is in the database. Reloads it and tells this instance's
-   * listeners (subscribers, sockets) about each revocation they missed. Never throws: a failure is logged.
+   * listeners (subscribers, sockets) about each revocation they missed. Never throws: a failure is logged, and
+   * `poll` reads everything again every half second until a read succeeds.
    */
   async catchUp(bus: RevocationBus, fork: () => Em, logger: Logger): Promise<void> {
+    this.#behind = true;
     try {
       for (const event of await this.load(fork())) bus.deliverLocally(event);
+      this.#behind = false;
       logger.info('revocations reloaded after reconnecting to Redis');
     } catch (error) {
-      logger.error({ err: error }, 'could not reload revocations');
+      logger.error({ err: error }, 'could not reload revocations after reconnecting to Redis; retrying');
     }
   }
 
   /**
-   * While the bus does not deliver (Redis down: `bus.live()` is false), reads the revocations made meanwhile from
-   * the database every `intervalMs` and tells this instance's listeners about each one it missed, so a session
-   * revoked on another instance is refused here, and its subscribers told, within about that long. Once the bus
-   * is live again it carries them alone (its reconnection reloads once more, for what fell between the last read
-   * and the subscription's confirmation). A failing read (the database down too) is logged once per outage.
+   * Reads from the database what the bus may not have carried, and tells this instance's listeners (subscribers,
+   * sockets) about each revocation it finds missing:
+   * - while the bus does not deliver (Redis down: `bus.live()` is false), every revocation recent enough to matter,
+   *   every `downEveryMs`, so a session revoked on another instance is refused here within about that long. Once
+   *   the bus is live again its reconnection reloads once more (`catchUp`), for what fell between the last read and
+   *   the subscription's confirmation; and so does every `downEveryMs` after a catch-up that failed, until one
+   *   succeeds;
+   * - while it is live, every RECONCILE_EVERY_MS, the revocations committed but never published
+   *   (`loadUnpublished`): their instance stopped between commit and PUBLISH. Logged as a warning when found.
+   * A failing read (the database down) is logged once per outage.
    */
-  pollWhileDown(
+  poll(
     bus: RevocationBus,
     fork: () => Em,
     logger: Logger,
-    intervalMs = 500,
+    downEveryMs = 500,
     /** Also read each time: what else the bus would have told (the client registry). */
     alsoRead?: (em: Em) => Promise<void>,
   ): void {
     let running = false;
     let failing = false;
+    let lastRead = 0;
     const poll = async () => {
-      if (running || bus.live()) return;
+      const live = bus.live();
+      const everything = !live || this.#behind;
+      if (running || (!everything && Date.now() - lastRead < RECONCILE_EVERY_MS)) return;
       running = true;
+      lastRead = Date.now();
       try {
-        for (const event of await this.load(fork())) bus.deliverLocally(event);
+        const missed = everything ? await this.load(fork()) : await this.loadUnpublished(fork());
+        // Only once the read succeeded while live is nothing left from before the reconnection.
+        if (live) this.#behind = false;
+        if (!everything && missed.length > 0) {
+          logger.warn(
+            { sessions: missed.length },
+            'revocations found in the database that the bus never carried (their instance stopped before publishing)',
+          );
+        }
+        for (const event of missed) bus.deliverLocally(event);
         await alsoRead?.(fork());
         if (failing) logger.info('revocations read from the database again');
         failing = false;
       } catch (error) {
-        if (!failing) logger.error({ err: error }, 'could not read revocations from the database while Redis is down');
+        if (!failing) logger.error({ err: error }, 'could not read revocations from the database');
         failing = true;
       } finally {
         running = false;
       }
     };
     clearInterval(this.#poller);
-    this.#poller = setInterval(() => void poll(), intervalMs);
+    this.#poller = setInterval(() => void poll(), downEveryMs);
     this.#poller.unref();
   }
 

@@ -2,6 +2,7 @@
 // one), revokeSession (one by id) and revokeOtherSessions (all but the current one). Revocations are published
 // to every instance after commit.
 import { type Call, callerOf } from '../call.ts';
+import { unauthenticated } from '../errors.ts';
 import type { SessionInfo, Sessions } from './sessions.ts';
 
 export interface UserSessionsDeps {
@@ -17,10 +18,21 @@ export function listSessions(
   return deps.sessions.listActive(call.em, input.userId, input.currentSessionId);
 }
 
-/** Revokes the caller's current session (reason LOGOUT). */
+/**
+ * Revokes the caller's current session (reason LOGOUT). UNAUTHENTICATED SESSION_REVOKED when it was no longer
+ * active: revoked by a request this instance has not heard of yet (an instance that stopped between its commit
+ * and its PUBLISH, or a request retried on another instance after that one committed it). Answering `true` would
+ * claim a revocation that this request did not make and did not publish.
+ */
 export async function logout(deps: UserSessionsDeps, call: Call): Promise<true> {
   const { sub, sid } = callerOf(call);
-  await deps.sessions.revoke(call.em, { userId: sub, sessionIds: [sid], reason: 'LOGOUT', meta: call.meta });
+  const revoked = await deps.sessions.revoke(call.em, {
+    userId: sub,
+    sessionIds: [sid],
+    reason: 'LOGOUT',
+    meta: call.meta,
+  });
+  if (revoked === 0) throw unauthenticated('SESSION_REVOKED');
   return true;
 }
 

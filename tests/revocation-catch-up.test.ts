@@ -1,0 +1,71 @@
+// The catch-up after a bus outage reads every revocation the instance may have missed. When that read fails (the
+// database down as well), it is tried again until it succeeds: the bus being live again is no reason to stop, since
+// what was revoked during the outage (minutes ago, by now) will never come through it.
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createOrm, type Em } from '../src/db/orm.ts';
+import { createMemoryRevocationBus } from '../src/events/memory.ts';
+import type { SessionRevokedEvent } from '../src/events/revocation-bus.ts';
+import { RECONCILE_WINDOW_MS, RevokedSessions } from '../src/sessions/revoked-sessions.ts';
+import { databaseUrl, dialects, startTestApp, type TestApp } from './support/app.ts';
+import { TestClock } from './support/clock.ts';
+import { registerUser, signIn } from './support/graphql.ts';
+import { eventually } from './support/subscriptions.ts';
+
+describe.each(dialects())('revocation catch-up on %s', (dialect) => {
+  let service: TestApp;
+
+  beforeAll(async () => {
+    service = await startTestApp({ dialect });
+  });
+
+  afterAll(async () => {
+    await service?.close();
+  });
+
+  it('a catch-up whose read failed is read again, while the bus is live, until it succeeds', async () => {
+    const logs: string[] = [];
+    const logger = pino({ level: 'info' }, { write: (line) => logs.push(line) });
+    const clock = new TestClock();
+    const revoked = new RevokedSessions(clock, { accessTokenTtlMs: 15 * 60_000, clockToleranceMs: 5_000 });
+    const bus = createMemoryRevocationBus(logger);
+    const heard: SessionRevokedEvent[] = [];
+    bus.subscribe((event) => heard.push(event));
+    const fork = () => service.app.orm.em.fork() as Em;
+    // A database that cannot answer the read: one without the service's tables (a server restored empty, or
+    // not the right one), through a real ORM.
+    const configured = service.app.config.database;
+    const emptyUrl = configured.dialect === 'mysql' ? await databaseUrl('mysql', service.dir) : '';
+    const down = await createOrm(
+      configured.dialect === 'sqlite'
+        ? { dialect: 'sqlite', path: join(service.dir, 'empty.sqlite') }
+        : { ...configured, url: emptyUrl, dbName: new URL(emptyUrl).pathname.slice(1) },
+    );
+    try {
+      // The instance reconnects to Redis while the database is down: its catch-up read fails.
+      await revoked.catchUp(bus, () => down.em.fork() as Em, logger);
+      expect(logs.some((line) => line.includes('could not reload revocations'))).toBe(true);
+
+      // A revocation made during the bus outage, older by now than what the live reads look back on.
+      const user = await registerUser(service.gql);
+      const victim = await signIn(service.gql, user.user.email, user.password);
+      const answer = await service.gql(
+        'mutation($id: ID!) { revokeSession(id: $id) }',
+        { id: victim.session.id },
+        { token: user.accessToken },
+      );
+      expect(answer.data).toEqual({ revokeSession: true });
+      clock.advance(RECONCILE_WINDOW_MS + 60_000);
+      expect(revoked.has(victim.session.id)).toBe(false);
+
+      // The database answers again; the bus is live all along.
+      revoked.poll(bus, fork, logger, 50);
+      await eventually(() => revoked.has(victim.session.id), 10_000);
+      expect(heard.map((event) => event.sessionIds)).toEqual([[victim.session.id]]);
+    } finally {
+      revoked.close();
+      await down.close(true);
+    }
+  });
+});

@@ -1,0 +1,118 @@
+// A change committed but never published: the instance that made it stopped between its commit and its PUBLISH
+// (modelled by a PUBLISH that throws, as the process's death would leave it: the row written, no message sent).
+// Every instance still learns it from the database while Redis is up, a sessionRevoked subscriber is told, and a
+// request that the uninformed instance serves meanwhile is not answered as if it had made the change itself.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { App } from '../src/app.ts';
+import { signInAsAdmin } from './support/admin.ts';
+import { dialects, type TestApp } from './support/app.ts';
+import { type InstancePair, startInstancePair } from './support/bus.ts';
+import { createTestClient, requestToken } from './support/client-credentials.ts';
+import { expectUnauthenticated } from './support/expect.ts';
+import { errorCode, me, registerUser, signIn } from './support/graphql.ts';
+import { type RunningService, serviceAvailable, startRedis } from './support/services.ts';
+import { eventually, subscribe } from './support/subscriptions.ts';
+
+/** Makes `app`'s next publications fail as a process killed right after its commit would: nothing reaches Redis. */
+function dieBeforePublishing(app: App): () => void {
+  const bus = app.bus as { -readonly [K in keyof App['bus']]: App['bus'][K] };
+  const { publish, publishClientChanged } = bus;
+  const died = () => Promise.reject(new Error('the instance stopped before publishing'));
+  bus.publish = died;
+  bus.publishClientChanged = died;
+  return () => {
+    bus.publish = publish;
+    bus.publishClientChanged = publishClientChanged;
+  };
+}
+
+describe.skipIf(!serviceAvailable('redis-server'))('changes committed but never published', () => {
+  describe.each(dialects())('on %s', (dialect) => {
+    let redis: RunningService;
+    let pair: InstancePair;
+    let a: TestApp;
+    let b: TestApp;
+
+    beforeAll(async () => {
+      redis = await startRedis();
+      pair = await startInstancePair(dialect, redis.url);
+      ({ a, b } = pair);
+    });
+
+    afterAll(async () => {
+      await pair?.close();
+      await redis?.stop();
+    });
+
+    it('a session revoked on A that A never published: refused on every instance, its subscriber on B told', async () => {
+      const user = await registerUser(a.gql);
+      const victim = await signIn(b.gql, user.user.email, user.password);
+      const watcher = subscribe<{ sessionRevoked: { sessionId: string; reason: string } }>(
+        b.url,
+        'subscription { sessionRevoked { sessionId reason } }',
+        user.accessToken,
+      );
+      try {
+        await eventually(async () =>
+          /^graphql_ws_subscriptions_open 1$/m.test(await (await fetch(`${b.url}/metrics`)).text()),
+        );
+        const revived = dieBeforePublishing(a.app);
+        const revoked = await a
+          .gql('mutation($id: ID!) { revokeSession(id: $id) }', { id: victim.session.id }, { token: user.accessToken })
+          .finally(revived);
+        expect(errorCode(revoked)).toBe('INTERNAL_SERVER_ERROR');
+
+        // Neither instance heard of it, yet the row says revoked: a logout with the session's token, on B at once,
+        // is not answered `true` (it revoked nothing and published nothing).
+        expectUnauthenticated(await b.gql('mutation { logout }', {}, { token: victim.accessToken }), 'SESSION_REVOKED');
+
+        // Both instances come to refuse its access token, and B's subscriber hears of it.
+        for (const instance of [a, b]) {
+          await eventually(
+            async () => errorCode(await me(instance.gql, victim.accessToken)) === 'UNAUTHENTICATED',
+            10_000,
+          );
+          expectUnauthenticated(await me(instance.gql, victim.accessToken), 'SESSION_REVOKED');
+        }
+        await watcher.next(1, 10_000);
+        expect(watcher.events).toEqual([
+          { sessionRevoked: { sessionId: victim.session.id, reason: 'REVOKED_BY_USER' } },
+        ]);
+        // The session that revoked it is untouched.
+        expect((await me(b.gql, user.accessToken)).data?.me).toEqual({ id: user.user.id });
+      } finally {
+        await watcher.dispose();
+      }
+    });
+
+    it('a client disabled on A that A never published: its service token is refused on every instance', async () => {
+      const admin = await signInAsAdmin(a);
+      const client = await createTestClient(a.gql, admin.accessToken, {
+        id: `unpublished-${Date.now().toString(36)}`,
+        scopes: ['users:read'],
+      });
+      const issued = await requestToken(b.url, { clientId: client.id, secret: client.secret as string });
+      expect(issued.status).toBe(200);
+      const token = issued.body.access_token as string;
+      const read = (instance: TestApp) =>
+        instance.gql('query($id: ID!) { user(id: $id) { id } }', { id: admin.user.id }, { token });
+      expect((await read(b)).data).toEqual({ user: { id: admin.user.id } });
+
+      const revived = dieBeforePublishing(a.app);
+      const disabled = await a
+        .gql(
+          'mutation($id: ID!) { setClientDisabled(id: $id, disabled: true) { disabled } }',
+          { id: client.id },
+          { token: admin.accessToken },
+        )
+        .finally(revived);
+      expect(errorCode(disabled)).toBe('INTERNAL_SERVER_ERROR');
+
+      for (const instance of [a, b]) {
+        await eventually(async () => errorCode(await read(instance)) === 'UNAUTHENTICATED', 10_000);
+      }
+      // And no new token for it either.
+      expect((await requestToken(b.url, { clientId: client.id, secret: client.secret as string })).status).toBe(401);
+    });
+  });
+});
