@@ -16,13 +16,15 @@ import { eventually, subscribe } from './support/subscriptions.ts';
 /** Makes `app`'s next publications fail as a process killed right after its commit would: nothing reaches Redis. */
 function dieBeforePublishing(app: App): () => void {
   const bus = app.bus as { -readonly [K in keyof App['bus']]: App['bus'][K] };
-  const { publish, publishClientChanged } = bus;
+  const { publish, publishClientChanged, publishUserChanged } = bus;
   const died = () => Promise.reject(new Error('the instance stopped before publishing'));
   bus.publish = died;
   bus.publishClientChanged = died;
+  bus.publishUserChanged = died;
   return () => {
     bus.publish = publish;
     bus.publishClientChanged = publishClientChanged;
+    bus.publishUserChanged = publishUserChanged;
   };
 }
 
@@ -80,6 +82,49 @@ describe.skipIf(!serviceAvailable('redis-server'))('changes committed but never 
         ]);
         // The session that revoked it is untouched.
         expect((await me(b.gql, user.accessToken)).data?.me).toEqual({ id: user.user.id });
+      } finally {
+        await watcher.dispose();
+      }
+    });
+
+    it("an account deleted on A that A never published: its sessions' tokens are refused on every instance", async () => {
+      const user = await registerUser(a.gql);
+      const victim = await signIn(b.gql, user.user.email, user.password);
+      const roles = (instance: TestApp) => instance.gql('{ me { id roles } }', {}, { token: victim.accessToken });
+      expect((await roles(b)).data).toEqual({ me: { id: user.user.id, roles: ['USER'] } });
+      const watcher = subscribe<{ sessionRevoked: { sessionId: string; reason: string } }>(
+        b.url,
+        'subscription { sessionRevoked { sessionId reason } }',
+        victim.accessToken,
+      );
+      await eventually(async () =>
+        /^graphql_ws_subscriptions_open 1$/m.test(await (await fetch(`${b.url}/metrics`)).text()),
+      );
+
+      const revived = dieBeforePublishing(a.app);
+      const deleted = await a
+        .gql(
+          'mutation($password: String) { deleteAccount(password: $password) }',
+          { password: user.password },
+          {
+            token: user.accessToken,
+          },
+        )
+        .finally(revived);
+      expect(errorCode(deleted)).toBe('INTERNAL_SERVER_ERROR');
+
+      // The sessions are gone from the table with the user; only the (anonymised) audit trail says they were
+      // revoked. `me { id roles }` is answered from the token alone: nothing but the revoked set stands in its way.
+      for (const instance of [a, b]) {
+        await eventually(async () => errorCode(await roles(instance)) === 'UNAUTHENTICATED', 10_000);
+        expectUnauthenticated(await roles(instance), 'SESSION_REVOKED');
+      }
+      // The session's own subscriber on B is told, though the trail no longer names its user.
+      try {
+        await watcher.next(1, 10_000);
+        expect(watcher.events).toEqual([
+          { sessionRevoked: { sessionId: victim.session.id, reason: 'ACCOUNT_DELETED' } },
+        ]);
       } finally {
         await watcher.dispose();
       }

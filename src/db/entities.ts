@@ -127,7 +127,7 @@ export const AuditEvent = defineEntity({
     id: p.integer().primary().autoincrement().unsigned(),
     type: p.string().length(40),
     /** Not a foreign key: the trail outlives the account (anonymised on deletion). */
-    userId: p.string().length(36).nullable().index(),
+    userId: p.string().length(36).nullable(),
     sessionId: p.string().length(36).nullable(),
     ipAddress: p.string().length(45).nullable(),
     userAgent: p.string().length(512).nullable(),
@@ -135,6 +135,9 @@ export const AuditEvent = defineEntity({
     detail: p.text().nullable(),
     createdAt: p.datetime(3).index(),
   },
+  // A user's trail in time order; and the anonymised one (user id null) of a time window: the revocations of
+  // deleted accounts, whose sessions are gone (src/sessions/revoked-sessions.ts reads them every second).
+  indexes: [{ properties: ['userId', 'createdAt'] }],
 });
 export type AuditEventRow = InferEntity<typeof AuditEvent>;
 

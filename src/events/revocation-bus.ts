@@ -5,7 +5,11 @@
 import { REVOCATION_REASONS, type RevocationReason } from '../db/entities.ts';
 
 export interface SessionRevokedEvent {
-  readonly userId: string;
+  /**
+   * Null only for a deleted account's sessions read back from the (anonymised) audit trail by an instance that
+   * never heard of the deletion (src/sessions/revoked-sessions.ts); never on the wire.
+   */
+  readonly userId: string | null;
   readonly sessionIds: readonly string[];
   readonly reason: RevocationReason;
   /** Milliseconds since the epoch. */

@@ -27,7 +27,9 @@ export function followSessionRevocations(deps: RevocationEventsDeps, call: Call,
   const { sub, sid, exp } = callerOf(call);
   const expiry = setTimeout(() => listener.end(), Math.max(0, exp * 1000 - deps.clock.now()));
   const unsubscribe = deps.bus.subscribe((event) => {
-    if (event.userId !== sub) return;
+    // A deleted account's session read back from the audit trail names no user: only its own session is told.
+    const ours = event.userId === sub || (event.userId === null && event.sessionIds.includes(sid));
+    if (!ours) return;
     const revokedAt = new Date(event.revokedAt);
     for (const sessionId of event.sessionIds) listener.event({ sessionId, reason: event.reason, revokedAt });
     if (event.sessionIds.includes(sid)) listener.end();

@@ -108,44 +108,52 @@ export class RevokedSessions {
       { revokedAt: { $gt: since } },
       { fields: ['id', 'user', 'revokedAt', 'revokedReason', 'clientId'], disableIdentityMap: true },
     );
-    const missed = this.#learn(rows);
-    // A deleted account's sessions are gone from the sessions table; their revocations live on in the
-    // (anonymised) audit trail, which keeps the session id and the time.
-    const trail = await em.find(
-      AuditEvent,
-      { type: 'SESSION_REVOKED', createdAt: { $gt: since }, sessionId: { $ne: null } },
-      { fields: ['sessionId', 'userId', 'createdAt', 'detail'], disableIdentityMap: true },
-    );
-    for (const row of trail) {
-      if (row.sessionId && !this.#until.has(row.sessionId)) {
-        this.add(row.sessionId, row.createdAt.getTime(), { userId: row.userId, reason: reasonOf(row.detail) });
-      }
-    }
-    return missed;
+    return [...this.#learn(rows), ...(await this.#learnDeleted(em, { $gt: since }))];
   }
 
   /**
    * Reads the sessions revoked between RECONCILE_WINDOW_MS and RECONCILE_GRACE_MS ago that this set does not know:
    * revocations committed but never published, because their instance stopped (or lost Redis for good) between
    * the commit and the PUBLISH. Adds them and returns them as events. One index range read of ids (revoked_at),
-   * plus one read by primary key when some are missing. A deleted account's sessions (gone from the table) are
-   * not seen here; their user rows are, by every instance's user cache within its maximum age.
+   * plus one read by primary key when some are missing; and one range read of the anonymised audit trail
+   * (user_id null, created_at) for a deleted account's sessions, gone from the table with the account.
    */
   async loadUnpublished(em: Em): Promise<SessionRevokedEvent[]> {
     const now = this.#clock.now();
-    const recent = await em.find(
-      Session,
-      { revokedAt: { $gt: new Date(now - RECONCILE_WINDOW_MS), $lte: new Date(now - RECONCILE_GRACE_MS) } },
-      { fields: ['id'], disableIdentityMap: true },
-    );
+    const window = { $gt: new Date(now - RECONCILE_WINDOW_MS), $lte: new Date(now - RECONCILE_GRACE_MS) };
+    const recent = await em.find(Session, { revokedAt: window }, { fields: ['id'], disableIdentityMap: true });
     const unknown = recent.map((row) => row.id).filter((id) => !this.#until.has(id));
-    if (unknown.length === 0) return [];
-    const rows = await em.find(
-      Session,
-      { id: { $in: unknown } },
-      { fields: ['id', 'user', 'revokedAt', 'revokedReason', 'clientId'], disableIdentityMap: true },
+    const rows =
+      unknown.length === 0
+        ? []
+        : await em.find(
+            Session,
+            { id: { $in: unknown } },
+            { fields: ['id', 'user', 'revokedAt', 'revokedReason', 'clientId'], disableIdentityMap: true },
+          );
+    return [...this.#learn(rows), ...(await this.#learnDeleted(em, window))];
+  }
+
+  /**
+   * A deleted account's sessions are gone from the sessions table; their revocations live on in the anonymised
+   * audit trail (user id null), which keeps the session id and the time. Adds those revoked within `createdAt`
+   * that this set did not know; returns them as events, without a user or a client (the trail no longer says).
+   */
+  async #learnDeleted(em: Em, createdAt: { $gt: Date; $lte?: Date }): Promise<SessionRevokedEvent[]> {
+    const trail = await em.find(
+      AuditEvent,
+      { type: 'SESSION_REVOKED', userId: null, createdAt, sessionId: { $ne: null } },
+      { fields: ['sessionId', 'createdAt', 'detail'], disableIdentityMap: true },
     );
-    return this.#learn(rows);
+    const missed: SessionRevokedEvent[] = [];
+    for (const row of trail) {
+      if (!row.sessionId || this.#until.has(row.sessionId)) continue;
+      const revokedAt = row.createdAt.getTime();
+      const reason = reasonOf(row.detail);
+      missed.push({ userId: null, sessionIds: [row.sessionId], reason, revokedAt });
+      this.add(row.sessionId, revokedAt, { reason });
+    }
+    return missed;
   }
 
   /** Adds revoked session rows; returns, as events, those this set did not know. */
