@@ -68,4 +68,46 @@ describe.each(dialects())('revocation catch-up on %s', (dialect) => {
       await down.close(true);
     }
   });
+
+  it('reads that failed for longer than the reconcile window, the bus live all along: the next one reads everything', async () => {
+    const logger = pino({ level: 'silent' });
+    const clock = new TestClock();
+    const revoked = new RevokedSessions(clock, { accessTokenTtlMs: 15 * 60_000, clockToleranceMs: 5_000 });
+    const bus = createMemoryRevocationBus(logger);
+    const heard: SessionRevokedEvent[] = [];
+    bus.subscribe((event) => heard.push(event));
+    const configured = service.app.config.database;
+    const emptyUrl = configured.dialect === 'mysql' ? await databaseUrl('mysql', service.dir) : '';
+    const down = await createOrm(
+      configured.dialect === 'sqlite'
+        ? { dialect: 'sqlite', path: join(service.dir, 'empty-too.sqlite') }
+        : { ...configured, url: emptyUrl, dbName: new URL(emptyUrl).pathname.slice(1) },
+    );
+    let database = down;
+    try {
+      // Every read fails (the database unreachable from this instance), Redis up.
+      revoked.poll(bus, () => database.em.fork() as Em, logger, 50);
+      // Meanwhile a revocation is committed that this instance never hears of (its instance stopped before
+      // publishing), and the outage lasts longer than what the live reads look back on.
+      const user = await registerUser(service.gql);
+      const victim = await signIn(service.gql, user.user.email, user.password);
+      const answer = await service.gql(
+        'mutation($id: ID!) { revokeSession(id: $id) }',
+        { id: victim.session.id },
+        { token: user.accessToken },
+      );
+      expect(answer.data).toEqual({ revokeSession: true });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      clock.advance(RECONCILE_WINDOW_MS + 60_000);
+
+      // The database answers again: the revocation, 3 minutes old, still covers live tokens.
+      database = service.app.orm;
+      await eventually(() => revoked.has(victim.session.id), 5_000);
+      // (The database also holds the revocation of the test before, which this set never heard of either.)
+      expect(heard.flatMap((event) => event.sessionIds)).toContain(victim.session.id);
+    } finally {
+      revoked.close();
+      await down.close(true);
+    }
+  });
 });

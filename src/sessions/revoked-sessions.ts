@@ -221,6 +221,8 @@ export class RevokedSessions {
    *   succeeds;
    * - while it is live, every RECONCILE_EVERY_MS, the revocations committed but never published
    *   (`loadUnpublished`): their instance stopped between commit and PUBLISH. Logged as a warning when found.
+   *   After half of RECONCILE_WINDOW_MS without a read that succeeded (the database unreachable, the process
+   *   paused), everything again: what was committed at the start of that gap is older by now than the window.
    * A failing read (the database down) is logged once per outage.
    */
   poll(
@@ -234,17 +236,22 @@ export class RevokedSessions {
     let running = false;
     let failing = false;
     let lastRead = 0;
+    // When (this set's clock, as the window's bounds) the last read that succeeded began.
+    let readAt = this.#clock.now();
     const poll = async () => {
       const live = bus.live();
-      const everything = !live || this.#behind;
+      const startedAt = this.#clock.now();
+      const behind = this.#behind;
+      const everything = !live || behind || startedAt - readAt > RECONCILE_WINDOW_MS / 2;
       if (running || (!everything && Date.now() - lastRead < RECONCILE_EVERY_MS)) return;
       running = true;
       lastRead = Date.now();
       try {
         const missed = everything ? await this.load(fork()) : await this.loadUnpublished(fork());
+        readAt = startedAt;
         // Only once the read succeeded while live is nothing left from before the reconnection.
         if (live) this.#behind = false;
-        if (!everything && missed.length > 0) {
+        if (live && !behind && missed.length > 0) {
           logger.warn(
             { sessions: missed.length },
             'revocations found in the database that the bus never carried (their instance stopped before publishing)',
