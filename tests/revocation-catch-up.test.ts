@@ -1,6 +1,7 @@
 // The catch-up after a bus outage reads every revocation the instance may have missed. When that read fails (the
 // database down as well), it is tried again until it succeeds: the bus being live again is no reason to stop, since
 // what was revoked during the outage (minutes ago, by now) will never come through it.
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -108,6 +109,50 @@ describe.each(dialects())('revocation catch-up on %s', (dialect) => {
     } finally {
       revoked.close();
       await down.close(true);
+    }
+  });
+  it("learns a dead instance's revocation of more sessions than one statement may name (SQLite: 32766)", async () => {
+    const logger = pino({ level: 'silent' });
+    const clock = new TestClock();
+    const revoked = new RevokedSessions(clock, { accessTokenTtlMs: 15 * 60_000, clockToleranceMs: 5_000 });
+    const user = await registerUser(service.gql);
+    // A client disabled with 33,000 sessions open, by an instance that stopped before publishing it.
+    const now = clock.now();
+    const count = 33_000;
+    const ids = Array.from({ length: count }, () => randomUUID());
+    const connection = service.app.orm.em.getConnection();
+    // As the ORM binds a datetime: epoch milliseconds on SQLite, a Date for mysql2.
+    const at = (ms: number) => (dialect === 'sqlite' ? ms : new Date(ms));
+    for (let i = 0; i < count; i += 500) {
+      const chunk = ids.slice(i, i + 500);
+      await connection.execute(
+        `insert into sessions (id, user_id, refresh_token_hash, refresh_tag_key, created_at, last_used_at, expires_at, max_expires_at, revoked_at, revoked_reason) values ${chunk.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
+        chunk.flatMap((id) => [
+          id,
+          user.user.id,
+          'h'.repeat(64),
+          'k'.repeat(43),
+          at(now - 60_000),
+          at(now - 60_000),
+          at(now + 3_600_000),
+          at(now + 3_600_000),
+          at(now - 10_000),
+          'CLIENT_DISABLED',
+        ]) as never,
+      );
+    }
+    const bus = createMemoryRevocationBus(logger);
+    let heard = 0;
+    bus.subscribe((event) => {
+      heard += event.sessionIds.length;
+    });
+    try {
+      revoked.poll(bus, () => service.app.orm.em.fork() as Em, logger, 50);
+      await eventually(() => heard >= count, 15_000);
+      expect(heard).toBe(count);
+      expect(ids.every((id) => revoked.has(id))).toBe(true);
+    } finally {
+      revoked.close();
     }
   });
 });

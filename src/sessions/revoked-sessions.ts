@@ -33,6 +33,9 @@ export const RECONCILE_GRACE_MS = 2_000;
 /** How far back those reads look (ms): past any transaction's lock waits between `revokedAt` and its commit. */
 export const RECONCILE_WINDOW_MS = 120_000;
 
+/** How many session ids one read by primary key names. */
+const MAX_IDS_PER_READ = 1_000;
+
 interface Entry extends RevokedSession {
   /** Until when a token of the session could still verify (ms): the entry leaves the set then. */
   readonly until: number;
@@ -123,14 +126,18 @@ export class RevokedSessions {
     const window = { $gt: new Date(now - RECONCILE_WINDOW_MS), $lte: new Date(now - RECONCILE_GRACE_MS) };
     const recent = await em.find(Session, { revokedAt: window }, { fields: ['id'], disableIdentityMap: true });
     const unknown = recent.map((row) => row.id).filter((id) => !this.#until.has(id));
-    const rows =
-      unknown.length === 0
-        ? []
-        : await em.find(
-            Session,
-            { id: { $in: unknown } },
-            { fields: ['id', 'user', 'revokedAt', 'revokedReason', 'clientId'], disableIdentityMap: true },
-          );
+    const rows = [];
+    // In slices: a statement names at most 32,766 values on SQLite (a client disabled with more sessions open).
+    for (let from = 0; from < unknown.length; from += MAX_IDS_PER_READ) {
+      const ids = unknown.slice(from, from + MAX_IDS_PER_READ);
+      rows.push(
+        ...(await em.find(
+          Session,
+          { id: { $in: ids } },
+          { fields: ['id', 'user', 'revokedAt', 'revokedReason', 'clientId'], disableIdentityMap: true },
+        )),
+      );
+    }
     return [...this.#learn(rows), ...(await this.#learnDeleted(em, window))];
   }
 
