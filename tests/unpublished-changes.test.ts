@@ -87,6 +87,40 @@ describe.skipIf(!serviceAvailable('redis-server'))('changes committed but never 
       }
     });
 
+    it('a logout on B of a cookie session ended unheard of: SESSION_REVOKED, and its cookie is cleared', async () => {
+      const user = await registerUser(a.gql);
+      const login = await b.gql<{ login: { accessToken: string; session: { id: string } } }>(
+        'mutation($input: LoginInput!) { login(input: $input) { accessToken session { id } } }',
+        { input: { email: user.user.email, password: user.password, tokenDelivery: 'COOKIE' } },
+      );
+      const victim = login.data?.login as { accessToken: string; session: { id: string } };
+      const cookie = login.headers.getSetCookie()[0]?.split(';')[0] as string;
+      expect(cookie).toMatch(/^refresh_token=./);
+      const revived = dieBeforePublishing(a.app);
+      await a
+        .gql('mutation($id: ID!) { revokeSession(id: $id) }', { id: victim.session.id }, { token: user.accessToken })
+        .finally(revived);
+      const logout = await b.gql('mutation { logout }', {}, { token: victim.accessToken, headers: { cookie } });
+      expectUnauthenticated(logout, 'SESSION_REVOKED');
+      expect(
+        logout.headers.getSetCookie().map((header) =>
+          header
+            .split(';')
+            .slice(0, 2)
+            .map((part) => part.trim()),
+        ),
+      ).toEqual([['refresh_token=', 'Max-Age=0']]);
+      // A logout whose session is someone else's cookie's leaves that cookie alone.
+      const other = await signIn(b.gql, user.user.email, user.password);
+      const revivedAgain = dieBeforePublishing(a.app);
+      await a
+        .gql('mutation($id: ID!) { revokeSession(id: $id) }', { id: other.session.id }, { token: user.accessToken })
+        .finally(revivedAgain);
+      const unrelated = await b.gql('mutation { logout }', {}, { token: other.accessToken, headers: { cookie } });
+      expectUnauthenticated(unrelated, 'SESSION_REVOKED');
+      expect(unrelated.headers.getSetCookie()).toEqual([]);
+    });
+
     it("an account deleted on A that A never published: its sessions' tokens are refused on every instance", async () => {
       const user = await registerUser(a.gql);
       const victim = await signIn(b.gql, user.user.email, user.password);
