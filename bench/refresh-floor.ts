@@ -68,7 +68,7 @@ function sqliteStore(path: string): Store {
   create table audit_events (id integer not null primary key autoincrement, type text not null,
     user_id text null, session_id text null, ip_address text null, user_agent text null, detail text null,
     created_at datetime not null);
-  create index audit_events_user_id_index on audit_events (user_id);
+  create index audit_events_user_id_created_at_index on audit_events (user_id, created_at);
   create index audit_events_created_at_index on audit_events (created_at);
 `);
 
@@ -166,7 +166,7 @@ async function mysqlStore(url: string): Promise<Store> {
       foreign key (user_id) references users (id) on delete cascade)`,
     `create table audit_events (id int unsigned not null auto_increment primary key, type varchar(40) not null,
       user_id varchar(36) null, session_id varchar(36) null, ip_address varchar(45) null, user_agent varchar(512) null,
-      detail text null, created_at bigint not null, index (user_id), index (created_at))`,
+      detail text null, created_at bigint not null, index (user_id, created_at), index (created_at))`,
   ]) {
     await pool.query(statement);
   }
