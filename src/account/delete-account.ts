@@ -8,6 +8,7 @@ import { AuditEvent, LinkedAccount, Session, User } from '../db/entities.ts';
 import { transactional } from '../db/transaction.ts';
 import { AuthError, badInput } from '../errors.ts';
 import { withAttempt } from '../limits/attempts.ts';
+import { holdCallerSession } from '../sessions/caller-session.ts';
 import type { AccountDeps } from './deps.ts';
 
 const NO_ONE: RequestMeta = { ipAddress: null, userAgent: null };
@@ -47,6 +48,7 @@ export async function deleteAccount(
     // Lock the account first (MySQL): a sign-in racing the deletion waits, then fails on the foreign key,
     // instead of slipping a session in that the revocation below would not know about.
     await tx.findOne(User, { id: userId }, { lockMode: LockMode.PESSIMISTIC_WRITE, disableIdentityMap: true });
+    await holdCallerSession(tx, call.caller);
     const revoked = await deps.sessions.revokeIn(tx, { userId, sessionIds: 'all', reason: 'ACCOUNT_DELETED', meta });
     // The revocations' audit rows must be written before the trail is anonymised below.
     await tx.flush();

@@ -10,6 +10,7 @@ import type { Em } from '../db/orm.ts';
 import { kysely, stampOf, toUser } from '../db/tables.ts';
 import { transactional } from '../db/transaction.ts';
 import { AuthError, badInput } from '../errors.ts';
+import { holdCallerSession } from '../sessions/caller-session.ts';
 import { rolesOf, type Sessions } from '../sessions/sessions.ts';
 import { isApiScopeName, joinScopes, splitScopes } from '../tokens/scopes.ts';
 
@@ -152,6 +153,7 @@ export async function setUserRoles(
   const roles = ROLES.filter((role) => role === 'USER' || requested.includes(role));
   const { user, revocation } = await transactional(em, async (tx) => {
     const { user: current, otherEnabledAdmins } = await lockAdminsAnd(tx, userId);
+    await holdCallerSession(tx, call.caller);
     const before = rolesOf(current);
     if (isAdmin(current) && !current.disabled && !roles.includes('ADMIN') && otherEnabledAdmins === 0) {
       throw badInput('roles', 'This is the last enabled admin: make someone else an admin first');
@@ -206,6 +208,7 @@ export async function setUserScopes(
       { lockMode: LockMode.PESSIMISTIC_WRITE, disableIdentityMap: true },
     );
     if (!current) throw new AuthError('NOT_FOUND', 'No such user');
+    await holdCallerSession(tx, call.caller);
     if (current.scopes === stored) return { user: current, revocation: undefined };
     const user = { ...current, scopes: stored, updatedAt: new Date(deps.clock.now()) } as UserRow;
     // A native UPDATE by id, which also drops every instance's cached copy of the user (user-writes.ts).
@@ -244,7 +247,7 @@ export function setUserDisabled(
 /** setUserDisabled for a named actor (`by` in the audit trail): an admin's id, or `cli` for the admin CLI. */
 export async function changeUserDisabled(
   deps: AdminDeps,
-  call: Pick<Call, 'em' | 'meta'>,
+  call: Pick<Call, 'em' | 'meta'> & { readonly caller?: Call['caller'] },
   input: { userId: string; disabled: boolean },
   by: string,
 ): Promise<UserRow> {
@@ -252,6 +255,7 @@ export async function changeUserDisabled(
   const { userId, disabled } = input;
   const { user, revocation } = await transactional(em, async (tx) => {
     const { user: current, otherEnabledAdmins } = await lockAdminsAnd(tx, userId);
+    await holdCallerSession(tx, call.caller);
     if (current.disabled === disabled) return { user: current, revocation: undefined };
     if (disabled && isAdmin(current) && otherEnabledAdmins === 0) {
       throw badInput('userId', 'This is the last enabled admin: make someone else an admin first');

@@ -9,6 +9,7 @@ import type { Em } from '../db/orm.ts';
 import { transactional } from '../db/transaction.ts';
 import { AuthError, badInput } from '../errors.ts';
 import type { RevocationBus } from '../events/revocation-bus.ts';
+import { holdCallerSession } from '../sessions/caller-session.ts';
 import type { Revocation, Sessions } from '../sessions/sessions.ts';
 import { isApiScopeName, SERVICE_BUILT_IN_SCOPES } from '../tokens/scopes.ts';
 import {
@@ -72,6 +73,8 @@ const USER_ID_SHAPE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]
 const AUTHORITY = /^[a-z][a-z0-9+.-]*:\/\/([^/\\?#]*)/i;
 
 const actorOf = (call: ClientAdminCall): string => ('by' in call ? call.by : callerOf(call).sub);
+/** The signed-in user behind the call, if any (none for the CLI, nor for a service token). */
+const callerIn = (call: ClientAdminCall) => ('by' in call ? null : call.caller);
 
 function validName(name: string): string {
   const trimmed = name.trim();
@@ -180,6 +183,7 @@ export async function createClient(
   let row: ClientRow;
   try {
     row = await transactional(call.em, async (tx) => {
+      await holdCallerSession(tx, callerIn(call));
       if ((await tx.count(Client, { id: input.id })) > 0) throw duplicateId();
       const now = new Date(deps.clock.now());
       const created = tx.create(Client, {
@@ -234,6 +238,7 @@ async function changeClient(
   const { row, changed, revocations } = await transactional(call.em, async (tx) => {
     const [current] = await tx.find(Client, { id }, { lockMode: LockMode.PESSIMISTIC_WRITE, disableIdentityMap: true });
     if (!current) throw new AuthError('NOT_FOUND', 'No such client');
+    await holdCallerSession(tx, callerIn(call));
     const now = new Date(deps.clock.now());
     const outcome = await change(current, tx, now);
     if (!outcome) return { row: current, changed: false, revocations: [] };

@@ -87,7 +87,7 @@ export async function finishPasskeyRegistration(
   if (!credential) throw invalidResponse();
   const { revocation, passkey } = await transactional(call.em, async (tx) => {
     const now = new Date(deps.clock.now());
-    const user = await lockUserForMfaChange(tx, caller.sub);
+    const user = await lockUserForMfaChange(tx, caller.sub, caller.sid);
     if (!user) throw invalidResponse();
     const passkey = tx.create(Passkey, {
       id: randomUUID(),
@@ -139,7 +139,7 @@ export async function removePasskey(deps: PasskeyDeps, call: Call, input: { read
   const caller = callerOf(call);
   const revocation = await transactional(call.em, async (tx) => {
     const now = new Date(deps.clock.now());
-    await lockUserForMfaChange(tx, caller.sub);
+    await lockUserForMfaChange(tx, caller.sub, caller.sid);
     const removed = await tx.nativeDelete(Passkey, { id: input.id, user: caller.sub });
     if (removed !== 1) throw new AuthError('NOT_FOUND', 'No such passkey');
     audit(tx, call.meta, { type: 'MFA_PASSKEY_REMOVED', userId: caller.sub, detail: { passkeyId: input.id } }, now);

@@ -5,6 +5,7 @@ import { type Call, callerOf } from '../call.ts';
 import { MfaTotp, Passkey, RecoveryCode, type UserRow } from '../db/entities.ts';
 import { transactional } from '../db/transaction.ts';
 import { AuthError } from '../errors.ts';
+import { holdCallerSession } from '../sessions/caller-session.ts';
 import type { MfaDeps } from './factors.ts';
 import { lockUserForMfaChange } from './user-lock.ts';
 
@@ -19,6 +20,7 @@ export async function resetUserMfa(
   const { user, revocation } = await transactional(call.em, async (tx) => {
     const user = await lockUserForMfaChange(tx, userId);
     if (!user) throw new AuthError('NOT_FOUND', 'No such user');
+    await holdCallerSession(tx, caller);
     const removed = {
       totp: await tx.nativeDelete(MfaTotp, { user: userId }),
       recoveryCodes: await tx.nativeDelete(RecoveryCode, { user: userId }),

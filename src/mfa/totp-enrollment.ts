@@ -28,12 +28,13 @@ const alreadyOn = () =>
  */
 export async function startTotpEnrollment(deps: MfaDeps, call: Call): Promise<TotpEnrollment> {
   const user = await callerAccount(call);
+  const { sid } = callerOf(call);
   const secret = newTotpSecret();
   const sealed = deps.mfa.crypto.sealSecret(secret, user.id);
   const now = new Date(deps.clock.now());
   const write = () =>
     transactional(call.em, async (tx) => {
-      await lockUserForMfaChange(tx, user.id);
+      await lockUserForMfaChange(tx, user.id, sid);
       const [row] = await tx.find(
         MfaTotp,
         { user: user.id },
@@ -78,7 +79,7 @@ async function changeMfa<T>(
 ): Promise<T | null> {
   const caller = callerOf(call);
   const { result, revocation } = await transactional(call.em, async (tx) => {
-    await lockUserForMfaChange(tx, user.id);
+    await lockUserForMfaChange(tx, user.id, caller.sid);
     const result = await work(tx);
     if (result === null) return { result, revocation: null };
     const revocation = await deps.sessions.revokeIn(tx, {

@@ -6,6 +6,7 @@ import type { Clock } from '../clock.ts';
 import { LinkedAccount, User, type UserRow } from '../db/entities.ts';
 import { transactional } from '../db/transaction.ts';
 import { AuthError, badInput, unauthenticated } from '../errors.ts';
+import { holdCallerSession } from '../sessions/caller-session.ts';
 
 /**
  * Unlinks `provider` from the user. NOT_FOUND when no account of it is linked; BAD_USER_INPUT (field `provider`)
@@ -23,6 +24,7 @@ export async function unlinkOAuthProvider(
     // link as "the last one" and remove both); SQLite ignores it and runs one write transaction at a time anyway.
     const user = await tx.findOne(User, { id: userId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
     if (!user) throw unauthenticated('SESSION_REVOKED');
+    await holdCallerSession(tx, callerOf(call));
     const link = await tx.findOne(LinkedAccount, { user: userId, provider });
     if (!link) throw new AuthError('NOT_FOUND', 'No account of this provider is linked');
     if (user.passwordHash === null && (await tx.count(LinkedAccount, { user: userId })) <= 1) {
