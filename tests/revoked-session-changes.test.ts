@@ -5,14 +5,18 @@
 // MariaDB by holding the user row from another connection, so that the change waits at its lock while the
 // revocation commits and is answered (SQLite runs one write transaction at a time, and its driver is synchronous
 // in this process: no window to hold).
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MfaTotp, RecoveryCode, User } from '../src/db/entities.ts';
 import type { Em } from '../src/db/orm.ts';
 import { signInAsAdmin } from './support/admin.ts';
 import { dialects, startTestApp, type TestApp } from './support/app.ts';
 import { expectUnauthenticated } from './support/expect.ts';
+import { type FakeGitHub, startFakeGitHub } from './support/github.ts';
 import { loginUser, type Payload, registerUser, signIn } from './support/graphql.ts';
 import { CONFIRM_TOTP, START_TOTP, totpCode } from './support/mfa.ts';
+import { ACME, authorize, GOOGLE, githubAccount, providersEnv, REDIRECT } from './support/oauth.ts';
+import { startOidcProvider, type TestOidcProvider } from './support/oidc.ts';
 import { MFA_CHANGE_USER_LOCK, rowHolder } from './support/row-locks.ts';
 
 const mariadb = dialects().filter((dialect) => dialect === 'mysql');
@@ -122,5 +126,82 @@ describe.each(mariadb)('a second-factor change racing the revocation of its sess
     expect(answer.errors).toBeUndefined();
     expect(answer.data?.confirmTotpEnrollment.codes).toHaveLength(10);
     expect({ enabled, codes }).toEqual({ enabled: true, codes: 10 });
+  });
+});
+
+describe.each(mariadb)('a provider linked by a session that is being revoked, on %s', (dialect) => {
+  let t: TestApp;
+  let oidc: TestOidcProvider;
+  let github: FakeGitHub;
+
+  beforeAll(async () => {
+    oidc = await startOidcProvider({ redirectUris: [REDIRECT], clients: [ACME, GOOGLE] });
+    github = await startFakeGitHub();
+    t = await startTestApp({ dialect, env: { OAUTH_REDIRECT_URIS: REDIRECT, ...providersEnv(oidc, github) } });
+  });
+
+  afterAll(async () => {
+    await t?.close();
+    await oidc?.stop();
+    await github?.stop();
+  });
+
+  it('the revocation is answered only once the link has committed: never the link after the answer', async () => {
+    const account = await registerUser(t.gql);
+    const intruder = (await loginUser(t.gql, account.user.email, account.password)).data?.login as Payload;
+    const provider = githubAccount();
+    const callback = await authorize({ gql: t.gql, oidc, github }, 'github', provider, intruder.accessToken);
+    const holder = await rowHolder(t.databaseUrl);
+    // Another transaction holds the provider account's unique key, so the link's INSERT (its last statement before
+    // commit, after its checks) waits there; the link's check of its session is then behind it.
+    const { createConnection } = await import('mysql2/promise');
+    const blocker = await createConnection(t.databaseUrl);
+    const bystander = await registerUser(t.gql);
+    try {
+      await blocker.beginTransaction();
+      await blocker.query(
+        'INSERT INTO linked_accounts (id, user_id, provider, provider_user_id, email, linked_at) VALUES (?, ?, ?, ?, NULL, NOW(3))',
+        [randomUUID(), bystander.user.id, 'github', String(provider.id)],
+      );
+      let linkEnded = false;
+      const link = t
+        .gql(
+          'mutation($input: OAuthCodeInput!) { linkOAuthProvider(input: $input) { id } }',
+          { input: callback },
+          {
+            token: intruder.accessToken,
+          },
+        )
+        .finally(() => {
+          linkEnded = true;
+        });
+      await holder.waitingOn('insert into `linked_accounts`%', () => linkEnded);
+      expect(linkEnded).toBe(false);
+
+      // The owner throws the intruder's session out meanwhile.
+      let revocationEnded = false;
+      const revocation = t
+        .gql(
+          'mutation($id: ID!) { revokeSession(id: $id) }',
+          { id: intruder.session.id },
+          { token: account.accessToken },
+        )
+        .finally(() => {
+          revocationEnded = true;
+        });
+      await holder.waitingOn('select%from `sessions`%for update%', () => revocationEnded);
+      // It waits for the link: had it been answered now, the link would land after the answer.
+      expect(revocationEnded).toBe(false);
+
+      await blocker.rollback();
+      const linked = await link;
+      expect(linked.errors).toBeUndefined();
+      expect((await revocation).data).toEqual({ revokeSession: true });
+      // The link came first; the revocation after it ended the session that made it.
+      expectUnauthenticated(await t.gql('{ me { id } }', {}, { token: intruder.accessToken }), 'SESSION_REVOKED');
+    } finally {
+      await blocker.end();
+      await holder.end();
+    }
   });
 });

@@ -3,9 +3,10 @@ import { randomUUID } from 'node:crypto';
 import { LockMode, UniqueConstraintViolationException } from '@mikro-orm/core';
 import { audit } from '../audit/audit.ts';
 import { type Call, callerAccount, callerOf } from '../call.ts';
-import { LinkedAccount, Session, User, type UserRow } from '../db/entities.ts';
+import { LinkedAccount, User, type UserRow } from '../db/entities.ts';
 import { transactional } from '../db/transaction.ts';
-import { badInput, unauthenticated } from '../errors.ts';
+import { badInput } from '../errors.ts';
+import { holdCallerSession } from '../sessions/caller-session.ts';
 import { accountInUse, auditFailure, type CallbackDeps, type OAuthCodeInput, redeemCallback } from './callback.ts';
 import type { ProviderClient } from './provider-client.ts';
 
@@ -50,8 +51,8 @@ export async function linkOAuthProvider(deps: CallbackDeps, call: Call, input: O
         { id: userId },
         { fields: ['id'], lockMode: LockMode.PESSIMISTIC_WRITE, disableIdentityMap: true },
       );
-      const session = await tx.count(Session, { id: caller.sid, user: userId, revokedAt: null });
-      if (session === 0) throw unauthenticated('SESSION_REVOKED');
+      // Held, not only counted: a snapshot count lets a revocation commit and be answered before this link does.
+      await holdCallerSession(tx, caller);
       const now = new Date(deps.clock.now());
       tx.create(LinkedAccount, {
         id: randomUUID(),
