@@ -297,12 +297,21 @@ describe('forged and invalid access tokens', () => {
 
   it('refuses a token signed with our key whose lifetime exceeds the configured one plus the tolerance', async () => {
     const nowS = Math.floor(Date.now() / 1000);
-    const tenYears = await sign({ ...claimsFor(user), exp: nowS + 10 * 365 * 86_400 }, header(), key.privateKey);
+    // iat is nowS itself: a second boundary crossed between two readings of the clock would shorten the lifetime.
+    const tenYears = await sign({ ...claimsFor(user, nowS), exp: nowS + 10 * 365 * 86_400 }, header(), key.privateKey);
     expectUnauthenticated(await me(t, `Bearer ${tenYears}`), 'INVALID_TOKEN');
     // The bound is the lifetime plus the 5 s tolerance, to the second.
-    const justOver = await sign({ ...claimsFor(user), exp: nowS + FIFTEEN_MINUTES_S + 6 }, header(), key.privateKey);
+    const justOver = await sign(
+      { ...claimsFor(user, nowS), exp: nowS + FIFTEEN_MINUTES_S + 6 },
+      header(),
+      key.privateKey,
+    );
     expectUnauthenticated(await me(t, `Bearer ${justOver}`), 'INVALID_TOKEN');
-    const atBound = await sign({ ...claimsFor(user), exp: nowS + FIFTEEN_MINUTES_S + 5 }, header(), key.privateKey);
+    const atBound = await sign(
+      { ...claimsFor(user, nowS), exp: nowS + FIFTEEN_MINUTES_S + 5 },
+      header(),
+      key.privateKey,
+    );
     expect((await me(t, `Bearer ${atBound}`)).data).toEqual({ me: { id: user.user.id } });
   });
 
