@@ -10,12 +10,15 @@ import { unauthenticated } from '../errors.ts';
 import type { AccessClaims } from '../tokens/claims.ts';
 
 /**
- * Reads the caller's session under a shared lock (LOCK IN SHARE MODE on MySQL/MariaDB; SQLite's write transaction
- * holds the database) inside `tx`, the transaction of the change: UNAUTHENTICATED SESSION_REVOKED when it is no
- * longer active. A revocation committed first is seen; one still running waits for this transaction, so the change
- * lands before the revocation, as if the request had been quicker. Take it after the rows the change locks first
- * (a user row, a client row) and before the sessions a revocation in the same transaction locks. Does nothing for a
- * call without a user session (a service token, the admin CLI).
+ * Locks the caller's session row (FOR UPDATE on MySQL/MariaDB) inside `tx`, the transaction of the change:
+ * UNAUTHENTICATED SESSION_REVOKED when it is no longer active. A revocation committed first is seen; one still
+ * running waits for this transaction, so the change lands before the revocation, as if the request had been
+ * quicker. Exclusive rather than shared: many changes then revoke the user's other sessions in the same
+ * transaction (Sessions.revokeIn locks this row too), and a shared lock upgraded while a revocation or refresh
+ * waits for the row would deadlock. Take it after the rows the change locks first (a user row, a client row) and
+ * before the sessions a revocation in the same transaction locks. On SQLite the one connection's transaction mutex
+ * orders it (a revocation from another process makes this transaction's first write fail and be retried). Does
+ * nothing for a call without a user session (the admin CLI).
  */
 export async function holdCallerSession(
   tx: Em,
@@ -25,7 +28,7 @@ export async function holdCallerSession(
   const [session] = await tx.find(
     Session,
     { id: caller.sid, user: caller.sub, revokedReason: null },
-    { fields: ['id'], lockMode: LockMode.PESSIMISTIC_READ, disableIdentityMap: true },
+    { fields: ['id'], lockMode: LockMode.PESSIMISTIC_WRITE, disableIdentityMap: true },
   );
   if (!session) throw unauthenticated('SESSION_REVOKED');
 }
