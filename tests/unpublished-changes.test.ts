@@ -87,38 +87,75 @@ describe.skipIf(!serviceAvailable('redis-server'))('changes committed but never 
       }
     });
 
-    it('a logout on B of a cookie session ended unheard of: SESSION_REVOKED, and its cookie is cleared', async () => {
-      const user = await registerUser(a.gql);
-      const login = await b.gql<{ login: { accessToken: string; session: { id: string } } }>(
+    /** Signs `user` in on B with its refresh token in a cookie: the session's access token, id and `Cookie` pair. */
+    async function cookieSession(user: { user: { email: string }; password: string }) {
+      const login = await b.gql<{ login: { accessToken: string; refreshToken: string; session: { id: string } } }>(
         'mutation($input: LoginInput!) { login(input: $input) { accessToken session { id } } }',
         { input: { email: user.user.email, password: user.password, tokenDelivery: 'COOKIE' } },
       );
-      const victim = login.data?.login as { accessToken: string; session: { id: string } };
+      const session = login.data?.login as { accessToken: string; session: { id: string } };
       const cookie = login.headers.getSetCookie()[0]?.split(';')[0] as string;
       expect(cookie).toMatch(/^refresh_token=./);
+      return { ...session, cookie };
+    }
+
+    /** Revokes `sessionId` on A without A publishing it (as `user`, whose other session does it). */
+    async function revokeUnheardOf(user: { accessToken: string }, sessionId: string) {
       const revived = dieBeforePublishing(a.app);
       await a
-        .gql('mutation($id: ID!) { revokeSession(id: $id) }', { id: victim.session.id }, { token: user.accessToken })
+        .gql('mutation($id: ID!) { revokeSession(id: $id) }', { id: sessionId }, { token: user.accessToken })
         .finally(revived);
-      const logout = await b.gql('mutation { logout }', {}, { token: victim.accessToken, headers: { cookie } });
-      expectUnauthenticated(logout, 'SESSION_REVOKED');
-      expect(
-        logout.headers.getSetCookie().map((header) =>
-          header
-            .split(';')
-            .slice(0, 2)
-            .map((part) => part.trim()),
-        ),
-      ).toEqual([['refresh_token=', 'Max-Age=0']]);
-      // A logout whose session is someone else's cookie's leaves that cookie alone.
-      const other = await signIn(b.gql, user.user.email, user.password);
-      const revivedAgain = dieBeforePublishing(a.app);
-      await a
-        .gql('mutation($id: ID!) { revokeSession(id: $id) }', { id: other.session.id }, { token: user.accessToken })
-        .finally(revivedAgain);
-      const unrelated = await b.gql('mutation { logout }', {}, { token: other.accessToken, headers: { cookie } });
-      expectUnauthenticated(unrelated, 'SESSION_REVOKED');
-      expect(unrelated.headers.getSetCookie()).toEqual([]);
+    }
+
+    const setCookies = (response: { headers: Headers }) =>
+      response.headers.getSetCookie().map((header) =>
+        header
+          .split(';')
+          .slice(0, 2)
+          .map((part) => part.trim()),
+      );
+
+    // Every answer that the caller's own session is over clears that session's cookie, whichever flow found out:
+    // the logout that had nothing left to revoke, and a change that holds its session (holdCallerSession).
+    it.each([
+      ['logout', 'mutation { logout }'],
+      ['startTotpEnrollment', 'mutation { startTotpEnrollment { secret } }'],
+    ])(
+      '%s on B from a cookie session ended unheard of: SESSION_REVOKED, and its cookie is cleared',
+      async (_, query) => {
+        const user = await registerUser(a.gql);
+        const victim = await cookieSession(user);
+        await revokeUnheardOf(user, victim.session.id);
+        const answer = await b.gql(query, {}, { token: victim.accessToken, headers: { cookie: victim.cookie } });
+        expectUnauthenticated(answer, 'SESSION_REVOKED');
+        expect(setCookies(answer)).toEqual([['refresh_token=', 'Max-Age=0']]);
+
+        // The same answer to a session that is not the cookie's leaves that cookie alone.
+        const other = await signIn(b.gql, user.user.email, user.password);
+        const live = await cookieSession(user);
+        await revokeUnheardOf(user, other.session.id);
+        const unrelated = await b.gql(query, {}, { token: other.accessToken, headers: { cookie: live.cookie } });
+        expectUnauthenticated(unrelated, 'SESSION_REVOKED');
+        expect(unrelated.headers.getSetCookie()).toEqual([]);
+      },
+    );
+
+    it("a refresh's SESSION_REVOKED is about the token it spends: the caller's own cookie session is left alone", async () => {
+      const user = await registerUser(a.gql);
+      const live = await cookieSession(user);
+      const spent = await signIn(b.gql, user.user.email, user.password);
+      await revokeUnheardOf(user, spent.session.id);
+      // Under an alias too: it is the field, not its response key, whose error is about another session.
+      for (const field of ['refresh', 'renewed: refresh']) {
+        const answer = await b.gql(
+          `mutation($t: String!) { ${field}(refreshToken: $t) { accessToken } }`,
+          { t: spent.refreshToken },
+          { token: live.accessToken, headers: { cookie: live.cookie } },
+        );
+        expectUnauthenticated(answer, 'SESSION_REVOKED');
+        expect(answer.headers.getSetCookie()).toEqual([]);
+      }
+      expect((await me(b.gql, live.accessToken)).data?.me).toEqual({ id: user.user.id });
     });
 
     it("an account deleted on A that A never published: its sessions' tokens are refused on every instance", async () => {

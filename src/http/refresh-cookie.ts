@@ -1,6 +1,8 @@
 // The refresh cookie of browser sessions (tokenDelivery COOKIE): its attributes, reading it only for a request
 // that cannot be a cross-site forgery, and the Set-Cookie an answer carries: set or cleared by a resolver, or
-// cleared because the request revoked the very session the cookie belongs to, whichever flow revoked it.
+// cleared because the session the cookie belongs to is over: the request revoked it, whichever flow did, or the
+// answer says the caller's own session was revoked already (by a request this instance may not have heard of).
+import { type GraphQLError, Kind } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import type { Clock } from '../clock.ts';
 import { AuthError, unauthenticated } from '../errors.ts';
@@ -70,8 +72,12 @@ export interface RefreshCookiesDeps {
 }
 
 export interface RefreshCookies {
-  /** The context's refreshCookie: the HTTP request's, or (no request: a WebSocket) one that can do nothing. */
-  forRequest(request: Request | undefined): RefreshCookie;
+  /**
+   * The context's refreshCookie: the HTTP request's, or (no request: a WebSocket) one that can do nothing.
+   * `sessionId` is the session of the access token the request carries (the `sid` claim), if any: an answer that
+   * this session is revoked clears its cookie.
+   */
+  forRequest(request: Request | undefined, sessionId?: string): RefreshCookie;
   /** Writes each answer's Set-Cookie. */
   readonly plugin: Plugin;
   close(): void;
@@ -79,11 +85,27 @@ export interface RefreshCookies {
 
 interface Pending {
   readonly request: Request;
+  /** The session of the request's access token. */
+  readonly sessionId: string | undefined;
   /** What a resolver decided; it overrides the clearing that a revocation implies. */
   answer: { readonly value: string; readonly maxAge: number } | 'clear' | undefined;
 }
 
 const forbidden = (message: string) => new AuthError('FORBIDDEN', message);
+
+/** Whether `error` was raised by a root `refresh` field itself (by its name: the response key may be an alias). */
+const raisedByRefresh = (error: GraphQLError) => {
+  const node = error.nodes?.[0];
+  return error.path?.length === 1 && node?.kind === Kind.FIELD && node.name.value === 'refresh';
+};
+
+/**
+ * Whether `errors` tell the caller that its own session (the access token's) is revoked. `refresh` is the one field
+ * whose SESSION_REVOKED is about another session, the one of the token it spends; a refresh by cookie clears its
+ * cookie itself (token-delivery.ts).
+ */
+const callerSessionRevoked = (errors: readonly GraphQLError[] | undefined) =>
+  errors?.some((error) => error.extensions?.reason === 'SESSION_REVOKED' && !raisedByRefresh(error)) ?? false;
 
 const NO_COOKIE: RefreshCookie = {
   settable: false,
@@ -101,19 +123,21 @@ export function createRefreshCookies(deps: RefreshCookiesDeps): RefreshCookies {
   // Sessions each request revoked, whatever flow did it: the bus tells this instance's listeners inside the
   // publisher's call, so the revoking request's scope is the current one.
   const revokedBy = new WeakMap<object, Set<string>>();
+  const ended = (scope: object, sessionIds: readonly string[]) => {
+    const ids = revokedBy.get(scope) ?? new Set<string>();
+    for (const id of sessionIds) ids.add(id);
+    revokedBy.set(scope, ids);
+  };
   const unsubscribe = deps.bus.subscribe((event) => {
     const scope = deps.scope();
-    if (!scope) return;
-    const ids = revokedBy.get(scope) ?? new Set<string>();
-    for (const id of event.sessionIds) ids.add(id);
-    revokedBy.set(scope, ids);
+    if (scope) ended(scope, event.sessionIds);
   });
 
   return {
-    forRequest(request) {
+    forRequest(request, sessionId) {
       const scope = deps.scope();
       if (!request || !scope) return NO_COOKIE;
-      const state: Pending = { request, answer: undefined };
+      const state: Pending = { request, sessionId, answer: undefined };
       pending.set(scope, state);
       return {
         settable: true,
@@ -146,6 +170,14 @@ export function createRefreshCookies(deps: RefreshCookiesDeps): RefreshCookies {
       };
     },
     plugin: {
+      onExecutionResult({ request, result }) {
+        const scope = deps.scope();
+        const state = scope && pending.get(scope);
+        if (!scope || !state || state.request !== request || state.sessionId === undefined) return;
+        if (result && !(Symbol.asyncIterator in result) && callerSessionRevoked(result.errors as GraphQLError[])) {
+          ended(scope, [state.sessionId]);
+        }
+      },
       onResponse({ request, response }) {
         const scope = deps.scope();
         const state = scope && pending.get(scope);

@@ -194,7 +194,7 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
         call: createCall(() => deps.orm.em.fork() as Em, meta, auth),
         services: deps.services,
         signedIn: new Map<string, string>(),
-        refreshCookie: refreshCookies.forRequest(request),
+        refreshCookie: refreshCookies.forRequest(request, auth?.sid),
       } satisfies Context;
     },
   });

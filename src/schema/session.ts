@@ -1,11 +1,8 @@
 // Session, and the mutations that end sessions.
 
-import { AuthError } from '../errors.ts';
 import type { SessionInfo } from '../sessions/sessions.ts';
 import { logout, revokeOtherSessions, revokeSession } from '../sessions/user-sessions.ts';
 import { builder } from './builder.ts';
-
-const reasonOf = (error: unknown) => (error instanceof AuthError ? error.details?.reason : undefined);
 
 export const SessionType = builder.objectRef<SessionInfo>('Session').implement({
   description: 'One signed-in device or client: a login, registration or OAuth sign-in and its refresh-token family.',
@@ -26,19 +23,9 @@ builder.mutationFields((t) => ({
   logout: t.boolean({
     description: 'Revokes the current session.',
     authScopes: { authenticated: true },
-    resolve: async (_root, _args, context) => {
-      try {
-        return await logout(context.services, context.call);
-      } catch (error) {
-        // Already ended by a request this instance had not heard of: the session's cookie is worth nothing either,
-        // and a logout clears it (API.md, browser sessions) whichever request ended the session.
-        const sid = context.auth?.sid;
-        if (sid && reasonOf(error) === 'SESSION_REVOKED' && context.refreshCookie.carries(sid)) {
-          context.refreshCookie.clear();
-        }
-        throw error;
-      }
-    },
+    // A session already ended by a request this instance had not heard of answers SESSION_REVOKED, and its cookie
+    // is cleared all the same (refresh-cookie.ts), as a logout's is (API.md, browser sessions).
+    resolve: (_root, _args, context) => logout(context.services, context.call),
   }),
   revokeSession: t.boolean({
     description: "Revokes one of the caller's sessions (NOT_FOUND for anyone else's).",
