@@ -242,6 +242,9 @@ export class RevokedSessions {
   ): void {
     let running = false;
     let failing = false;
+    // Two clocks, on purpose: the cadence is the process's wall time (Date.now(), like setInterval's), while the gap
+    // since the last good read is measured on this set's clock, the one that stamps the window's bounds and that
+    // tests move forward.
     let lastRead = 0;
     // When (this set's clock, as the window's bounds) the last read that succeeded began.
     let readAt = this.#clock.now();
@@ -261,7 +264,7 @@ export class RevokedSessions {
         if (live && !behind && missed.length > 0) {
           logger.warn(
             { sessions: missed.length },
-            'revocations found in the database that the bus never carried (their instance stopped before publishing)',
+            'revocations found in the database that the bus never carried (their instance stopped or lost Redis before publishing)',
           );
         }
         for (const event of missed) bus.deliverLocally(event);
