@@ -7,20 +7,19 @@ import { AuditEvent, type AuditEventType, LinkedAccount, User } from '../src/db/
 import type { Em } from '../src/db/orm.ts';
 import { dialects, startTestApp, type TestApp } from './support/app.ts';
 import { expectError } from './support/expect.ts';
-import { type FakeGitHub, type GitHubAccount, startFakeGitHub } from './support/github.ts';
+import type { FakeGitHub, GitHubAccount } from './support/github.ts';
 import { errorCode, type Gql, loginUser, registerUser, uniqueEmail } from './support/graphql.ts';
 import {
-  ACME,
   authorize as authorizeAt,
   type Callback,
-  GOOGLE,
   githubAccount,
   loginWithCallback,
   oidcAccount,
-  providersEnv,
   REDIRECT,
+  startProviders,
+  type TestProviders,
 } from './support/oauth.ts';
-import { type OidcAccount, startOidcProvider, type TestOidcProvider } from './support/oidc.ts';
+import type { OidcAccount, TestOidcProvider } from './support/oidc.ts';
 import { mailedCode, type SmtpCapture, startSmtpServer } from './support/smtp.ts';
 
 const LINKED = 'linkedAccounts { provider providerUserId email }';
@@ -49,11 +48,12 @@ describe.each(dialects())('OAuth and unverified emails on %s', (dialect) => {
   let t: TestApp;
   let oidc: TestOidcProvider;
   let github: FakeGitHub;
+  let providers: TestProviders;
   let smtp: SmtpCapture;
 
   beforeAll(async () => {
-    oidc = await startOidcProvider({ redirectUris: [REDIRECT], clients: [ACME, GOOGLE] });
-    github = await startFakeGitHub();
+    providers = await startProviders();
+    ({ oidc, github } = providers);
     smtp = await startSmtpServer();
     t = await startTestApp({
       dialect,
@@ -62,15 +62,14 @@ describe.each(dialects())('OAuth and unverified emails on %s', (dialect) => {
         MAIL_FROM: 'Acme <no-reply@acme.test>',
         APP_URL: 'https://app.acme.test/',
         OAUTH_REDIRECT_URIS: REDIRECT,
-        ...providersEnv(oidc, github),
+        ...providers.env,
       },
     });
   });
 
   afterAll(async () => {
     await t?.close();
-    await oidc?.stop();
-    await github?.stop();
+    await providers?.stop();
     await smtp?.close();
   });
 

@@ -7,7 +7,7 @@ import { AuditEvent, type AuditEventType, LinkedAccount, User } from '../src/db/
 import { dialects, startTestApp, type TestApp } from './support/app.ts';
 import { TestClock } from './support/clock.ts';
 import { expectError } from './support/expect.ts';
-import { type FakeGitHub, type GitHubAccount, startFakeGitHub } from './support/github.ts';
+import type { FakeGitHub, GitHubAccount } from './support/github.ts';
 import {
   errorCode,
   extensionsOf,
@@ -21,15 +21,15 @@ import {
   ACME,
   authorize as authorizeAt,
   type Callback,
-  GOOGLE,
   githubAccount,
   LOGIN,
   loginWithCallback,
   oidcAccount,
-  providersEnv,
   REDIRECT,
   START,
+  startProviders,
   startSignIn,
+  type TestProviders,
 } from './support/oauth.ts';
 import { type OidcAccount, startOidcProvider, type TestOidcProvider } from './support/oidc.ts';
 import { freePort, serviceAvailable, startRedis } from './support/services.ts';
@@ -53,25 +53,25 @@ describe.each(dialects())('OAuth on %s', (dialect) => {
   let t: TestApp;
   let oidc: TestOidcProvider;
   let github: FakeGitHub;
+  let providers: TestProviders;
 
   beforeAll(async () => {
-    oidc = await startOidcProvider({ redirectUris: [REDIRECT], clients: [ACME, GOOGLE] });
-    github = await startFakeGitHub();
+    providers = await startProviders();
+    ({ oidc, github } = providers);
     t = await startTestApp({
       dialect,
       clock,
       env: {
         OAUTH_REDIRECT_URIS: `${REDIRECT}, https://app.test/other-callback`,
         OAUTH_TIMEOUT: '1s',
-        ...providersEnv(oidc, github),
+        ...providers.env,
       },
     });
   });
 
   afterAll(async () => {
     await t?.close();
-    await oidc?.stop();
-    await github?.stop();
+    await providers?.stop();
   });
 
   const gql: Gql = (query, variables, options) => t.gql(query, variables, options);

@@ -12,11 +12,11 @@ import type { Em } from '../src/db/orm.ts';
 import { signInAsAdmin } from './support/admin.ts';
 import { dialects, startTestApp, type TestApp } from './support/app.ts';
 import { expectUnauthenticated } from './support/expect.ts';
-import { type FakeGitHub, startFakeGitHub } from './support/github.ts';
+import type { FakeGitHub } from './support/github.ts';
 import { loginUser, type Payload, registerUser, signIn } from './support/graphql.ts';
 import { CONFIRM_TOTP, START_TOTP, totpCode } from './support/mfa.ts';
-import { ACME, authorize, GOOGLE, githubAccount, providersEnv, REDIRECT } from './support/oauth.ts';
-import { startOidcProvider, type TestOidcProvider } from './support/oidc.ts';
+import { authorize, githubAccount, REDIRECT, startProviders, type TestProviders } from './support/oauth.ts';
+import type { TestOidcProvider } from './support/oidc.ts';
 import { MFA_CHANGE_USER_LOCK, rowHolder } from './support/row-locks.ts';
 
 const mariadb = dialects().filter((dialect) => dialect === 'mysql');
@@ -133,17 +133,17 @@ describe.each(mariadb)('a provider linked by a session that is being revoked, on
   let t: TestApp;
   let oidc: TestOidcProvider;
   let github: FakeGitHub;
+  let providers: TestProviders;
 
   beforeAll(async () => {
-    oidc = await startOidcProvider({ redirectUris: [REDIRECT], clients: [ACME, GOOGLE] });
-    github = await startFakeGitHub();
-    t = await startTestApp({ dialect, env: { OAUTH_REDIRECT_URIS: REDIRECT, ...providersEnv(oidc, github) } });
+    providers = await startProviders();
+    ({ oidc, github } = providers);
+    t = await startTestApp({ dialect, env: { OAUTH_REDIRECT_URIS: REDIRECT, ...providers.env } });
   });
 
   afterAll(async () => {
     await t?.close();
-    await oidc?.stop();
-    await github?.stop();
+    await providers?.stop();
   });
 
   it('the revocation is answered only once the link has committed: never the link after the answer', async () => {

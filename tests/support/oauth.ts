@@ -2,9 +2,9 @@
 // GitHub stand-in), the operations, and the browser's part of a sign-in (startOAuth, the provider, the redirect).
 import { randomUUID } from 'node:crypto';
 import { expect } from 'vitest';
-import type { FakeGitHub, GitHubAccount } from './github.ts';
+import { type FakeGitHub, type GitHubAccount, startFakeGitHub } from './github.ts';
 import { type Gql, PAYLOAD, type Payload, uniqueEmail } from './graphql.ts';
-import type { OidcAccount, TestOidcProvider } from './oidc.ts';
+import { type OidcAccount, startOidcProvider, type TestOidcProvider } from './oidc.ts';
 
 export const REDIRECT = 'https://app.test/oauth/callback';
 export const ACME = { clientId: 'acme-client', clientSecret: `acme-secret-${randomUUID()}` };
@@ -32,6 +32,32 @@ export const providersEnv = (oidc: TestOidcProvider, github: FakeGitHub) => ({
   OAUTH_OIDC_ACME_CLIENT_SECRET: ACME.clientSecret,
   OAUTH_OIDC_ACME_DISPLAY_NAME: 'Acme ID',
 });
+
+/** The providers an OAuth suite signs in with, the environment that configures them, and one stop for both. */
+export interface TestProviders {
+  readonly oidc: TestOidcProvider;
+  readonly github: FakeGitHub;
+  /** providersEnv's: github, google and acme. */
+  readonly env: Record<string, string>;
+  stop(): Promise<void>;
+}
+
+/** Starts the test OpenID Provider (ACME and GOOGLE as clients, REDIRECT as their redirect URI) and the GitHub stand-in. */
+export async function startProviders(): Promise<TestProviders> {
+  const oidc = await startOidcProvider({ redirectUris: [REDIRECT], clients: [ACME, GOOGLE] });
+  const github = await startFakeGitHub().catch(async (error: unknown) => {
+    await oidc.stop();
+    throw error;
+  });
+  return {
+    oidc,
+    github,
+    env: providersEnv(oidc, github),
+    stop: async () => {
+      await Promise.all([oidc.stop(), github.stop()]);
+    },
+  };
+}
 
 /** startOAuth (with `token`: a link to that caller); fails the test unless it succeeds. */
 export async function startSignIn(gql: Gql, provider: string, token?: string, redirectUri = REDIRECT) {
