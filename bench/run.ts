@@ -114,6 +114,17 @@ function printCpuSplit(label: string, login: Measured, raw: Record<string, numbe
   );
 }
 
+/**
+ * The tail of the rows at one user or session, floors included, as p99 ÷ p50: the spread bar (a spread row's p99
+ * within SPREAD_P99_OVER_P50 × its single-user row's p50) read against what a bare server shows at this load.
+ */
+function printTails(rows: [string, Measured][]): void {
+  console.log(
+    `p99 ÷ p50 at one user or session (the spread bar allows ${SPREAD_P99_OVER_P50} against the single-user p50): ` +
+      `${rows.map(([name, result]) => `${name} ${(result.p99 / result.p50).toFixed(1)}`).join(', ')}.`,
+  );
+}
+
 interface Row {
   operation: string;
   result: Measured;
@@ -558,6 +569,14 @@ try {
     { operation: `raw bcrypt.compare (${BCRYPT_IN_FLIGHT} in flight)`, result: bcrypt },
   ]);
   printCpuSplit('', login, raw.cpuPerCompare);
+  printTails([
+    ['floor me { id roles }', meFloor],
+    ['floor me { id email }', meReadFloor],
+    ['floor refresh', refreshFloorResult],
+    ['me { id roles }', meService],
+    ['me { id email }', meReadService],
+    ['refresh', refresh],
+  ]);
   if (mariadbRows) {
     console.log(
       '\nThe same rows on a throwaway mariadbd (the service, its spread instance and the refresh floor on MariaDB; the me ' +
