@@ -133,7 +133,8 @@ export function printVerifyThroughput(rows: readonly VerifyThroughputRow[], seco
       row.tokens === 1 ? 'one token' : `${count(row.tokens)} distinct, round-robin`,
       count(row.verifier),
       count(row.jose),
-      `${ratio.toFixed(2)}×`,
+      // Rounded down: a ratio just under the target must not print as the target itself (0.8989 as 0.90×).
+      `${(Math.floor(ratio * 100) / 100).toFixed(2)}×`,
       `≥ ${VERIFY_TARGET}×: ${ratio >= VERIFY_TARGET ? 'MET' : 'NOT MET'}`,
     ];
   });
