@@ -192,6 +192,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       orm,
       services,
       verify,
+      isRevoked: (sessionId) => revoked.has(sessionId),
       bus,
       clock,
       logger,

@@ -122,12 +122,14 @@ describe.skipIf(!serviceAvailable('redis-server'))('changes committed but never 
       ['startTotpEnrollment', 'mutation { startTotpEnrollment { secret } }'],
     ])(
       '%s on B from a cookie session ended unheard of: SESSION_REVOKED, and its cookie is cleared',
-      async (_, query) => {
+      async (field, query) => {
         const user = await registerUser(a.gql);
         const victim = await cookieSession(user);
         await revokeUnheardOf(user, victim.session.id);
         const answer = await b.gql(query, {}, { token: victim.accessToken, headers: { cookie: victim.cookie } });
         expectUnauthenticated(answer, 'SESSION_REVOKED');
+        // Answered by the field itself, not by a token B already refuses (that error would have no path).
+        expect(answer.errors?.[0]?.path).toEqual([field]);
         expect(setCookies(answer)).toEqual([['refresh_token=', 'Max-Age=0']]);
 
         // The same answer to a session that is not the cookie's leaves that cookie alone.
@@ -136,9 +138,48 @@ describe.skipIf(!serviceAvailable('redis-server'))('changes committed but never 
         await revokeUnheardOf(user, other.session.id);
         const unrelated = await b.gql(query, {}, { token: other.accessToken, headers: { cookie: live.cookie } });
         expectUnauthenticated(unrelated, 'SESSION_REVOKED');
+        expect(unrelated.errors?.[0]?.path).toEqual([field]);
         expect(unrelated.headers.getSetCookie()).toEqual([]);
       },
     );
+
+    it('a cookie naming a session this instance knows is revoked is cleared, even when the token is refused first', async () => {
+      const user = await registerUser(a.gql);
+      const victim = await cookieSession(user);
+      const revoked = await b.gql(
+        'mutation($id: ID!) { revokeSession(id: $id) }',
+        { id: victim.session.id },
+        { token: user.accessToken },
+      );
+      expect(revoked.data).toEqual({ revokeSession: true });
+      // Refused while the request's context is built: no field ran.
+      const answer = await b.gql(
+        '{ me { id } }',
+        {},
+        { token: victim.accessToken, headers: { cookie: victim.cookie } },
+      );
+      expectUnauthenticated(answer, 'SESSION_REVOKED');
+      expect(answer.errors?.[0]?.path).toBeUndefined();
+      expect(setCookies(answer)).toEqual([['refresh_token=', 'Max-Age=0']]);
+      // Another session's live cookie on the same refused request is left alone.
+      const live = await cookieSession(user);
+      const other = await b.gql('{ me { id } }', {}, { token: victim.accessToken, headers: { cookie: live.cookie } });
+      expectUnauthenticated(other, 'SESSION_REVOKED');
+      expect(other.headers.getSetCookie()).toEqual([]);
+    });
+
+    it('refresh by cookie and logout in one mutation: the rotated cookie of the session just ended is not handed out', async () => {
+      const user = await registerUser(a.gql);
+      const victim = await cookieSession(user);
+      const answer = await b.gql(
+        'mutation { refresh { accessToken } logout }',
+        {},
+        { token: victim.accessToken, headers: { cookie: victim.cookie } },
+      );
+      expect(answer.errors).toBeUndefined();
+      expect(answer.data).toMatchObject({ logout: true });
+      expect(setCookies(answer)).toEqual([['refresh_token=', 'Max-Age=0']]);
+    });
 
     it("a refresh's SESSION_REVOKED is about the token it spends: the caller's own cookie session is left alone", async () => {
       const user = await registerUser(a.gql);

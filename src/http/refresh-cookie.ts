@@ -67,6 +67,8 @@ export interface RefreshCookiesDeps {
   readonly origins: OriginPolicy;
   readonly clock: Clock;
   readonly bus: RevocationBus;
+  /** Whether this instance knows the session is revoked: a cookie naming it is cleared by whatever answer. */
+  readonly isRevoked: (sessionId: string) => boolean;
   /** The running request's scope object (request-scope.ts), the key that ties a revocation to its request. */
   readonly scope: () => object | undefined;
 }
@@ -180,21 +182,24 @@ export function createRefreshCookies(deps: RefreshCookiesDeps): RefreshCookies {
       },
       onResponse({ request, response }) {
         const scope = deps.scope();
-        const state = scope && pending.get(scope);
-        if (!scope || !state || state.request !== request) return;
-        let answer = state.answer;
-        if (answer === undefined) {
-          // The cookie is looked at here only to tell whether it belongs to a session this request ended: its
-          // value is never used as a credential, so no origin check is needed to clear it.
-          const revoked = revokedBy.get(scope);
-          if (
-            revoked &&
-            cookieValues(request.headers.get('cookie'), settings.name).some((value) => {
-              const id = parseRefreshToken(value)?.sessionId;
-              return id !== undefined && revoked.has(id);
-            })
-          )
-            answer = 'clear';
+        if (!scope) return;
+        const state = pending.get(scope);
+        // No state: the request never got a context (a refused token among the reasons); its cookie may still name
+        // a session known to be over.
+        const own = state?.request === request ? state : undefined;
+        const revoked = revokedBy.get(scope);
+        // The cookie is looked at here only to tell whether it belongs to a session that is over: its value is never
+        // used as a credential, so no origin check is needed to clear it.
+        const over = (value: string) => {
+          const id = parseRefreshToken(value)?.sessionId;
+          return id !== undefined && (revoked?.has(id) === true || deps.isRevoked(id));
+        };
+        let answer = own?.answer;
+        // A cookie a resolver set for a session this request then ended (`refresh` and `logout` in one mutation)
+        // would hand the browser a dead session's token: cleared instead.
+        if (answer !== undefined && answer !== 'clear' && over(answer.value)) answer = 'clear';
+        if (answer === undefined && cookieValues(request.headers.get('cookie'), settings.name).some(over)) {
+          answer = 'clear';
         }
         if (answer === undefined) return;
         response.headers.append(

@@ -44,6 +44,8 @@ export interface HttpDeps {
   readonly orm: Orm;
   readonly services: Services;
   readonly verify: AccessTokenVerifier;
+  /** Whether this instance knows `sessionId` is revoked (its refresh cookie is then cleared by any answer). */
+  readonly isRevoked: (sessionId: string) => boolean;
   readonly bus: RevocationBus;
   readonly clock: Clock;
   readonly logger: Logger;
@@ -113,6 +115,7 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
     origins,
     clock: deps.clock,
     bus: deps.bus,
+    isRevoked: deps.isRevoked,
     scope: () => scopes.current(),
   });
   const yoga = createYoga<ServerContext, Context>({
