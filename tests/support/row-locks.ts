@@ -5,6 +5,11 @@ import type { Connection } from 'mysql2/promise';
 export interface RowHolder {
   /** Locks the user's row FOR UPDATE in a transaction of the holder's until `release`. */
   holdUser(userId: string): Promise<void>;
+  /**
+   * Runs `lockingRead` (a SELECT … FOR UPDATE of the rows to hold, `?` placeholders for `params`) in a
+   * transaction of the holder's, holding what it locks until `release`.
+   */
+  hold(lockingRead: string, params: readonly unknown[]): Promise<void>;
   /** How many statements of other connections (the app's) are running that look like `pattern` (SQL LIKE). */
   running(pattern: string): Promise<number>;
   /**
@@ -37,6 +42,10 @@ export async function rowHolder(databaseUrl: string): Promise<RowHolder> {
     async holdUser(userId) {
       await connection.beginTransaction();
       await connection.query('SELECT id FROM users WHERE id = ? FOR UPDATE', [userId]);
+    },
+    async hold(lockingRead, params) {
+      await connection.beginTransaction();
+      await connection.query(lockingRead, [...params]);
     },
     running,
     async waitingOn(pattern, unless = () => false) {
