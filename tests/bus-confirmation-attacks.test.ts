@@ -3,6 +3,7 @@
 // process; Sentinel's CLIENT KILL on failover, Redis's output-buffer limit on a slow subscriber) is not counted by
 // PUBLISH, yet believes itself subscribed until it reads the socket or its heartbeat fails; a publisher whose own
 // subscription came back must hear confirmations again; malformed confirmations and messages are ignored.
+import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUS_CONFIRMATION_TIMEOUT_MS, REVOCATION_CHANNEL } from '../src/events/redis.ts';
@@ -151,6 +152,55 @@ describe.skipIf(!serviceAvailable('redis-server'))('bus confirmations under atta
       expect((await me(b.gql, user.accessToken, 'displayName')).data?.me).toEqual({ displayName: 'After' });
     });
 
+    it('an instance that confirms and then leaves does not stand in for one still applying the message', async () => {
+      await until(() => a.app.bus.live() && b.app.bus.live(), 'both instances to be subscribed');
+      const user = await registerUser(a.gql, { displayName: 'Before' });
+      const name = async () => (await me<{ displayName: string }>(b.gql, user.accessToken, 'displayName')).data?.me;
+      expect(await name()).toEqual({ displayName: 'Before' });
+      // A third instance, as it is on the wire: subscribed to the bus and to a confirmation channel of its own in
+      // one SUBSCRIBE, it confirms A's message as an instance does, then is gone (scaled in, killed) while B,
+      // held, has not applied it yet. The two confirmations A has (its own, the third's) equal the instances
+      // still subscribed (A, B): only matching them by instance tells that B's is missing.
+      const third = randomUUID();
+      const leaver = new Redis(redis.url, { lazyConnect: true });
+      const confirmer = new Redis(redis.url, { lazyConnect: true });
+      await Promise.all([leaver.connect(), confirmer.connect()]);
+      let confirmed = false;
+      const left = new Promise<void>((resolve) => {
+        leaver.on('message', (channel: string, message: string) => {
+          if (channel !== REVOCATION_CHANNEL || !message.includes(user.user.id)) return;
+          const { from, id } = JSON.parse(message) as { from: string; id: string };
+          void confirmer.publish(`auth:confirmations:${from}`, `${id} ${third}`).then(() => {
+            confirmed = true;
+            leaver.disconnect();
+            resolve();
+          });
+        });
+      });
+      const held = await leaver
+        .subscribe(REVOCATION_CHANNEL, `auth:confirmations:${third}`)
+        .then(() =>
+          withSubscriptionHeld(
+            b.app,
+            BUS_CONFIRMATION_TIMEOUT_MS / 3,
+            async () => {
+              const answer = a.gql(UPDATE_PROFILE, { name: 'After' }, { token: user.accessToken });
+              await left;
+              return answer;
+            },
+            name,
+          ),
+        )
+        .finally(() => {
+          leaver.disconnect();
+          confirmer.disconnect();
+        });
+      expect(confirmed).toBe(true);
+      expect(held.answer.data).toEqual({ updateProfile: { id: user.user.id, displayName: 'After' } });
+      expect(held.answeredAfterLetGo).toBe(true);
+      expect(held.nextAnswer).toEqual({ displayName: 'After' });
+    });
+
     it('a Redis user not allowed PUBSUB: changes are still published, and wait for every receiver', async () => {
       await admin.call('ACL', 'SETUSER', 'limited', 'on', '>limited-secret', '~*', '&*', '+@all', '-pubsub|channels');
       const limitedUrl = redis.url.replace('redis://', 'redis://limited:limited-secret@');
@@ -196,6 +246,10 @@ describe.skipIf(!serviceAvailable('redis-server'))('bus confirmations under atta
         'constructor',
         '__proto__',
         'y'.repeat(1 << 20),
+        '1 ',
+        ' 1',
+        '1 not-an-instance',
+        `1 ${ids[0]} and more`,
       ];
       for (const channel of confirmations) for (const message of junk) await admin.publish(channel, message);
       const messages = [

@@ -2,8 +2,9 @@
 // instance's messages at once (not via Redis), so a Redis outage never delays them. Messages published while an
 // instance's subscription is down are lost to it: it is not `live` until its subscription is confirmed again,
 // then it catches up (`onReconnect` reloads revocations from the database; liveness listeners drop caches).
-// A publish resolves once every instance that Redis handed the message to has confirmed it (on a channel of the
-// publisher's own), so that what one instance answered after a change every instance's next request sees.
+// A publish resolves once every instance subscribed when it was published has confirmed it (on a channel of the
+// publisher's own, naming itself) or is gone, so that what one instance answered after a change every instance's
+// next request sees.
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { HEARTBEAT_MS, type RedisConnections, STALL_MS } from '../store/redis-connection.ts';
@@ -38,8 +39,8 @@ export const BUS_CONFIRMATION_TIMEOUT_MS = STALL_MS + 2 * HEARTBEAT_MS;
 const INSTANCE_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const MESSAGE_ID = /^[0-9]{1,16}$/;
 /**
- * While a publish waits, how often it asks Redis how many instances are still subscribed (ms): a receiver gone
- * since (an instance killed, a subscription dropped) will never confirm, and one not counted then is not waited for.
+ * While a publish waits, how often it asks Redis which instances are still subscribed (ms): a receiver gone since
+ * (an instance killed, a subscription dropped) will never confirm, and one not listed then is not waited for.
  */
 const RECEIVERS_RECHECK_MS = 100;
 const MAX_UNSENT_REVOCATIONS = 10_000;
@@ -72,23 +73,50 @@ export async function createRedisRevocationBus(
   };
 
   // Publishes waiting for confirmations, by message id. A confirmation may come before Redis answers the publish
-  // (`receivers` then still unknown).
+  // (`awaited` then still unknown): `confirmedBy` keeps who has confirmed, whatever the order.
   const ownConfirmations = confirmationChannel(instance);
   let sequence = 0;
-  const waiting = new Map<string, { confirmed: number; receivers?: number; done: () => void }>();
-  const confirmedOnce = (id: string) => {
+  interface Waiting {
+    /** The instances that have confirmed the message. */
+    readonly confirmedBy: Set<string>;
+    /** The instances still waited for, once known: those subscribed when it was published, less the confirmed. */
+    awaited?: Set<string>;
+    /** Without PUBSUB (a Redis user not allowed it): how many receivers PUBLISH counted, each waited for. */
+    receivers?: number;
+    readonly done: () => void;
+  }
+  const waiting = new Map<string, Waiting>();
+  const settled = (entry: Waiting) =>
+    entry.awaited !== undefined
+      ? entry.awaited.size === 0
+      : entry.receivers !== undefined && entry.confirmedBy.size >= entry.receivers;
+  const confirmedBy = (id: string, by: string) => {
     const entry = waiting.get(id);
     if (!entry) return;
-    entry.confirmed++;
-    if (entry.receivers !== undefined && entry.confirmed >= entry.receivers) entry.done();
+    entry.confirmedBy.add(by);
+    entry.awaited?.delete(by);
+    if (settled(entry)) entry.done();
   };
 
-  /** How many instances that confirm are subscribed now (their confirmation channels), from a PUBSUB CHANNELS reply. */
-  const instancesIn = (channels: unknown) => (Array.isArray(channels) ? channels.length : Number.NaN);
+  /**
+   * The instances that confirm and are subscribed now (the ids in their confirmation channels' names), from a
+   * PUBSUB CHANNELS reply; undefined for anything else.
+   */
+  const instancesIn = (channels: unknown): Set<string> | undefined => {
+    if (!Array.isArray(channels)) return undefined;
+    const prefix = confirmationChannel('');
+    const ids = new Set<string>();
+    for (const channel of channels) {
+      const id = typeof channel === 'string' && channel.startsWith(prefix) ? channel.slice(prefix.length) : '';
+      if (INSTANCE_ID.test(id)) ids.add(id);
+    }
+    return ids;
+  };
 
   /**
-   * Publishes `payload` on the channel and resolves once every instance Redis handed it to (this one's own
-   * subscription included) has confirmed it, or after BUS_CONFIRMATION_TIMEOUT_MS. Rejects when Redis does not take it.
+   * Publishes `payload` on the channel and resolves once every instance that confirms and was subscribed when it
+   * was published (this one included) has confirmed it, or is gone, or after BUS_CONFIRMATION_TIMEOUT_MS. Rejects
+   * when Redis does not take it.
    */
   const publishConfirmed = async (payload: Record<string, unknown>): Promise<void> => {
     const id = String(++sequence);
@@ -96,42 +124,52 @@ export async function createRedisRevocationBus(
     const allConfirmed = new Promise<void>((resolve) => {
       done = resolve;
     });
-    const entry: { confirmed: number; receivers?: number; done: () => void } = { confirmed: 0, done };
+    const entry: Waiting = { confirmedBy: new Set(), done };
     waiting.set(id, entry);
     let timer: NodeJS.Timeout | undefined;
     let recheck: NodeJS.Timeout | undefined;
     try {
-      // The receivers PUBLISH counted (every subscriber, pattern ones included), and right after it how many
-      // instances that confirm are subscribed. Not atomic, and need not be: an instance that leaves in between is
-      // not live; one that comes in between is waited for needlessly (until it goes, or the bound). Without the
-      // count (a Redis user not allowed PUBSUB), every receiver is waited for.
-      const [published, instances] = await Promise.allSettled([
-        redis.commands.publish(REVOCATION_CHANNEL, JSON.stringify({ ...payload, from: instance, id })),
+      // Who is subscribed, asked just before the PUBLISH on the same connection (Redis answers them in order): an
+      // instance that comes in between receives the message without being waited for (it is not `live` until its
+      // SUBSCRIBE is answered, and catches up then); one that leaves in between is waited for until the recheck
+      // below finds it gone. Each is matched by its id, so an instance that confirms and then leaves never stands
+      // in for one that has not confirmed yet. Without PUBSUB (a Redis user not allowed it), every receiver
+      // PUBLISH counted is waited for.
+      const [instances, published] = await Promise.allSettled([
         redis.commands.pubsub('CHANNELS', CONFIRMING_INSTANCES),
+        redis.commands.publish(REVOCATION_CHANNEL, JSON.stringify({ ...payload, from: instance, id })),
       ]);
       if (published.status === 'rejected') throw published.reason;
-      const confirming = instances.status === 'fulfilled' ? instancesIn(instances.value) : Number.NaN;
-      entry.receivers = Number.isNaN(confirming) ? published.value : Math.min(published.value, confirming);
-      if (entry.confirmed >= entry.receivers) return;
+      const subscribed = instances.status === 'fulfilled' ? instancesIn(instances.value) : undefined;
+      if (subscribed) {
+        for (const by of entry.confirmedBy) subscribed.delete(by);
+        entry.awaited = subscribed;
+      } else {
+        entry.receivers = published.value;
+      }
+      if (settled(entry)) return;
       const timedOut = new Promise<boolean>((resolve) => {
         timer = setTimeout(() => resolve(true), BUS_CONFIRMATION_TIMEOUT_MS);
       });
-      // Waited for: at most as many as are still subscribed. An instance that came since makes this wait longer,
-      // never shorter: it is counted instead of one that is gone.
+      // An instance gone since (killed, its subscription dropped) will never confirm: not waited for any more.
       recheck = setInterval(() => {
         redis.commands.pubsub('CHANNELS', CONFIRMING_INSTANCES).then(
           (reply) => {
-            const subscribed = instancesIn(reply);
-            if (Number.isNaN(subscribed) || subscribed >= (entry.receivers ?? 0)) return;
-            entry.receivers = subscribed;
-            if (entry.confirmed >= subscribed) entry.done();
+            const now = instancesIn(reply);
+            if (!now || !entry.awaited) return;
+            for (const by of entry.awaited) if (!now.has(by)) entry.awaited.delete(by);
+            if (settled(entry)) entry.done();
           },
           () => undefined,
         );
       }, RECEIVERS_RECHECK_MS);
       if (await Promise.race([allConfirmed.then(() => false), timedOut])) {
         logger.warn(
-          { receivers: entry.receivers, confirmed: entry.confirmed, waitedMs: BUS_CONFIRMATION_TIMEOUT_MS },
+          {
+            receivers: entry.awaited ? entry.awaited.size + entry.confirmedBy.size : entry.receivers,
+            confirmed: entry.confirmedBy.size,
+            waitedMs: BUS_CONFIRMATION_TIMEOUT_MS,
+          },
           'not every instance confirmed a bus message in time: one may be stalled or gone',
         );
       }
@@ -142,16 +180,29 @@ export async function createRedisRevocationBus(
     }
   };
 
-  /** Tells the publisher that this instance has applied its message `id` (nothing for messages without one). */
+  /**
+   * Tells the publisher that this instance has applied its message `id` (nothing for messages without one): `<id>
+   * <this instance's id>` on the publisher's confirmation channel.
+   */
   const confirm = (from: unknown, id: unknown) => {
     if (typeof from !== 'string' || typeof id !== 'string' || !MESSAGE_ID.test(id)) return;
-    if (from === instance) confirmedOnce(id);
-    else if (INSTANCE_ID.test(from)) redis.commands.publish(confirmationChannel(from), id).catch(() => undefined);
+    if (from === instance) confirmedBy(id, instance);
+    else if (INSTANCE_ID.test(from)) {
+      redis.commands.publish(confirmationChannel(from), `${id} ${instance}`).catch(() => undefined);
+    }
+  };
+
+  /** A confirmation heard on this instance's channel: `<message id> <instance id>`; anything else is ignored. */
+  const onConfirmation = (message: string) => {
+    const space = message.indexOf(' ');
+    const id = message.slice(0, space);
+    const by = message.slice(space + 1);
+    if (space > 0 && MESSAGE_ID.test(id) && INSTANCE_ID.test(by)) confirmedBy(id, by);
   };
 
   const onMessage = (channel: string, message: string) => {
     if (channel === ownConfirmations) {
-      confirmedOnce(message);
+      onConfirmation(message);
       return;
     }
     if (channel !== REVOCATION_CHANNEL) return;
