@@ -1,15 +1,20 @@
 // A change committed but never published: the instance that made it stopped between its commit and its PUBLISH
 // (modelled by a PUBLISH that throws, as the process's death would leave it: the row written, no message sent).
 // Every instance still learns it from the database while Redis is up, a sessionRevoked subscriber is told, and a
-// request that the uninformed instance serves meanwhile is not answered as if it had made the change itself.
+// request that the uninformed instance serves meanwhile is not answered as if it had made the change itself; and so
+// it does of a revocation whose transaction waited for the session's row lock longer than the window those reads
+// look back on (its `revokedAt` is stamped once the row is locked, not before the wait).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../src/app.ts';
+import { RECONCILE_GRACE_MS, RECONCILE_WINDOW_MS } from '../src/sessions/revoked-sessions.ts';
 import { signInAsAdmin } from './support/admin.ts';
 import { dialects, type TestApp } from './support/app.ts';
 import { type InstancePair, startInstancePair } from './support/bus.ts';
 import { createTestClient, requestToken } from './support/client-credentials.ts';
+import { TestClock } from './support/clock.ts';
 import { expectUnauthenticated } from './support/expect.ts';
 import { errorCode, me, registerUser, signIn } from './support/graphql.ts';
+import { rowHolder } from './support/row-locks.ts';
 import { type RunningService, serviceAvailable, startRedis } from './support/services.ts';
 import { eventually, subscribe } from './support/subscriptions.ts';
 
@@ -273,3 +278,69 @@ describe.skipIf(!serviceAvailable('redis-server'))('changes committed but never 
     });
   });
 });
+
+// MariaDB only: a connection of the test's holds the session's row while the revocation's locking read waits on it.
+describe.skipIf(!serviceAvailable('redis-server') || !dialects().includes('mysql'))(
+  'a revocation that waited on its locks, never published',
+  () => {
+    let redis: RunningService;
+    let pair: InstancePair;
+    let a: TestApp;
+    let b: TestApp;
+    // Both instances' clock: the wait is made to last longer than RECONCILE_WINDOW_MS by moving it.
+    const clock = new TestClock();
+
+    beforeAll(async () => {
+      redis = await startRedis();
+      pair = await startInstancePair('mysql', redis.url, { clock });
+      ({ a, b } = pair);
+    });
+
+    afterAll(async () => {
+      await pair?.close();
+      await redis?.stop();
+    });
+
+    it("waited on the session's row longer than the reconciliation window: still refused on B", async () => {
+      const user = await registerUser(a.gql);
+      const victim = await signIn(b.gql, user.user.email, user.password);
+      // Revoked unheard of before the wait, so stamped before the clock moves: only a read of everything (which B
+      // makes once it sees its clock jump past half the window since its last read) finds it. B refusing it says
+      // that read is done, and that what B reads from then on is the window alone.
+      const marker = await signIn(b.gql, user.user.email, user.password);
+      const revivedMarker = dieBeforePublishing(a.app);
+      await a
+        .gql('mutation($id: ID!) { revokeSession(id: $id) }', { id: marker.session.id }, { token: user.accessToken })
+        .finally(revivedMarker);
+
+      const holder = await rowHolder(a.databaseUrl);
+      try {
+        await holder.hold('SELECT id FROM sessions WHERE id = ? FOR UPDATE', [victim.session.id]);
+        const revived = dieBeforePublishing(a.app);
+        let ended = false;
+        const revoking = a
+          .gql('mutation($id: ID!) { revokeSession(id: $id) }', { id: victim.session.id }, { token: user.accessToken })
+          .finally(() => {
+            ended = true;
+            revived();
+          });
+        await holder.waitingOn('select%from `sessions`%for update%', () => ended);
+        expect(ended).toBe(false);
+
+        clock.advance(RECONCILE_WINDOW_MS + 1_000);
+        await eventually(async () => errorCode(await me(b.gql, marker.accessToken)) === 'UNAUTHENTICATED', 10_000);
+        expect((await me(b.gql, victim.accessToken)).data?.me).toEqual({ id: user.user.id });
+
+        await holder.release();
+        expect(errorCode(await revoking)).toBe('INTERNAL_SERVER_ERROR');
+      } finally {
+        await holder.end();
+      }
+
+      // Past the grace after the commit, B's reads of the window find it.
+      clock.advance(RECONCILE_GRACE_MS + 1_000);
+      await eventually(async () => errorCode(await me(b.gql, victim.accessToken)) === 'UNAUTHENTICATED', 10_000);
+      expectUnauthenticated(await me(b.gql, victim.accessToken), 'SESSION_REVOKED');
+    });
+  },
+);

@@ -27,10 +27,22 @@ export interface RevokedSession {
 export const RECONCILE_EVERY_MS = 1_000;
 /**
  * How old a revocation must be before a read counts it as never published rather than still on its way (ms):
- * its instance publishes within milliseconds of the commit, and `revokedAt` is taken before the transaction.
+ * its instance publishes within milliseconds of the commit. `revokedAt` is taken inside the transaction, once the
+ * session rows are locked (Sessions.revokeIn), so it is older than its commit by what the transaction still does
+ * after that, lock waits included: a revocation committed later than this after its stamp is read as never
+ * published and announced once more, which is harmless.
  */
 export const RECONCILE_GRACE_MS = 2_000;
-/** How far back those reads look (ms): past any transaction's lock waits between `revokedAt` and its commit. */
+/**
+ * How far back those reads look (ms). `revokedAt` is stamped after the locking read of the session rows, so waits
+ * for those locks and for anything the transaction locked before them no longer count; what remains between the
+ * stamp and the commit is the rest of the transaction: the UPDATE of the rows, the caller's statements after the
+ * revocation (a deleted account's rows, a disabled client's) and the audit rows written at commit. Each of those
+ * statements waits for a lock at most innodb_lock_wait_timeout (50 s by default); past it the statement fails and
+ * `transactional` runs the whole transaction again, with a fresh stamp. Only a transaction whose statements after
+ * the stamp wait longer than this window in all (three waits of nearly the whole default timeout) commits a
+ * revocation that these reads never see.
+ */
 export const RECONCILE_WINDOW_MS = 120_000;
 
 /** How many session ids one read by primary key names. */

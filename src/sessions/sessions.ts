@@ -74,6 +74,15 @@ export interface SessionSettings {
   readonly refreshReuseGraceMs: number;
 }
 
+/**
+ * The `revokedAt` of a revocation, taken once its session rows are locked, as late in the transaction as it can be:
+ * the reconciliation of revocations never published (RevokedSessions.loadUnpublished) looks back only
+ * RECONCILE_WINDOW_MS from now, so waits for the rows' locks, and for whatever the caller's transaction locked
+ * before them (a user row, a client row), must not age it. Taken again when `transactional` runs the
+ * transaction again, as revokeIn and revokeByClientIn are run again with it.
+ */
+const revocationTime = (clock: Clock): Date => new Date(clock.now());
+
 export const rolesOf = (user: Pick<UserRow, 'roles'>): Role[] => user.roles.split(',') as Role[];
 
 /** The user's API scopes that the client declares: what a user token of that client carries (API.md). */
@@ -296,17 +305,20 @@ export class Sessions {
    */
   async revokeIn(tx: Em, order: RevocationOrder): Promise<Revocation> {
     const { userId, sessionIds, reason, meta, except } = order;
-    const at = new Date(this.#clock.now());
+    const asOf = new Date(this.#clock.now());
     // `revokedReason` (set together with revokedAt, and not indexed) rather than `revokedAt` marks the active
     // rows here: a condition on the revoked-at index would let MySQL lock that index before the rows, the
     // opposite order to the refresh's UPDATE, and deadlock with it. Lock order everywhere: session rows
     // (by primary key or by user), then the indexes the UPDATE changes.
     // A session whose refresh token has expired is over already (its access tokens never outlive its refresh
-    // token, see `issue`): nothing to revoke, count or announce.
+    // token, see `issue`): nothing to revoke, count or announce. Expired as of before the read (`asOf`): the
+    // condition must name a time before the rows are locked, and a session cannot come back to life, so none still
+    // active at `at` (stamped below) is left out; one that expires while the read waits is revoked too, stamped
+    // after its end, which does no harm (its tokens ended with it).
     const where = {
       user: userId,
       revokedReason: null,
-      expiresAt: { $gt: at },
+      expiresAt: { $gt: asOf },
       ...(sessionIds === 'all' ? {} : { id: { $in: [...sessionIds] } }),
     };
     // FOR UPDATE on MySQL: also keeps a racing sign-in from adding a session this revocation would miss.
@@ -315,6 +327,7 @@ export class Sessions {
       disableIdentityMap: true,
       lockMode: LockMode.PESSIMISTIC_WRITE,
     });
+    const at = revocationTime(this.#clock);
     const revoked = rows.filter((r) => r.id !== except);
     const ids = revoked.map((r) => r.id);
     if (ids.length > 0) {
@@ -336,12 +349,13 @@ export class Sessions {
     order: { readonly clientId: string; readonly reason: RevocationReason; readonly meta: RequestMeta },
   ): Promise<Revocation[]> {
     const { clientId, reason, meta } = order;
-    const at = new Date(this.#clock.now());
-    // Active as in revokeIn (revokedReason, not the revoked-at index, for the same lock order). On MySQL the
-    // locking read by client_id also holds off a sign-in for this client from inserting a session meanwhile.
+    const asOf = new Date(this.#clock.now());
+    // Active as in revokeIn (revokedReason, not the revoked-at index, for the same lock order; expired as of
+    // before the read). On MySQL the locking read by client_id also holds off a sign-in for this client from
+    // inserting a session meanwhile.
     const rows = await tx.find(
       Session,
-      { clientId, revokedReason: null, expiresAt: { $gt: at } },
+      { clientId, revokedReason: null, expiresAt: { $gt: asOf } },
       {
         fields: ['id', 'user'],
         orderBy: { id: 'asc' },
@@ -349,6 +363,7 @@ export class Sessions {
         lockMode: LockMode.PESSIMISTIC_WRITE,
       },
     );
+    const at = revocationTime(this.#clock);
     const byUser = new Map<string, string[]>();
     for (const row of rows) {
       const userId = row.user.id;

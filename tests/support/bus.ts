@@ -2,6 +2,7 @@
 // would, so that what Redis hands it waits in the socket while the instance goes on serving requests.
 import { pino } from 'pino';
 import type { App } from '../../src/app.ts';
+import type { Clock } from '../../src/clock.ts';
 import { type Dialect, startTestApp, type TestApp } from './app.ts';
 import { ed25519Pem } from './expect.ts';
 
@@ -16,13 +17,20 @@ export interface InstancePair {
   close(): Promise<void>;
 }
 
-/** Two instances sharing one database (`dialect`) and the Redis at `redisUrl`, as a fleet's are. */
-export async function startInstancePair(dialect: Dialect, redisUrl: string): Promise<InstancePair> {
+/**
+ * Two instances sharing one database (`dialect`) and the Redis at `redisUrl`, as a fleet's are; and `clock`, when
+ * given (a TestClock a test moves for both).
+ */
+export async function startInstancePair(
+  dialect: Dialect,
+  redisUrl: string,
+  { clock }: { clock?: Clock } = {},
+): Promise<InstancePair> {
   const env = { REDIS_URL: redisUrl, JWT_PRIVATE_KEY: ed25519Pem() };
   const warnings: string[] = [];
   const logger = pino({ level: 'warn' }, { write: (line) => warnings.push(line) });
-  const a = await startTestApp({ dialect, env, logger });
-  const b = await startTestApp({ dialect, env, databaseUrl: a.databaseUrl, migrate: false });
+  const a = await startTestApp({ dialect, env, logger, clock });
+  const b = await startTestApp({ dialect, env, databaseUrl: a.databaseUrl, migrate: false, clock });
   return {
     a,
     b,
