@@ -10,7 +10,7 @@ import { dialects, type TestApp } from './support/app.ts';
 import { type InstancePair, startInstancePair, UNCONFIRMED_WARNING, withSubscriptionHeld } from './support/bus.ts';
 import { createTestClient, requestToken } from './support/client-credentials.ts';
 import { expectUnauthenticated } from './support/expect.ts';
-import { me, type Payload, registerUser, signIn } from './support/graphql.ts';
+import { me, type Payload, registerUser, revokeSession, signIn } from './support/graphql.ts';
 import { type RunningService, serviceAvailable, startRedis } from './support/services.ts';
 
 const UPDATE_PROFILE = 'mutation($name: String) { updateProfile(input: { displayName: $name }) { id displayName } }';
@@ -58,8 +58,7 @@ describe.skipIf(!serviceAvailable('redis-server'))('bus messages confirmed by ev
       const other: Payload = await signIn(b.gql, user.user.email, user.password);
       expect((await me(b.gql, other.accessToken)).data?.me).toEqual({ id: user.user.id });
       const held = await withBHeld(
-        () =>
-          a.gql('mutation($id: ID!) { revokeSession(id: $id) }', { id: other.session.id }, { token: user.accessToken }),
+        () => revokeSession(a.gql, other.session.id, user.accessToken),
         () => me(b.gql, other.accessToken),
       );
       expect(held.answer.data).toEqual({ revokeSession: true });

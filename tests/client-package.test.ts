@@ -14,7 +14,7 @@ import { Session } from '../src/db/entities.ts';
 import type { Em } from '../src/db/orm.ts';
 import { type Dialect, dialects, startTestApp, type TestApp } from './support/app.ts';
 import { type Browser, launchChromium } from './support/chromium.ts';
-import { loginUser, type Payload, registerUser } from './support/graphql.ts';
+import { loginUser, type Payload, registerUser, revokeSession } from './support/graphql.ts';
 import { scrapeMetrics } from './support/metrics.ts';
 import { installedPackages, installProject, type PackedPackage, packWorkspace } from './support/packages.ts';
 import { addVirtualAuthenticator } from './support/passkey-browser.ts';
@@ -654,11 +654,7 @@ describe.skipIf(!serviceAvailable('chromium'))(
       const other = (await loginUser(t.gql, user.user.email, PASSWORD)).data?.login as Payload;
       // The revocation watch subscribes over WebSocket once signed in; revoke only when it is listening.
       await eventually(async () => (await scrapeMetrics(t.url)).value('graphql_ws_subscriptions_open') === 1);
-      const revoked = await t.gql(
-        'mutation($id: ID!) { revokeSession(id: $id) }',
-        { id: signedIn.sessionId },
-        { token: other.accessToken },
-      );
+      const revoked = await revokeSession(t.gql, signedIn.sessionId, other.accessToken);
       expect(revoked.data).toEqual({ revokeSession: true });
       await eventually(async () => (await call<unknown[]>('app.signOuts()')).length > 0);
       expect(await call('app.signOuts()')).toEqual([{ reason: 'REVOKED_BY_USER', sessionId: signedIn.sessionId }]);

@@ -21,7 +21,7 @@ import type { Em } from '../src/db/orm.ts';
 import { UNAUTHENTICATED_REASONS as SERVER_REASONS } from '../src/errors.ts';
 import { dialects, startTestApp, type TestApp } from './support/app.ts';
 import { cookieJar } from './support/cookie-jar.ts';
-import { errorCode, loginUser, type Payload, registerUser } from './support/graphql.ts';
+import { errorCode, loginUser, type Payload, registerUser, revokeSession } from './support/graphql.ts';
 import { scrapeMetrics } from './support/metrics.ts';
 import { eventually } from './support/subscriptions.ts';
 
@@ -161,13 +161,7 @@ describe('client SDK, with 2 s access tokens', () => {
     const { user, auth, payload } = await signedInClient();
     const signOuts = collectSignOuts(auth);
     const other = (await loginUser(t.gql, user.user.email, PASSWORD)).data?.login as Payload;
-    const revoked = await t.gql(
-      'mutation($id: ID!) { revokeSession(id: $id) }',
-      { id: payload.session.id },
-      {
-        token: other.accessToken,
-      },
-    );
+    const revoked = await revokeSession(t.gql, payload.session.id, other.accessToken);
     expect(revoked.data).toEqual({ revokeSession: true });
     // The access token itself is refused at once; the client cannot refresh its way out.
     const error = await auth.request(MeDocument).catch((e: unknown) => e);
@@ -219,17 +213,11 @@ describe('client SDK, watching sessionRevoked', () => {
 
     // Revoking another session of the same user is heard but does not sign this client out.
     const spare = (await loginUser(t.gql, user.user.email, PASSWORD)).data?.login as Payload;
-    await t.gql('mutation($id: ID!) { revokeSession(id: $id) }', { id: spare.session.id }, { token: user.accessToken });
+    await revokeSession(t.gql, spare.session.id, user.accessToken);
     await sleep(200);
     expect(signOuts).toEqual([]);
 
-    const revoked = await t.gql(
-      'mutation($id: ID!) { revokeSession(id: $id) }',
-      { id: payload.session.id },
-      {
-        token: user.accessToken,
-      },
-    );
+    const revoked = await revokeSession(t.gql, payload.session.id, user.accessToken);
     expect(revoked.data).toEqual({ revokeSession: true });
     await eventually(() => signOuts.length > 0);
     expect(signOuts).toEqual([{ reason: 'REVOKED_BY_USER', sessionId: payload.session.id }]);

@@ -17,6 +17,7 @@ import {
   me,
   PAYLOAD,
   type Payload,
+  REVOKE_SESSION,
   refreshToken,
   registerUser,
   uniqueEmail,
@@ -247,11 +248,10 @@ describe.each(dialects())('cookie sessions on %s', (dialect) => {
     const { email, payload, cookie } = await cookieAccount();
     const other = await gql<{ login: CookiePayload }>(LOGIN, { input: { email, password: PASSWORD } });
     const otherId = other.data?.login.session.id as string;
-    const REVOKE = 'mutation($id: ID!) { revokeSession(id: $id) }';
-    const ofOther = await gql(REVOKE, { id: otherId }, { token: payload.accessToken, cookie });
+    const ofOther = await gql(REVOKE_SESSION, { id: otherId }, { token: payload.accessToken, cookie });
     expect(ofOther.data).toEqual({ revokeSession: true });
     expect(ofOther.headers.getSetCookie()).toEqual([]);
-    const ofOwn = await gql(REVOKE, { id: payload.session.id }, { token: payload.accessToken, cookie });
+    const ofOwn = await gql(REVOKE_SESSION, { id: payload.session.id }, { token: payload.accessToken, cookie });
     expect(ofOwn.data).toEqual({ revokeSession: true });
     expect(setCookieOf(ofOwn)?.attributes).toEqual(CLEARED);
   });

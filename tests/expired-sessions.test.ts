@@ -7,7 +7,15 @@ import type { Em } from '../src/db/orm.ts';
 import type { SessionRevokedEvent } from '../src/events/revocation-bus.ts';
 import { dialects, startTestApp, type TestApp } from './support/app.ts';
 import { TestClock } from './support/clock.ts';
-import { errorCode, type Gql, loginUser, type Payload, refreshToken, registerUser } from './support/graphql.ts';
+import {
+  errorCode,
+  type Gql,
+  loginUser,
+  type Payload,
+  refreshToken,
+  registerUser,
+  revokeSession,
+} from './support/graphql.ts';
 
 const MINUTE = 60_000;
 const DAY = 24 * 60 * MINUTE;
@@ -46,11 +54,7 @@ describe.each(dialects())('expired sessions on %s', (dialect) => {
 
   it('revokeSession of an expired session is NOT_FOUND', async () => {
     const { expired, alive } = await expiredAndAlive();
-    const response = await gql(
-      'mutation($id: ID!) { revokeSession(id: $id) }',
-      { id: expired.session.id },
-      { token: alive.accessToken },
-    );
+    const response = await revokeSession(gql, expired.session.id, alive.accessToken);
     expect(errorCode(response)).toBe('NOT_FOUND');
   });
 

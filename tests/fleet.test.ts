@@ -7,7 +7,7 @@ import { createConnection } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AuthClient, createAuthClient, type SignedOutEvent } from '../packages/client/src/index.ts';
 import { type Exchange, type Fleet, type GraphqlPost, graphqlPoster, startFleet } from '../tools/fleet.ts';
-import { errorCode, extensionsOf, graphqlClient, registerUser, signIn } from './support/graphql.ts';
+import { errorCode, extensionsOf, graphqlClient, registerUser, revokeSession, signIn } from './support/graphql.ts';
 import { serviceAvailable } from './support/services.ts';
 import { eventually } from './support/subscriptions.ts';
 
@@ -204,11 +204,7 @@ describe.skipIf(!['mariadbd', 'redis-server', 'haproxy'].every((binary) => servi
         for (const watcher of group) {
           const other = await signIn(gql, watcher.account.user.email, PASSWORD);
           const { sessionId, accessToken } = watcher.client.tokens as { sessionId: string; accessToken: string };
-          const revoked = await gql(
-            'mutation($id: ID!) { revokeSession(id: $id) }',
-            { id: sessionId },
-            { token: other.accessToken },
-          );
+          const revoked = await revokeSession(gql, sessionId, other.accessToken);
           expect(revoked.data).toEqual({ revokeSession: true });
           loggedOut.push({ sessionId, accessToken });
         }

@@ -4,7 +4,16 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseUrl, dialects } from './support/app.ts';
 import { ed25519Pem } from './support/expect.ts';
-import { errorCode, type Gql, graphqlClient, loginUser, me, type Payload, registerUser } from './support/graphql.ts';
+import {
+  errorCode,
+  type Gql,
+  graphqlClient,
+  loginUser,
+  me,
+  type Payload,
+  registerUser,
+  revokeSession,
+} from './support/graphql.ts';
 import { type ServiceProcess, startServiceProcess } from './support/processes.ts';
 import { type RunningService, serviceAvailable, startRedis } from './support/services.ts';
 import { eventually, subscribe } from './support/subscriptions.ts';
@@ -55,13 +64,7 @@ describe.skipIf(!serviceAvailable('redis-server'))('two instances sharing the da
 
     const subscription = subscribe<Event>(two.url, SUBSCRIPTION, watcher.accessToken);
     await new Promise((r) => setTimeout(r, 200));
-    const revoked = await gqlOne(
-      'mutation($id: ID!) { revokeSession(id: $id) }',
-      { id: other.session.id },
-      {
-        token: watcher.accessToken,
-      },
-    );
+    const revoked = await revokeSession(gqlOne, other.session.id, watcher.accessToken);
     expect(revoked.data).toEqual({ revokeSession: true });
 
     const event = await subscription.next(1);

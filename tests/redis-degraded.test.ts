@@ -7,7 +7,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ed25519Pem } from './support/expect.ts';
-import { errorCode, type Gql, graphqlClient, loginUser, me, type Payload, registerUser } from './support/graphql.ts';
+import {
+  errorCode,
+  type Gql,
+  graphqlClient,
+  loginUser,
+  me,
+  type Payload,
+  registerUser,
+  revokeSession,
+} from './support/graphql.ts';
 import { scrapeMetrics } from './support/metrics.ts';
 import { type ServiceProcess, startServiceProcess } from './support/processes.ts';
 import { createDatabase, type RunningService, serviceAvailable, startMariaDb, startRedis } from './support/services.ts';
@@ -70,13 +79,7 @@ describe.skipIf(!serviceAvailable('redis-server') || !serviceAvailable('mariadbd
     }
 
     async function revokeOnA(watcher: Payload, sessionId: string) {
-      const revoked = await gqlA(
-        'mutation($id: ID!) { revokeSession(id: $id) }',
-        { id: sessionId },
-        {
-          token: watcher.accessToken,
-        },
-      );
+      const revoked = await revokeSession(gqlA, sessionId, watcher.accessToken);
       expect([revoked.errors, revoked.data]).toEqual([undefined, { revokeSession: true }]);
     }
 

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dialects, startTestApp, type TestApp } from './support/app.ts';
 import { ed25519Pem } from './support/expect.ts';
-import { errorCode, loginUser, me, type Payload, registerUser } from './support/graphql.ts';
+import { errorCode, loginUser, me, type Payload, registerUser, revokeSession } from './support/graphql.ts';
 import { type RunningService, serviceAvailable, servicesRequired, startRedis } from './support/services.ts';
 import { eventually } from './support/subscriptions.ts';
 
@@ -44,11 +44,7 @@ describe.skipIf(!serviceAvailable('redis-server') && !servicesRequired)('Redis h
         // Both answer although Redis never will (before: each waited for as long as Redis hung).
         const signedIn = await loginUser(a.gql, watcher.user.email, watcher.password);
         expect([signedIn.errors, typeof signedIn.data?.login?.accessToken]).toEqual([undefined, 'string']);
-        const revoked = await a.gql(
-          'mutation($id: ID!) { revokeSession(id: $id) }',
-          { id: victim.session.id },
-          { token: watcher.accessToken },
-        );
+        const revoked = await revokeSession(a.gql, victim.session.id, watcher.accessToken);
         expect([revoked.errors, revoked.data]).toEqual([undefined, { revokeSession: true }]);
         // B no longer counts its bus as live, reads the database, and refuses the token (before: accepted).
         await eventually(async () => errorCode(await me(b.gql, victim.accessToken)) === 'UNAUTHENTICATED', 10_000);
@@ -63,11 +59,7 @@ describe.skipIf(!serviceAvailable('redis-server') && !servicesRequired)('Redis h
       // Once Redis answers again the bus carries revocations again.
       await eventually(() => a.app.bus.live() && b.app.bus.live() && a.app.redis?.up === true, 15_000);
       const other = (await loginUser(b.gql, watcher.user.email, watcher.password)).data?.login as Payload;
-      const again = await a.gql(
-        'mutation($id: ID!) { revokeSession(id: $id) }',
-        { id: other.session.id },
-        { token: watcher.accessToken },
-      );
+      const again = await revokeSession(a.gql, other.session.id, watcher.accessToken);
       expect(again.data).toEqual({ revokeSession: true });
       await eventually(async () => errorCode(await me(b.gql, other.accessToken)) === 'UNAUTHENTICATED');
     }, 60_000);

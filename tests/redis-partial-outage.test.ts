@@ -6,7 +6,7 @@ import { createServer, type Server, Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dialects, startTestApp, type TestApp } from './support/app.ts';
 import { ed25519Pem } from './support/expect.ts';
-import { errorCode, loginUser, me, type Payload, registerUser } from './support/graphql.ts';
+import { errorCode, loginUser, me, type Payload, registerUser, revokeSession } from './support/graphql.ts';
 import { type RunningService, serviceAvailable, servicesRequired, startRedis } from './support/services.ts';
 import { eventually, type Subscription, subscribe } from './support/subscriptions.ts';
 
@@ -92,11 +92,7 @@ describe.skipIf(!serviceAvailable('redis-server') && !servicesRequired)('Redis l
       await eventually(() => a.app.redis?.up === false && !a.app.bus.live());
       // B never lost Redis: its bus is live, so it neither polls the database nor reloads.
       expect([b.app.redis?.up, b.app.bus.live()]).toEqual([true, true]);
-      const revoked = await a.gql(
-        'mutation($id: ID!) { revokeSession(id: $id) }',
-        { id: victim.session.id },
-        { token: watcher.accessToken },
-      );
+      const revoked = await revokeSession(a.gql, victim.session.id, watcher.accessToken);
       expect([revoked.errors, revoked.data]).toEqual([undefined, { revokeSession: true }]);
       // A itself refuses it at once.
       expect(errorCode(await me(a.gql, victim.accessToken))).toBe('UNAUTHENTICATED');
@@ -116,11 +112,7 @@ describe.skipIf(!serviceAvailable('redis-server') && !servicesRequired)('Redis l
       subscriptions.push(subscription);
       await new Promise((resolve) => setTimeout(resolve, 300));
       const revoke = async (sessionId: string) => {
-        const revoked = await a.gql(
-          'mutation($id: ID!) { revokeSession(id: $id) }',
-          { id: sessionId },
-          { token: watcher.accessToken },
-        );
+        const revoked = await revokeSession(a.gql, sessionId, watcher.accessToken);
         expect([revoked.errors, revoked.data]).toEqual([undefined, { revokeSession: true }]);
       };
 

@@ -8,7 +8,16 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseUrl, dialects } from './support/app.ts';
 import { ed25519Pem } from './support/expect.ts';
-import { errorCode, type Gql, graphqlClient, loginUser, me, type Payload, registerUser } from './support/graphql.ts';
+import {
+  errorCode,
+  type Gql,
+  graphqlClient,
+  loginUser,
+  me,
+  type Payload,
+  registerUser,
+  revokeSession,
+} from './support/graphql.ts';
 import { type ServiceProcess, startServiceProcess } from './support/processes.ts';
 import { type RedisSentinelSet, serviceAvailable, startRedisSentinelSet } from './support/services.ts';
 import { eventually, subscribe } from './support/subscriptions.ts';
@@ -69,11 +78,7 @@ describe.skipIf(!serviceAvailable('redis-server') || !serviceAvailable('redis-se
         await set.killMaster();
       })();
       for (const [i, session] of sessions.entries()) {
-        const revoked = await (gqls[i % 2] as Gql)(
-          'mutation($id: ID!) { revokeSession(id: $id) }',
-          { id: session.session.id },
-          { token: owner.accessToken },
-        );
+        const revoked = await revokeSession(gqls[i % 2] as Gql, session.session.id, owner.accessToken);
         results.push([revoked.errors, revoked.data]);
         made++;
         // Spread over the failover (a pause between requests, not a timing assertion).
@@ -97,11 +102,7 @@ describe.skipIf(!serviceAvailable('redis-server') || !serviceAvailable('redis-se
       // After the failover the bus (on the new master) carries a revocation from A to B's subscriber.
       const subscription = subscribe<Event>(b.url, SUBSCRIPTION, owner.accessToken);
       await new Promise((resolve) => setTimeout(resolve, 300));
-      const revoked = await gqlA(
-        'mutation($id: ID!) { revokeSession(id: $id) }',
-        { id: control.session.id },
-        { token: owner.accessToken },
-      );
+      const revoked = await revokeSession(gqlA, control.session.id, owner.accessToken);
       expect([revoked.errors, revoked.data]).toEqual([undefined, { revokeSession: true }]);
       expect((await subscription.next(1, 10_000)).sessionRevoked).toEqual({
         sessionId: control.session.id,

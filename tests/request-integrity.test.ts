@@ -6,7 +6,16 @@ import { AuditEvent } from '../src/db/entities.ts';
 import type { Em } from '../src/db/orm.ts';
 import { dialects, startTestApp, type TestApp } from './support/app.ts';
 import { expectError, expectUnauthenticated } from './support/expect.ts';
-import { type Gql, loginUser, me, refreshToken, registerUser, signIn, uniqueEmail } from './support/graphql.ts';
+import {
+  type Gql,
+  loginUser,
+  me,
+  refreshToken,
+  registerUser,
+  revokeSession,
+  signIn,
+  uniqueEmail,
+} from './support/graphql.ts';
 
 const PASSWORD = 'correct horse battery';
 const LOGIN = 'mutation($input: LoginInput!) { login(input: $input) { accessToken } }';
@@ -46,11 +55,7 @@ describe.each(dialects())('request integrity on %s', (dialect) => {
     const first = await registerUser(gql);
     const second = await signIn(gql, first.user.email, first.password);
     expect((await gql('mutation { logout }', {}, { token: first.accessToken })).data).toEqual({ logout: true });
-    const again = await gql(
-      'mutation($id: ID!) { revokeSession(id: $id) }',
-      { id: first.session.id },
-      { token: second.accessToken },
-    );
+    const again = await revokeSession(gql, first.session.id, second.accessToken);
     expectError(again, 'NOT_FOUND');
     expect((await refreshToken(gql, second.refreshToken)).errors).toBeUndefined();
   });

@@ -11,7 +11,7 @@ import type { SessionRevokedEvent } from '../src/events/revocation-bus.ts';
 import { RECONCILE_WINDOW_MS, RevokedSessions } from '../src/sessions/revoked-sessions.ts';
 import { databaseUrl, dialects, startTestApp, type TestApp } from './support/app.ts';
 import { TestClock } from './support/clock.ts';
-import { registerUser, signIn } from './support/graphql.ts';
+import { registerUser, revokeSession, signIn } from './support/graphql.ts';
 import { eventually } from './support/subscriptions.ts';
 
 describe.each(dialects())('revocation catch-up on %s', (dialect) => {
@@ -50,11 +50,7 @@ describe.each(dialects())('revocation catch-up on %s', (dialect) => {
   async function revokedSessionId(): Promise<string> {
     const user = await registerUser(service.gql);
     const victim = await signIn(service.gql, user.user.email, user.password);
-    const answer = await service.gql(
-      'mutation($id: ID!) { revokeSession(id: $id) }',
-      { id: victim.session.id },
-      { token: user.accessToken },
-    );
+    const answer = await revokeSession(service.gql, victim.session.id, user.accessToken);
     expect(answer.data).toEqual({ revokeSession: true });
     return victim.session.id;
   }

@@ -10,7 +10,15 @@ import { signInAsAdmin } from './support/admin.ts';
 import { dialects, startTestApp, type TestApp } from './support/app.ts';
 import { createTestClient, serviceToken } from './support/client-credentials.ts';
 import { TestClock } from './support/clock.ts';
-import { errorCode, extensionsOf, type Gql, type Payload, registerUser, signIn } from './support/graphql.ts';
+import {
+  errorCode,
+  extensionsOf,
+  type Gql,
+  type Payload,
+  registerUser,
+  revokeSession,
+  signIn,
+} from './support/graphql.ts';
 import { type InstancePair, startInstancePair } from './support/instances.ts';
 import { scrapeMetrics } from './support/metrics.ts';
 import { type RunningService, serviceAvailable, servicesRequired } from './support/services.ts';
@@ -139,13 +147,7 @@ describe.each(dialects())('revocation feed (%s)', (dialect) => {
 
     const owner = await registerUser(t.gql);
     const second = await signIn(t.gql, owner.user.email, owner.password);
-    const revoked = await t.gql(
-      'mutation($id: ID!) { revokeSession(id: $id) }',
-      { id: second.session.id },
-      {
-        token: owner.accessToken,
-      },
-    );
+    const revoked = await revokeSession(t.gql, second.session.id, owner.accessToken);
     expect(revoked.data).toEqual({ revokeSession: true });
 
     const disabled = await registerUser(t.gql);

@@ -13,6 +13,7 @@ import {
   type Payload,
   refreshToken,
   registerUser,
+  revokeSession,
   signIn,
   uniqueEmail,
 } from './support/graphql.ts';
@@ -78,12 +79,7 @@ describe.each(dialects())('revocation racing refresh on %s', (dialect) => {
         const other = await signIn(gql, victim.email, PASSWORD);
         return {
           victim,
-          revoke: () =>
-            gql(
-              'mutation($id: ID!) { revokeSession(id: $id) }',
-              { id: victim.session.id },
-              { token: other.accessToken },
-            ),
+          revoke: () => revokeSession(gql, victim.session.id, other.accessToken),
         };
       },
     ],

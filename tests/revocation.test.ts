@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { User } from '../src/db/entities.ts';
 import type { Em } from '../src/db/orm.ts';
 import { startTestApp, type TestApp } from './support/app.ts';
-import { errorCode, loginUser, type Payload, refreshToken, registerUser } from './support/graphql.ts';
+import { errorCode, loginUser, type Payload, refreshToken, registerUser, revokeSession } from './support/graphql.ts';
 import { type RunningService, serviceAvailable, startRedis } from './support/services.ts';
 import { subscribe } from './support/subscriptions.ts';
 
@@ -38,13 +38,7 @@ function suite(label: string, env: () => Record<string, string>) {
 
     it('tells the subscriber when another of its sessions is revoked (REVOKED_BY_USER), and keeps going', async () => {
       const { watcher, other, subscription } = await twoSessions();
-      const revoked = await t.gql(
-        `mutation($id: ID!) { revokeSession(id: $id) }`,
-        { id: other.session.id },
-        {
-          token: watcher.accessToken,
-        },
-      );
+      const revoked = await revokeSession(t.gql, other.session.id, watcher.accessToken);
       expect(revoked.data).toEqual({ revokeSession: true });
       const event = await subscription.next(1);
       expect(event.sessionRevoked).toMatchObject({ sessionId: other.session.id, reason: 'REVOKED_BY_USER' });

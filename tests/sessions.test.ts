@@ -19,8 +19,10 @@ import {
   me,
   PAYLOAD,
   type Payload,
+  REVOKE_SESSION,
   refreshToken,
   registerUser,
+  revokeSession,
   signIn,
   uniqueEmail,
 } from './support/graphql.ts';
@@ -358,11 +360,7 @@ describe.each(dialects())('sessions on %s', (dialect) => {
       const user = await registerUser(t.gql);
       clock.advance(SECOND);
       const other = await signIn(t.gql, user.user.email, user.password);
-      const response = await t.gql(
-        'mutation($id: ID!) { revokeSession(id: $id) }',
-        { id: other.session.id },
-        { token: user.accessToken },
-      );
+      const response = await revokeSession(t.gql, other.session.id, user.accessToken);
       expect(response.errors).toBeUndefined();
       expect(response.data).toEqual({ revokeSession: true });
 
@@ -377,11 +375,7 @@ describe.each(dialects())('sessions on %s', (dialect) => {
       const user = await registerUser(t.gql);
       const victim = await registerUser(t.gql);
       for (const id of [victim.session.id, randomUUID(), 'not-a-session']) {
-        const response = await t.gql(
-          'mutation($id: ID!) { revokeSession(id: $id) }',
-          { id },
-          { token: user.accessToken },
-        );
+        const response = await revokeSession(t.gql, id, user.accessToken);
         expect(errorCode(response)).toBe('NOT_FOUND');
         expect(response.data ?? null).toBeNull();
       }
@@ -494,7 +488,7 @@ describe.each(dialects())('sessions on %s', (dialect) => {
       const victim = await registerUser(t.gql);
       const operations: [string, Record<string, unknown>][] = [
         ['mutation { logout }', {}],
-        ['mutation($id: ID!) { revokeSession(id: $id) }', { id: victim.session.id }],
+        [REVOKE_SESSION, { id: victim.session.id }],
         ['mutation { revokeOtherSessions }', {}],
         [
           'mutation($input: ChangePasswordInput!) { changePassword(input: $input) { accessToken } }',
@@ -544,13 +538,7 @@ describe.each(dialects())('sessions on %s', (dialect) => {
       running.add(first);
       const user = await registerUser(first.gql);
       const revoked = await signIn(first.gql, user.user.email, user.password);
-      await first.gql(
-        'mutation($id: ID!) { revokeSession(id: $id) }',
-        { id: revoked.session.id },
-        {
-          token: user.accessToken,
-        },
-      );
+      await revokeSession(first.gql, revoked.session.id, user.accessToken);
       await expectRevokedAccess(first.gql, revoked.accessToken);
       running.delete(first);
       await first.close();

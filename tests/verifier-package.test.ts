@@ -26,6 +26,7 @@ import {
   graphqlClient,
   type Payload,
   registerUser,
+  revokeSession,
   signIn,
 } from './support/graphql.ts';
 import { installedPackages, installProject, type PackedPackage, packWorkspace } from './support/packages.ts';
@@ -472,12 +473,8 @@ describe('the packed verifier package in a fresh project', () => {
       const revoked = await registerUser(app().gql);
       const other = await signIn(app().gql, revoked.user.email, revoked.password);
       expect((await myOrders(revoked.accessToken)).errors).toBeUndefined();
-      const revokeSession = await app().gql(
-        'mutation($id: ID!) { revokeSession(id: $id) }',
-        { id: revoked.session.id },
-        { token: other.accessToken },
-      );
-      expect(revokeSession.data).toEqual({ revokeSession: true });
+      const revocation = await revokeSession(app().gql, revoked.session.id, other.accessToken);
+      expect(revocation.data).toEqual({ revokeSession: true });
       expect(refusedBy(await myOrders(revoked.accessToken))).toBe('SESSION_REVOKED');
       expect((await myOrders(other.accessToken)).data).toEqual({ myOrders: [`order-of-${revoked.user.id}`] });
 

@@ -21,7 +21,7 @@ import { signInAsAdmin } from './support/admin.ts';
 import { databaseUrl, dialects, startTestApp, type TestApp } from './support/app.ts';
 import { type CreatedClient, createTestClient, serviceToken } from './support/client-credentials.ts';
 import { ed25519Pem } from './support/expect.ts';
-import { type Payload, registerUser, signIn } from './support/graphql.ts';
+import { type Payload, registerUser, revokeSession, signIn } from './support/graphql.ts';
 import { freePort } from './support/services.ts';
 import { eventually } from './support/subscriptions.ts';
 
@@ -141,11 +141,7 @@ describe.each(dialects())('createTokenVerifier against the server (%s)', (dialec
   it('refuses a token revoked before the verifier started (read from Query.revocations)', async () => {
     const user = await registerUser(t.gql);
     const other = await signIn(t.gql, user.user.email, user.password);
-    const revoked = await t.gql(
-      'mutation($id: ID!) { revokeSession(id: $id) }',
-      { id: user.session.id },
-      { token: other.accessToken },
-    );
+    const revoked = await revokeSession(t.gql, user.session.id, other.accessToken);
     expect(revoked.data).toEqual({ revokeSession: true });
     const late = verifierFor(t, feedClient);
     verifiers.push(late);

@@ -105,6 +105,13 @@ export async function signIn(gql: Gql, email: string, password: string, headers?
   return response.data.login;
 }
 
+/** The revokeSession mutation (one of the caller's sessions, by id). */
+export const REVOKE_SESSION = 'mutation($id: ID!) { revokeSession(id: $id) }';
+
+/** Revokes session `id` with `token` (its user's); the whole answer, `{ revokeSession: true }` on success. */
+export const revokeSession = (gql: Gql, id: string, token: string) =>
+  gql<{ revokeSession: boolean }>(REVOKE_SESSION, { id }, { token });
+
 /** `{ me { <fields> } }` with `token`. */
 export const me = <T = { id: string }>(gql: Gql, token: string, fields = 'id') =>
   gql<{ me: T | null }>(`{ me { ${fields} } }`, {}, { token });
