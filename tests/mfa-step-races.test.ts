@@ -3,7 +3,8 @@
 // the recovery codes replaced) revoked every session there was, which the step's is not yet. Forced on MariaDB by
 // holding the user row from another connection until the change and then the step's locking read queue behind it
 // (SQLite runs one write transaction at a time, and its driver is synchronous in this process: no window to hold);
-// and unforced, on both, with many steps at once.
+// and unforced, on both, with many steps at once. Also the change committed between the step's check of its factor
+// and its spend, forced by holding the factor's rows: the spend finds the factor removed, which is not a replay.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditEvent, Session } from '../src/db/entities.ts';
 import type { Em } from '../src/db/orm.ts';
@@ -12,7 +13,13 @@ import { TestClock } from './support/clock.ts';
 import { errorCode, extensionsOf, loginUser, registerUser } from './support/graphql.ts';
 import { DISABLE_TOTP, enrollTotp, REGENERATE, TOTP_STEP_MS, totpCode, VERIFY_MFA } from './support/mfa.ts';
 import { type PasskeyBrowser, registerPasskey, startPasskeyBrowser } from './support/passkey-browser.ts';
-import { MFA_CHANGE_USER_LOCK, queueAtUserRow, SIGN_IN_USER_LOCK } from './support/row-locks.ts';
+import {
+  type Contender,
+  MFA_CHANGE_USER_LOCK,
+  queueAtUserRow,
+  rowHolder,
+  SIGN_IN_USER_LOCK,
+} from './support/row-locks.ts';
 import { serviceAvailable } from './support/services.ts';
 
 const mariadb = dialects().filter((dialect) => dialect === 'mysql');
@@ -32,6 +39,52 @@ const changeThenStep = <C, S>(t: TestApp, account: Account, change: () => Promis
     { run: change, waitsOn: MFA_CHANGE_USER_LOCK },
     { run: step, waitsOn: SIGN_IN_USER_LOCK },
   ).then(({ first, second, firstWaited }) => ({ change: first, step: second, changeWaited: firstWaited }));
+
+/**
+ * Holds the rows `lockingRead` locks, starts `first` and waits until its statement queues behind them, then
+ * `second` likewise, then lets them go: they take the rows in that order. Answers both results and whether each was
+ * seen waiting (a request that ends without queueing is not waited for).
+ */
+async function queueAtRows<A, B>(
+  t: TestApp,
+  lockingRead: string,
+  params: readonly unknown[],
+  first: Contender<A>,
+  second: Contender<B>,
+) {
+  const holder = await rowHolder(t.databaseUrl);
+  try {
+    await holder.hold(lockingRead, params);
+    const start = async <T>(contender: Contender<T>) => {
+      // Both may queue on the same statement: the second one's is the one more than were queued before it.
+      const queued = await holder.running(contender.waitsOn);
+      let done = false;
+      const running = contender.run().finally(() => {
+        done = true;
+      });
+      // Handled where it is awaited; kept from counting as unhandled meanwhile.
+      running.catch(() => {});
+      for (let i = 0; i < 500 && !done && (await holder.running(contender.waitsOn)) <= queued; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      return { running, waited: !done && (await holder.running(contender.waitsOn)) > queued };
+    };
+    const a = await start(first);
+    const b = await start(second);
+    await holder.release();
+    return { first: await a.running, second: await b.running, waited: [a.waited, b.waited] };
+  } finally {
+    await holder.end();
+  }
+}
+
+// The statements a factor's spend and the changes that take factors back queue on, when their rows are held.
+const TOTP_ROW = 'SELECT user_id FROM mfa_totp WHERE user_id = ? FOR UPDATE';
+const TOTP_SPEND = 'select%from `mfa_totp`%for update%';
+const TOTP_DELETE = 'delete from `mfa_totp`%';
+const RECOVERY_CODE_ROWS = 'SELECT id FROM mfa_recovery_codes WHERE user_id = ? FOR UPDATE';
+const RECOVERY_CODE_SPEND = 'update `mfa_recovery_codes`%';
+const RECOVERY_CODES_DELETE = 'delete from `mfa_recovery_codes`%';
 
 /** The MFA_REQUIRED answer of a password sign-in. */
 async function mfaRequired(gql: Gql, account: Account) {
@@ -142,6 +195,141 @@ describe.each(mariadb)('the MFA step racing a TOTP change on %s', (dialect) => {
     expect(await aftermath(t, account.user.id)).toEqual({
       sessions: [account.session.id, opened].sort().map((id) => ({ id, revoked: null })),
       events: [{ type: 'MFA_SUCCEEDED', detail: { method: 'TOTP' } }],
+    });
+  });
+});
+
+// Between the factor's check and its spend: the change commits first, and the spend finds the factor gone, which is
+// no replay. Forced by holding the factor's rows until the change's DELETE and then the step's spend queue on them.
+describe.each(mariadb)('the MFA step whose factor is taken off between its check and its spend on %s', (dialect) => {
+  const clock = new TestClock();
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ dialect, clock });
+  });
+  afterAll(() => t?.close());
+
+  it('refuses a TOTP code when TOTP is disabled before its spend: INVALID_CODE, MFA_FAILED FACTOR_REMOVED', async () => {
+    const account = await registerUser(t.gql);
+    const { secret, codes } = await enrollTotp(t.gql, account.accessToken, clock.now());
+    clock.advance(TOTP_STEP_MS);
+    const { mfaToken } = await mfaRequired(t.gql, account);
+    const raced = await queueAtRows(
+      t,
+      TOTP_ROW,
+      [account.user.id],
+      // With a recovery code, so that the disable spends no TOTP step.
+      { run: () => t.gql(DISABLE_TOTP, { code: codes[0] }, { token: account.accessToken }), waitsOn: TOTP_DELETE },
+      {
+        run: () => t.gql(VERIFY_MFA, { input: { mfaToken, code: totpCode(secret, clock.now()) } }),
+        waitsOn: TOTP_SPEND,
+      },
+    );
+    expect(raced.waited).toEqual([true, true]);
+    expect(errorCode(raced.first)).toBeUndefined();
+    expect(raced.first.data?.disableTotp).toMatchObject({ mfaEnabled: false, mfaMethods: [] });
+    expect(errorCode(raced.second)).toBe('INVALID_CODE');
+    expect(extensionsOf(raced.second)?.field).toBe('code');
+    expect(raced.second.data?.verifyMfa ?? null).toBeNull();
+    expect(await aftermath(t, account.user.id)).toEqual({
+      sessions: [{ id: account.session.id, revoked: null }],
+      events: [{ type: 'MFA_FAILED', detail: { method: 'TOTP', purpose: 'sign-in', reason: 'FACTOR_REMOVED' } }],
+    });
+  });
+
+  it('refuses a recovery code whose set is replaced before its spend: INVALID_CODE, FACTOR_REMOVED', async () => {
+    const account = await registerUser(t.gql);
+    const { secret, codes } = await enrollTotp(t.gql, account.accessToken, clock.now());
+    clock.advance(TOTP_STEP_MS);
+    const { mfaToken } = await mfaRequired(t.gql, account);
+    const raced = await queueAtRows(
+      t,
+      RECOVERY_CODE_ROWS,
+      [account.user.id],
+      {
+        run: () =>
+          t.gql<{ regenerateRecoveryCodes: { codes: string[] } }>(
+            REGENERATE,
+            { code: totpCode(secret, clock.now()) },
+            { token: account.accessToken },
+          ),
+        waitsOn: RECOVERY_CODES_DELETE,
+      },
+      { run: () => t.gql(VERIFY_MFA, { input: { mfaToken, recoveryCode: codes[0] } }), waitsOn: RECOVERY_CODE_SPEND },
+    );
+    expect(raced.waited).toEqual([true, true]);
+    expect(errorCode(raced.first)).toBeUndefined();
+    expect(raced.first.data?.regenerateRecoveryCodes.codes).toHaveLength(10);
+    expect(errorCode(raced.second)).toBe('INVALID_CODE');
+    expect(extensionsOf(raced.second)?.field).toBe('recoveryCode');
+    expect(await aftermath(t, account.user.id)).toEqual({
+      sessions: [{ id: account.session.id, revoked: null }],
+      events: [
+        { type: 'MFA_FAILED', detail: { method: 'RECOVERY_CODE', purpose: 'sign-in', reason: 'FACTOR_REMOVED' } },
+      ],
+    });
+  });
+
+  it('still calls a recovery code spent by another step before its spend a replay: ALREADY_USED', async () => {
+    const account = await registerUser(t.gql);
+    const { codes } = await enrollTotp(t.gql, account.accessToken, clock.now());
+    const [one, other] = [await mfaRequired(t.gql, account), await mfaRequired(t.gql, account)];
+    const step = (mfaToken: string) => () =>
+      t.gql<{ verifyMfa: { session: { id: string } } }>(VERIFY_MFA, { input: { mfaToken, recoveryCode: codes[0] } });
+    const raced = await queueAtRows(
+      t,
+      RECOVERY_CODE_ROWS,
+      [account.user.id],
+      { run: step(one.mfaToken), waitsOn: RECOVERY_CODE_SPEND },
+      { run: step(other.mfaToken), waitsOn: RECOVERY_CODE_SPEND },
+    );
+    expect(raced.waited).toEqual([true, true]);
+    expect(errorCode(raced.first)).toBeUndefined();
+    expect(errorCode(raced.second)).toBe('INVALID_CODE');
+    expect(extensionsOf(raced.second)?.field).toBe('recoveryCode');
+    const opened = raced.first.data?.verifyMfa.session.id as string;
+    const after = await aftermath(t, account.user.id);
+    expect(after.sessions).toEqual([account.session.id, opened].sort().map((id) => ({ id, revoked: null })));
+    // The two steps' audit rows in whichever order they came.
+    expect(after.events).toHaveLength(2);
+    expect(after.events).toEqual(
+      expect.arrayContaining([
+        { type: 'MFA_SUCCEEDED', detail: { method: 'RECOVERY_CODE' } },
+        { type: 'MFA_FAILED', detail: { method: 'RECOVERY_CODE', purpose: 'sign-in', reason: 'ALREADY_USED' } },
+      ]),
+    );
+  });
+});
+
+describe.each(dialects())('the MFA step replayed on %s', (dialect) => {
+  const clock = new TestClock();
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ dialect, clock });
+  });
+  afterAll(() => t?.close());
+
+  it('refuses a TOTP code of a step already used: INVALID_CODE, MFA_FAILED ALREADY_USED', async () => {
+    const account = await registerUser(t.gql);
+    const { secret } = await enrollTotp(t.gql, account.accessToken, clock.now());
+    clock.advance(TOTP_STEP_MS);
+    const code = totpCode(secret, clock.now());
+    const first = await t.gql<{ verifyMfa: { session: { id: string } } }>(VERIFY_MFA, {
+      input: { mfaToken: (await mfaRequired(t.gql, account)).mfaToken, code },
+    });
+    expect(errorCode(first)).toBeUndefined();
+    const replayed = await t.gql(VERIFY_MFA, {
+      input: { mfaToken: (await mfaRequired(t.gql, account)).mfaToken, code },
+    });
+    expect(errorCode(replayed)).toBe('INVALID_CODE');
+    expect(extensionsOf(replayed)?.field).toBe('code');
+    const opened = first.data?.verifyMfa.session.id as string;
+    expect(await aftermath(t, account.user.id)).toEqual({
+      sessions: [account.session.id, opened].sort().map((id) => ({ id, revoked: null })),
+      events: [
+        { type: 'MFA_SUCCEEDED', detail: { method: 'TOTP' } },
+        { type: 'MFA_FAILED', detail: { method: 'TOTP', purpose: 'sign-in', reason: 'ALREADY_USED' } },
+      ],
     });
   });
 });

@@ -1,6 +1,6 @@
 // Checking a second factor (a TOTP code, a recovery code, a passkey assertion) the way every secret is checked:
 // the account's failed-sign-in attempt reserved first (shared with login), then compared, then spent by the
-// caller's transaction, where a factor that was already used loses (no replay).
+// caller's transaction, where a factor that was already used (no replay) or taken off the account meanwhile loses.
 import { audit } from '../audit/audit.ts';
 import { auditLockouts } from '../auth/login.ts';
 import type { Call } from '../call.ts';
@@ -43,10 +43,17 @@ export type Factor =
   | { readonly method: 'RECOVERY_CODE'; readonly code: string }
   | { readonly method: 'PASSKEY'; readonly response: unknown; readonly mfaTokenId: string };
 
-/** A factor that matched, to be spent inside the caller's transaction: false there means it was used meanwhile. */
+/**
+ * What spending a factor that matched found, decided inside the spend's transaction: `spent` now; `used` already
+ * (a replay, or a race lost to another use of the same code); `removed`, taken off the account since it was checked
+ * (TOTP disabled or enrolled anew, the recovery-code set replaced or deleted).
+ */
+export type Spend = 'spent' | 'used' | 'removed';
+
+/** A factor that matched, to be spent inside the caller's transaction. */
 export interface Proven {
   readonly method: MfaMethod;
-  spend(tx: Em): Promise<boolean>;
+  spend(tx: Em): Promise<Spend>;
   /**
    * Whether the factor is still the user's, read on `tx` (after its spend, in a later transaction): TOTP still on
    * with the secret the code matched, the passkey that signed still registered, the recovery code's set still the
@@ -102,7 +109,7 @@ async function check(deps: MfaDeps, em: Em, userId: string, factor: Factor, now:
       if (passkeyId === null) return null;
       return {
         method: 'PASSKEY',
-        spend: async () => true,
+        spend: async () => 'spent',
         // That passkey, not any: removing the one that signed withdraws this proof even if others remain.
         stillStands: (tx) => passkeyStands(tx, userId, passkeyId),
       };
@@ -181,7 +188,7 @@ async function refuseMatched(
 }
 
 /** A factor that matched but lost the race to spend it (a replayed TOTP step, a recovery code used meanwhile). */
-export const refuseReplay = (
+const refuseReplay = (
   deps: MfaDeps,
   call: Call,
   userId: string,
@@ -191,8 +198,9 @@ export const refuseReplay = (
 ): Promise<never> => refuseMatched(deps, call, userId, { method, purpose, reason: 'ALREADY_USED' }, field);
 
 /**
- * A factor that matched and was spent, then taken off the account before the caller acted on it (Proven.stillStands
- * false): INVALID_CODE, as if the change had come first, with MFA_FAILED reason FACTOR_REMOVED.
+ * A factor that matched, then was taken off the account before its spend (Proven.spend `removed`) or after it,
+ * before the caller acted on it (Proven.stillStands false): INVALID_CODE, as if the change had come first, with
+ * MFA_FAILED reason FACTOR_REMOVED.
  */
 export const refuseRemoved = (
   deps: MfaDeps,
@@ -202,3 +210,20 @@ export const refuseRemoved = (
   purpose: string,
   field = 'code',
 ): Promise<never> => refuseMatched(deps, call, userId, { method, purpose, reason: 'FACTOR_REMOVED' }, field);
+
+/**
+ * A factor that matched but was not spent (Proven.spend): refused as a replay or as a removed factor, whichever
+ * the spend found.
+ */
+export const refuseUnspent = (
+  deps: MfaDeps,
+  call: Call,
+  userId: string,
+  method: MfaMethod,
+  purpose: string,
+  spend: Exclude<Spend, 'spent'>,
+  field = 'code',
+): Promise<never> =>
+  spend === 'removed'
+    ? refuseRemoved(deps, call, userId, method, purpose, field)
+    : refuseReplay(deps, call, userId, method, purpose, field);

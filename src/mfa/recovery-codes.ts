@@ -1,10 +1,12 @@
 // Recovery codes: 10 codes of 10 characters from the code alphabet, stored as keyed hashes (HMAC with the MFA
 // key), each spent once; a new set replaces the whole old one.
 import { randomInt } from 'node:crypto';
+import { LockMode } from '@mikro-orm/core';
 import { CODE_ALPHABET } from '../account/codes.ts';
 import { RecoveryCode } from '../db/entities.ts';
 import type { Em } from '../db/orm.ts';
 import type { MfaCrypto } from './crypto.ts';
+import type { Spend } from './factors.ts';
 
 export const RECOVERY_CODE_COUNT = 10;
 export const RECOVERY_CODE_LENGTH = 10;
@@ -50,7 +52,8 @@ export async function hasRecoveryCode(em: Em, crypto: MfaCrypto, userId: string,
 
 /**
  * Spends the recovery code `input` inside the caller's transaction: a conditional UPDATE, so of concurrent uses of
- * one code exactly one gets true.
+ * one code exactly one gets `spent`. When it changes nothing, `used` if the code is still one of the user's, else
+ * `removed` (its set replaced or deleted since it was checked).
  */
 export async function spendRecoveryCode(
   tx: Em,
@@ -58,14 +61,18 @@ export async function spendRecoveryCode(
   userId: string,
   input: string,
   now: Date,
-): Promise<boolean> {
-  const code = normalizeRecoveryCode(input);
-  const changed = await tx.nativeUpdate(
+): Promise<Spend> {
+  const codeHash = crypto.hashRecoveryCode(userId, normalizeRecoveryCode(input));
+  const changed = await tx.nativeUpdate(RecoveryCode, { user: userId, codeHash, usedAt: null }, { usedAt: now });
+  if (changed > 0) return 'spent';
+  // A locking read: on MariaDB a plain one could answer from the transaction's snapshot, older than the change
+  // that the UPDATE, which reads the latest rows, missed the code for.
+  const [still] = await tx.find(
     RecoveryCode,
-    { user: userId, codeHash: crypto.hashRecoveryCode(userId, code), usedAt: null },
-    { usedAt: now },
+    { user: userId, codeHash },
+    { fields: ['id'], lockMode: LockMode.PESSIMISTIC_WRITE, disableIdentityMap: true },
   );
-  return changed > 0;
+  return still ? 'used' : 'removed';
 }
 
 /**

@@ -8,7 +8,7 @@ import { MfaTotp, Passkey, RecoveryCode, type UserRow } from '../db/entities.ts'
 import type { Em } from '../db/orm.ts';
 import { transactional } from '../db/transaction.ts';
 import { AuthError } from '../errors.ts';
-import { codeFactor, type MfaDeps, proveFactor, refuseReplay } from './factors.ts';
+import { codeFactor, type MfaDeps, type Proven, proveFactor, refuseUnspent } from './factors.ts';
 import { replaceRecoveryCodes } from './recovery-codes.ts';
 import { enrollmentOf, newTotpSecret } from './totp.ts';
 import { lockUserForMfaChange } from './user-lock.ts';
@@ -68,20 +68,24 @@ export async function startTotpEnrollment(deps: MfaDeps, call: Call): Promise<To
 }
 
 /**
- * Commits `work` with the revocation of the caller's other sessions (MFA_CHANGED), then publishes it. When `work`
- * answers null (its factor was used meanwhile) nothing changed and nothing is revoked.
+ * Spends `proven` and commits `work` with the revocation of the caller's other sessions (MFA_CHANGED), then
+ * publishes it. When the factor is not spent (used or removed meanwhile) nothing changed and nothing is revoked:
+ * INVALID_CODE, audited with what the spend found (purpose `purpose`).
  */
 async function changeMfa<T>(
   deps: MfaDeps,
   call: Call,
   user: UserRow,
-  work: (tx: Em) => Promise<T | null>,
-): Promise<T | null> {
+  proven: Proven,
+  purpose: string,
+  work: (tx: Em) => Promise<T>,
+): Promise<T> {
   const caller = callerOf(call);
-  const { result, revocation } = await transactional(call.em, async (tx) => {
+  const changed = await transactional(call.em, async (tx) => {
     await lockUserForMfaChange(tx, user.id, caller.sid);
+    const spend = await proven.spend(tx);
+    if (spend !== 'spent') return { spend };
     const result = await work(tx);
-    if (result === null) return { result, revocation: null };
     const revocation = await deps.sessions.revokeIn(tx, {
       userId: user.id,
       sessionIds: 'all',
@@ -89,10 +93,11 @@ async function changeMfa<T>(
       meta: call.meta,
       except: caller.sid,
     });
-    return { result, revocation };
+    return { spend, result, revocation };
   });
-  if (revocation) await deps.sessions.published(revocation);
-  return result;
+  if (changed.spend !== 'spent') return refuseUnspent(deps, call, user.id, proven.method, purpose, changed.spend);
+  await deps.sessions.published(changed.revocation);
+  return changed.result;
 }
 
 /**
@@ -110,13 +115,11 @@ export async function confirmTotpEnrollment(deps: MfaDeps, call: Call, code: str
   }
   const proven = await proveFactor(deps, call, user, { method: 'TOTP', code, pending: true }, { purpose: 'enable' });
   const now = new Date(deps.clock.now());
-  const codes = await changeMfa(deps, call, user, async (tx) => {
-    if (!(await proven.spend(tx))) return null;
+  return changeMfa(deps, call, user, proven, 'enable', async (tx) => {
     await tx.nativeUpdate(MfaTotp, { user: user.id, confirmedAt: null }, { confirmedAt: now });
     audit(tx, call.meta, { type: 'MFA_TOTP_ENABLED', userId: user.id }, now);
     return replaceRecoveryCodes(tx, deps.mfa.crypto, user.id, now);
   });
-  return codes ?? refuseReplay(deps, call, user.id, 'TOTP', 'enable');
 }
 
 /**
@@ -131,14 +134,11 @@ export async function disableTotp(deps: MfaDeps, call: Call, code: string): Prom
   const factor = codeFactor(code);
   const proven = await proveFactor(deps, call, user, factor, { purpose: 'disable' });
   const now = new Date(deps.clock.now());
-  const done = await changeMfa(deps, call, user, async (tx) => {
-    if (!(await proven.spend(tx))) return null;
+  await changeMfa(deps, call, user, proven, 'disable', async (tx) => {
     await tx.nativeDelete(MfaTotp, { user: user.id });
     if ((await tx.count(Passkey, { user: user.id })) === 0) await tx.nativeDelete(RecoveryCode, { user: user.id });
     audit(tx, call.meta, { type: 'MFA_TOTP_DISABLED', userId: user.id, detail: { with: factor.method } }, now);
-    return true;
   });
-  if (!done) await refuseReplay(deps, call, user.id, factor.method, 'disable');
   return user;
 }
 
@@ -150,10 +150,8 @@ export async function regenerateRecoveryCodes(deps: MfaDeps, call: Call, code: s
   }
   const proven = await proveFactor(deps, call, user, { method: 'TOTP', code }, { purpose: 'regenerate' });
   const now = new Date(deps.clock.now());
-  const codes = await changeMfa(deps, call, user, async (tx) => {
-    if (!(await proven.spend(tx))) return null;
+  return changeMfa(deps, call, user, proven, 'regenerate', async (tx) => {
     audit(tx, call.meta, { type: 'MFA_RECOVERY_CODES_REGENERATED', userId: user.id }, now);
     return replaceRecoveryCodes(tx, deps.mfa.crypto, user.id, now);
   });
-  return codes ?? refuseReplay(deps, call, user.id, 'TOTP', 'regenerate');
 }

@@ -6,6 +6,7 @@ import { renderSVG } from 'uqr';
 import { MfaTotp, type MfaTotpRow } from '../db/entities.ts';
 import type { Em } from '../db/orm.ts';
 import type { MfaCrypto } from './crypto.ts';
+import type { Spend } from './factors.ts';
 
 const TOTP_SETTINGS = { algorithm: 'SHA1', digits: 6, period: 30 } as const;
 /** Steps of drift accepted either way. */
@@ -41,10 +42,12 @@ export function stepFor(
 }
 
 /**
- * Spends `step` of `userId`'s TOTP inside the caller's transaction: the row is locked, and the step must be later
- * than the last one used and the secret the one the code was checked against (`secretEncrypted`), else false
- * (a replay, or a race lost to another submission of a code of the same step). The UPDATE is conditional too,
- * so SQLite (which has no row locks) gives the same answer to concurrent submissions: exactly one wins.
+ * Spends `step` of `userId`'s TOTP inside the caller's transaction, the row locked first. `removed` when the secret
+ * the code was checked against (`secretEncrypted`) is no longer the user's (TOTP disabled, or enrolled anew with a
+ * new secret); `used` when the step is not later than the last one used (a replay, or a race lost to another
+ * submission of a code of the same step), or when the pending enrolment the code was for has been confirmed
+ * meanwhile (by another code: it was used); else `spent`. The UPDATE is conditional too, so SQLite (which has no
+ * row locks) gives the same answer to concurrent submissions: exactly one wins.
  */
 export async function spendStep(
   tx: Em,
@@ -52,12 +55,25 @@ export async function spendStep(
   secretEncrypted: string,
   step: number,
   confirmed: boolean,
-): Promise<boolean> {
-  await tx.find(
-    MfaTotp,
-    { user: userId },
-    { fields: ['user', 'lastUsedStep'], lockMode: LockMode.PESSIMISTIC_WRITE, disableIdentityMap: true },
-  );
+): Promise<Spend> {
+  const judge = async (): Promise<Spend> => {
+    const [row] = await tx.find(
+      MfaTotp,
+      { user: userId },
+      {
+        fields: ['user', 'secretEncrypted', 'confirmedAt', 'lastUsedStep'],
+        lockMode: LockMode.PESSIMISTIC_WRITE,
+        disableIdentityMap: true,
+      },
+    );
+    if (!row || row.secretEncrypted !== secretEncrypted || (confirmed && row.confirmedAt == null)) return 'removed';
+    if ((!confirmed && row.confirmedAt != null) || (row.lastUsedStep != null && row.lastUsedStep >= step)) {
+      return 'used';
+    }
+    return 'spent';
+  };
+  const found = await judge();
+  if (found !== 'spent') return found;
   const changed = await tx.nativeUpdate(
     MfaTotp,
     {
@@ -68,5 +84,8 @@ export async function spendStep(
     },
     { lastUsedStep: step },
   );
-  return changed === 1;
+  if (changed === 1) return 'spent';
+  // Only where the read took no lock (SQLite): a change or a spend came between it and the UPDATE; read again.
+  const again = await judge();
+  return again === 'removed' ? 'removed' : 'used';
 }

@@ -8,7 +8,7 @@ import { transactional } from '../db/transaction.ts';
 import { AuthError, badInput } from '../errors.ts';
 import type { IssuedTokens, TokenDelivery } from '../sessions/sessions.ts';
 import { type MfaChallenge, passwordStamp } from './challenges.ts';
-import { type Factor, type MfaDeps, proveFactor, refuseRemoved, refuseReplay } from './factors.ts';
+import { type Factor, type MfaDeps, proveFactor, refuseRemoved, refuseUnspent } from './factors.ts';
 
 export interface VerifyMfaInput {
   readonly mfaToken: string;
@@ -84,10 +84,10 @@ export async function verifyMfa(
     onWrong: () => challenges.failed(input.mfaToken, tries),
   });
   // The factor is spent before the token: of concurrent right answers one spends it, and the token goes with it.
-  const spent = await transactional(call.em, (tx) => proven.spend(tx));
-  if (!spent) {
+  const spend = await transactional(call.em, (tx) => proven.spend(tx));
+  if (spend !== 'spent') {
     await challenges.failed(input.mfaToken, tries);
-    await refuseReplay(deps, call, user.id, proven.method, 'sign-in', field);
+    await refuseUnspent(deps, call, user.id, proven.method, 'sign-in', spend, field);
   }
   if (!(await challenges.spend(input.mfaToken, challenge))) throw deadMfaToken();
   const now = new Date(deps.clock.now());

@@ -221,7 +221,10 @@ export class WebAuthn {
         { id: row.id, counter: row.counter },
         { counter: newCounter, lastUsedAt: new Date(this.#clock.now()) },
       );
-      if (updated !== 1) return refused('ALREADY_USED');
+      if (updated !== 1) {
+        // The passkey removed meanwhile is not a replay: told as the locked read above tells it.
+        return refused((await tx.count(Passkey, { id: row.id })) > 0 ? 'ALREADY_USED' : 'UNKNOWN_PASSKEY');
+      }
       return { ok: true, userId, passkeyId: row.id };
     });
   }
