@@ -13,7 +13,7 @@ import { type InstancePair, startInstancePair } from './support/bus.ts';
 import { createTestClient, requestToken } from './support/client-credentials.ts';
 import { TestClock } from './support/clock.ts';
 import { expectUnauthenticated } from './support/expect.ts';
-import { errorCode, me, registerUser, signIn } from './support/graphql.ts';
+import { errorCode, me, registerUser, revokeSession, signIn } from './support/graphql.ts';
 import { rowHolder } from './support/row-locks.ts';
 import { type RunningService, serviceAvailable, startRedis } from './support/services.ts';
 import { eventually, subscribe } from './support/subscriptions.ts';
@@ -64,9 +64,7 @@ describe.skipIf(!serviceAvailable('redis-server'))('changes committed but never 
           /^graphql_ws_subscriptions_open 1$/m.test(await (await fetch(`${b.url}/metrics`)).text()),
         );
         const revived = dieBeforePublishing(a.app);
-        const revoked = await a
-          .gql('mutation($id: ID!) { revokeSession(id: $id) }', { id: victim.session.id }, { token: user.accessToken })
-          .finally(revived);
+        const revoked = await revokeSession(a.gql, victim.session.id, user.accessToken).finally(revived);
         expect(errorCode(revoked)).toBe('INTERNAL_SERVER_ERROR');
 
         // Neither instance heard of it, yet the row says revoked: a logout with the session's token, on B at once,
@@ -107,9 +105,7 @@ describe.skipIf(!serviceAvailable('redis-server'))('changes committed but never 
     /** Revokes `sessionId` on A without A publishing it (as `user`, whose other session does it). */
     async function revokeUnheardOf(user: { accessToken: string }, sessionId: string) {
       const revived = dieBeforePublishing(a.app);
-      await a
-        .gql('mutation($id: ID!) { revokeSession(id: $id) }', { id: sessionId }, { token: user.accessToken })
-        .finally(revived);
+      await revokeSession(a.gql, sessionId, user.accessToken).finally(revived);
     }
 
     const setCookies = (response: { headers: Headers }) =>
@@ -151,11 +147,7 @@ describe.skipIf(!serviceAvailable('redis-server'))('changes committed but never 
     it('a cookie naming a session this instance knows is revoked is cleared, even when the token is refused first', async () => {
       const user = await registerUser(a.gql);
       const victim = await cookieSession(user);
-      const revoked = await b.gql(
-        'mutation($id: ID!) { revokeSession(id: $id) }',
-        { id: victim.session.id },
-        { token: user.accessToken },
-      );
+      const revoked = await revokeSession(b.gql, victim.session.id, user.accessToken);
       expect(revoked.data).toEqual({ revokeSession: true });
       // Refused while the request's context is built: no field ran.
       const answer = await b.gql(
@@ -309,21 +301,17 @@ describe.skipIf(!serviceAvailable('redis-server') || !dialects().includes('mysql
       // that read is done, and that what B reads from then on is the window alone.
       const marker = await signIn(b.gql, user.user.email, user.password);
       const revivedMarker = dieBeforePublishing(a.app);
-      await a
-        .gql('mutation($id: ID!) { revokeSession(id: $id) }', { id: marker.session.id }, { token: user.accessToken })
-        .finally(revivedMarker);
+      await revokeSession(a.gql, marker.session.id, user.accessToken).finally(revivedMarker);
 
       const holder = await rowHolder(a.databaseUrl);
       try {
         await holder.hold('SELECT id FROM sessions WHERE id = ? FOR UPDATE', [victim.session.id]);
         const revived = dieBeforePublishing(a.app);
         let ended = false;
-        const revoking = a
-          .gql('mutation($id: ID!) { revokeSession(id: $id) }', { id: victim.session.id }, { token: user.accessToken })
-          .finally(() => {
-            ended = true;
-            revived();
-          });
+        const revoking = revokeSession(a.gql, victim.session.id, user.accessToken).finally(() => {
+          ended = true;
+          revived();
+        });
         await holder.waitingOn('select%from `sessions`%for update%', () => ended);
         expect(ended).toBe(false);
 
