@@ -117,18 +117,25 @@ export async function finishPasskeyRegistration(
   return passkey;
 }
 
-/** Renames one of the caller's passkeys; NOT_FOUND for an unknown id or another user's. */
+/**
+ * Renames one of the caller's passkeys; NOT_FOUND for an unknown id or another user's. A passkey change like the
+ * others (the user row, then the caller's session): UNAUTHENTICATED SESSION_REVOKED once the session that asks has
+ * been revoked, so that a session thrown out by its owner cannot rename the owner's passkeys after the answer.
+ */
 export async function renamePasskey(
   call: Call,
   input: { readonly id: string; readonly name?: string | null },
 ): Promise<PasskeyRow> {
   const caller = callerOf(call);
   const name = passkeyName(input.name);
-  const row = await call.em.findOne(Passkey, { id: input.id, user: caller.sub });
-  if (!row) throw new AuthError('NOT_FOUND', 'No such passkey');
-  row.name = name;
-  await call.em.flush();
-  return row;
+  return transactional(call.em, async (tx) => {
+    await lockUserForMfaChange(tx, caller.sub, caller.sid);
+    const row = await tx.findOne(Passkey, { id: input.id, user: caller.sub });
+    if (!row) throw new AuthError('NOT_FOUND', 'No such passkey');
+    // Managed by `tx`: written when the transaction commits.
+    row.name = name;
+    return row;
+  });
 }
 
 /**

@@ -1,10 +1,13 @@
 // The one lock rule of second-factor changes: every transaction that changes a user's factors (TOTP, recovery
 // codes, passkeys, an admin's reset) takes the user's row exclusively before anything else, then the session
-// that asks for the change, which must still be active.
+// that asks for the change, which must still be active. The account holder's other changes of their own account
+// (a profile edit) take the same two locks in the same order, through lockCallerAccount.
 import { LockMode } from '@mikro-orm/core';
 import { User, type UserRow } from '../db/entities.ts';
 import type { Em } from '../db/orm.ts';
+import { unauthenticated } from '../errors.ts';
 import { holdCallerSession } from '../sessions/caller-session.ts';
+import type { AccessClaims } from '../tokens/claims.ts';
 
 /**
  * Locks `userId`'s row (FOR UPDATE on MySQL/MariaDB; SQLite's write transaction holds the database) on `tx` and
@@ -26,5 +29,17 @@ export async function lockUserForMfaChange(
     { lockMode: LockMode.PESSIMISTIC_WRITE, disableIdentityMap: true },
   );
   if (callerSessionId !== undefined) await holdCallerSession(tx, { sub: userId, sid: callerSessionId });
+  return user;
+}
+
+/**
+ * The caller's own user row, locked on `tx` as lockUserForMfaChange locks it (not managed: write it with a native
+ * update by id), with the caller's session held after it: UNAUTHENTICATED SESSION_REVOKED when that session was
+ * revoked while the request ran, or the account is gone. For a change of the account holder's own that is not a
+ * second factor (the profile), so that it too lands before a revocation's answer or not at all.
+ */
+export async function lockCallerAccount(tx: Em, caller: Pick<AccessClaims, 'sub' | 'sid'>): Promise<UserRow> {
+  const user = await lockUserForMfaChange(tx, caller.sub, caller.sid);
+  if (!user) throw unauthenticated('SESSION_REVOKED');
   return user;
 }
