@@ -1,9 +1,10 @@
 // A change asked for by a session that is revoked while the request runs (a second factor enrolled, a role
-// granted, a profile edited, a passkey renamed): its access token was good when the request came in, but once the
-// revocation has been answered the change must not land (a stolen session thrown out by its owner must not leave
-// an authenticator, a passkey or an admin of its own behind). Forced on MariaDB by holding the user row from
-// another connection, so that the change waits at its lock while the revocation commits and is answered (SQLite
-// runs one write transaction at a time, and its driver is synchronous in this process: no window to hold).
+// granted, a profile edited, a passkey renamed, an email verified): its access token was good when the request
+// came in, but once the revocation has been answered the change must not land (a stolen session thrown out by its
+// owner must not leave an authenticator, a passkey or an admin of its own behind). Forced on MariaDB by holding
+// the user row from another connection, so that the change waits at its lock while the revocation commits and is
+// answered (SQLite runs one write transaction at a time, and its driver is synchronous in this process: no window
+// to hold).
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditEvent, MfaTotp, Passkey, RecoveryCode, User } from '../src/db/entities.ts';
@@ -19,6 +20,7 @@ import type { TestOidcProvider } from './support/oidc.ts';
 import { type PasskeyBrowser, registerPasskey, startPasskeyBrowser } from './support/passkey-browser.ts';
 import { MFA_CHANGE_USER_LOCK, type RowHolder, rowHolder } from './support/row-locks.ts';
 import { serviceAvailable } from './support/services.ts';
+import { mailedCode, type SmtpCapture, startSmtpServer } from './support/smtp.ts';
 
 const mariadb = dialects().filter((dialect) => dialect === 'mysql');
 
@@ -390,3 +392,64 @@ describe.skipIf(!serviceAvailable('chromium')).each(mariadb)(
     }, 60_000);
   },
 );
+
+describe.each(mariadb)('an email verification racing the revocation of its session, on %s', (dialect) => {
+  let t: TestApp;
+  let smtp: SmtpCapture;
+
+  beforeAll(async () => {
+    smtp = await startSmtpServer();
+    t = await startTestApp({ dialect, env: { SMTP_URL: smtp.url } });
+  });
+
+  afterAll(async () => {
+    await t?.close();
+    await smtp?.close();
+  });
+
+  /**
+   * An account (the owner's session) and a second session (the intruder's), which asks for a verification code
+   * and sends it while the user row is held; `meanwhile` runs while it waits. Its answer, and the account after.
+   */
+  async function verifyHeld(meanwhile: (owner: Payload, intruder: Payload) => Promise<void>) {
+    const owner = await registerUser(t.gql);
+    const intruder = await signIn(t.gql, owner.user.email, owner.password);
+    const requested = await t.gql('mutation { requestEmailVerification }', {}, { token: intruder.accessToken });
+    expect(requested.data).toEqual({ requestEmailVerification: true });
+    const code = mailedCode(await smtp.waitForMail(owner.user.email));
+    const { answer, waited } = await changeWhileHeld(
+      t,
+      {
+        lockingRead: 'SELECT id FROM users WHERE id = ? FOR UPDATE',
+        params: [owner.user.id],
+        writesAt: 'update `users`%',
+      },
+      () =>
+        t.gql<{ verifyEmail: { emailVerified: boolean } }>(
+          'mutation($code: String!) { verifyEmail(code: $code) { emailVerified } }',
+          { code },
+          { token: intruder.accessToken },
+        ),
+      () => meanwhile(owner, intruder),
+    );
+    const em = t.app.orm.em.fork() as Em;
+    const row = await em.findOneOrFail(User, { id: owner.user.id });
+    const audited = await em.count(AuditEvent, { userId: owner.user.id, type: 'EMAIL_VERIFIED' });
+    return { answer, waited, verified: row.emailVerified, audited };
+  }
+
+  it("is refused once the session's revocation has been answered: the email stays unverified", async () => {
+    const { answer, waited, verified, audited } = await verifyHeld((owner, intruder) => revokeFrom(t, owner, intruder));
+    expectUnauthenticated(answer, 'SESSION_REVOKED');
+    expect({ verified, audited }).toEqual({ verified: false, audited: 0 });
+    expect(waited).toBe(true);
+  });
+
+  it('goes through when nothing revokes the session meanwhile (the control)', async () => {
+    const { answer, waited, verified, audited } = await verifyHeld(async () => {});
+    expect(answer.errors).toBeUndefined();
+    expect(answer.data?.verifyEmail.emailVerified).toBe(true);
+    expect({ verified, audited }).toEqual({ verified: true, audited: 1 });
+    expect(waited).toBe(true);
+  });
+});

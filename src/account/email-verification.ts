@@ -9,6 +9,7 @@ import { rateLimited } from '../limits/limiters.ts';
 import { MailError } from '../mail/mailer.ts';
 import { verificationMail } from '../mail/templates.ts';
 import { removeUnverifiedLinks } from '../oauth/unverified-links.ts';
+import { holdCallerSession } from '../sessions/caller-session.ts';
 import { type CodeRejection, invalidCode } from './codes.ts';
 import type { AccountDeps } from './deps.ts';
 
@@ -44,7 +45,10 @@ export async function requestEmailVerification(deps: AccountDeps, call: Call): P
   return true;
 }
 
-/** Spends the caller's pending verification code and marks the email verified; INVALID_CODE otherwise. */
+/**
+ * Spends the caller's pending verification code and marks the email verified; INVALID_CODE otherwise.
+ * UNAUTHENTICATED SESSION_REVOKED when the caller's session was revoked while the request ran.
+ */
 export async function verifyEmail(deps: AccountDeps, call: Call, { code }: { code: string }): Promise<UserRow> {
   const { em, meta } = call;
   const user = await callerAccount(call);
@@ -66,6 +70,9 @@ export async function verifyEmail(deps: AccountDeps, call: Call, { code }: { cod
   await transactional(em, async (tx) => {
     // First, before the user changes: it takes the user row's lock and reads whether the email was unproven.
     await removeUnverifiedLinks(tx, user.id, meta, now);
+    // Then the caller's session (after the user row, the lock order of every change): a session revoked while
+    // this ran proves nothing more (the code it spent stays spent; the owner asks for another).
+    await holdCallerSession(tx, call.caller);
     user.emailVerified = true;
     user.updatedAt = now;
     audit(tx, meta, { type: 'EMAIL_VERIFIED', userId }, now);
