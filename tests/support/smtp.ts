@@ -19,8 +19,13 @@ export interface SmtpCapture {
   waitForMail(to: string, timeoutMs?: number): Promise<CapturedMail>;
   /** The messages to `to` received so far. */
   mailTo(to: string): CapturedMail[];
-  /** Makes the server wait this long before greeting each new connection (a slow mail server). */
-  setGreetingDelay(ms: number): void;
+  /**
+   * Keeps each new connection waiting for the server's greeting (a mail server that does not answer) until the
+   * function returned is called; those waiting are greeted then.
+   */
+  holdGreetings(): () => void;
+  /** How many connections wait for their greeting now. */
+  waitingForGreeting(): number;
   close(): Promise<void>;
 }
 
@@ -33,13 +38,14 @@ export async function startSmtpServer(): Promise<SmtpCapture> {
   const messages: CapturedMail[] = [];
   const seen = new Set<CapturedMail>();
   const waiters = new Set<() => void>();
-  let greetingDelayMs = 0;
+  // While greetings are held, the connections waiting for theirs.
+  let held: (() => void)[] | undefined;
   const server = new SMTPServer({
     authOptional: true,
     disabledCommands: ['STARTTLS'],
     logger: false,
     onConnect(_session, callback) {
-      if (greetingDelayMs > 0) setTimeout(callback, greetingDelayMs);
+      if (held) held.push(() => callback());
       else callback();
     },
     onData(stream, _session, callback) {
@@ -71,9 +77,15 @@ export async function startSmtpServer(): Promise<SmtpCapture> {
     url: `smtp://127.0.0.1:${port}`,
     messages,
     mailTo,
-    setGreetingDelay(ms) {
-      greetingDelayMs = ms;
+    holdGreetings() {
+      const waiting: (() => void)[] = [];
+      held = waiting;
+      return () => {
+        if (held === waiting) held = undefined;
+        for (const greet of waiting.splice(0)) greet();
+      };
     },
+    waitingForGreeting: () => held?.length ?? 0,
     waitForMail(to, timeoutMs = 5_000) {
       return new Promise((resolve, reject) => {
         const check = () => {
