@@ -13,13 +13,7 @@ import { TestClock } from './support/clock.ts';
 import { errorCode, extensionsOf, loginUser, registerUser } from './support/graphql.ts';
 import { DISABLE_TOTP, enrollTotp, REGENERATE, TOTP_STEP_MS, totpCode, VERIFY_MFA } from './support/mfa.ts';
 import { type PasskeyBrowser, registerPasskey, startPasskeyBrowser } from './support/passkey-browser.ts';
-import {
-  type Contender,
-  MFA_CHANGE_USER_LOCK,
-  queueAtUserRow,
-  rowHolder,
-  SIGN_IN_USER_LOCK,
-} from './support/row-locks.ts';
+import { MFA_CHANGE_USER_LOCK, queueAtRows, queueAtUserRow, SIGN_IN_USER_LOCK } from './support/row-locks.ts';
 import { serviceAvailable } from './support/services.ts';
 
 const mariadb = dialects().filter((dialect) => dialect === 'mysql');
@@ -39,44 +33,6 @@ const changeThenStep = <C, S>(t: TestApp, account: Account, change: () => Promis
     { run: change, waitsOn: MFA_CHANGE_USER_LOCK },
     { run: step, waitsOn: SIGN_IN_USER_LOCK },
   ).then(({ first, second, firstWaited }) => ({ change: first, step: second, changeWaited: firstWaited }));
-
-/**
- * Holds the rows `lockingRead` locks, starts `first` and waits until its statement queues behind them, then
- * `second` likewise, then lets them go: they take the rows in that order. Answers both results and whether each was
- * seen waiting (a request that ends without queueing is not waited for).
- */
-async function queueAtRows<A, B>(
-  t: TestApp,
-  lockingRead: string,
-  params: readonly unknown[],
-  first: Contender<A>,
-  second: Contender<B>,
-) {
-  const holder = await rowHolder(t.databaseUrl);
-  try {
-    await holder.hold(lockingRead, params);
-    const start = async <T>(contender: Contender<T>) => {
-      // Both may queue on the same statement: the second one's is the one more than were queued before it.
-      const queued = await holder.running(contender.waitsOn);
-      let done = false;
-      const running = contender.run().finally(() => {
-        done = true;
-      });
-      // Handled where it is awaited; kept from counting as unhandled meanwhile.
-      running.catch(() => {});
-      for (let i = 0; i < 500 && !done && (await holder.running(contender.waitsOn)) <= queued; i++) {
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
-      return { running, waited: !done && (await holder.running(contender.waitsOn)) > queued };
-    };
-    const a = await start(first);
-    const b = await start(second);
-    await holder.release();
-    return { first: await a.running, second: await b.running, waited: [a.waited, b.waited] };
-  } finally {
-    await holder.end();
-  }
-}
 
 // The statements a factor's spend and the changes that take factors back queue on, when their rows are held.
 const TOTP_ROW = 'SELECT user_id FROM mfa_totp WHERE user_id = ? FOR UPDATE';
@@ -215,7 +171,7 @@ describe.each(mariadb)('the MFA step whose factor is taken off between its check
     clock.advance(TOTP_STEP_MS);
     const { mfaToken } = await mfaRequired(t.gql, account);
     const raced = await queueAtRows(
-      t,
+      t.databaseUrl,
       TOTP_ROW,
       [account.user.id],
       // With a recovery code, so that the disable spends no TOTP step.
@@ -225,7 +181,7 @@ describe.each(mariadb)('the MFA step whose factor is taken off between its check
         waitsOn: TOTP_SPEND,
       },
     );
-    expect(raced.waited).toEqual([true, true]);
+    expect([raced.firstWaited, raced.secondWaited]).toEqual([true, true]);
     expect(errorCode(raced.first)).toBeUndefined();
     expect(raced.first.data?.disableTotp).toMatchObject({ mfaEnabled: false, mfaMethods: [] });
     expect(errorCode(raced.second)).toBe('INVALID_CODE');
@@ -243,7 +199,7 @@ describe.each(mariadb)('the MFA step whose factor is taken off between its check
     clock.advance(TOTP_STEP_MS);
     const { mfaToken } = await mfaRequired(t.gql, account);
     const raced = await queueAtRows(
-      t,
+      t.databaseUrl,
       RECOVERY_CODE_ROWS,
       [account.user.id],
       {
@@ -257,7 +213,7 @@ describe.each(mariadb)('the MFA step whose factor is taken off between its check
       },
       { run: () => t.gql(VERIFY_MFA, { input: { mfaToken, recoveryCode: codes[0] } }), waitsOn: RECOVERY_CODE_SPEND },
     );
-    expect(raced.waited).toEqual([true, true]);
+    expect([raced.firstWaited, raced.secondWaited]).toEqual([true, true]);
     expect(errorCode(raced.first)).toBeUndefined();
     expect(raced.first.data?.regenerateRecoveryCodes.codes).toHaveLength(10);
     expect(errorCode(raced.second)).toBe('INVALID_CODE');
@@ -277,13 +233,13 @@ describe.each(mariadb)('the MFA step whose factor is taken off between its check
     const step = (mfaToken: string) => () =>
       t.gql<{ verifyMfa: { session: { id: string } } }>(VERIFY_MFA, { input: { mfaToken, recoveryCode: codes[0] } });
     const raced = await queueAtRows(
-      t,
+      t.databaseUrl,
       RECOVERY_CODE_ROWS,
       [account.user.id],
       { run: step(one.mfaToken), waitsOn: RECOVERY_CODE_SPEND },
       { run: step(other.mfaToken), waitsOn: RECOVERY_CODE_SPEND },
     );
-    expect(raced.waited).toEqual([true, true]);
+    expect([raced.firstWaited, raced.secondWaited]).toEqual([true, true]);
     expect(errorCode(raced.first)).toBeUndefined();
     expect(errorCode(raced.second)).toBe('INVALID_CODE');
     expect(extensionsOf(raced.second)?.field).toBe('recoveryCode');

@@ -67,28 +67,36 @@ export interface Contender<T> {
 }
 
 /**
- * Holds `userId`'s row, starts `first` and waits until it queues on its statement (or ends: where it takes no such
- * lock it may finish, or fail, without waiting), then `second` likewise, then lets them go, first come first served.
- * Answers both results and whether each was seen waiting.
+ * Holds the rows `lockingRead` locks (`?` placeholders for `params`), starts `first` and waits until its statement
+ * queues behind them (or it ends: where it takes no such lock it may finish, or fail, without waiting), then
+ * `second` likewise, then lets them go, first come first served. Both may queue on the same statement: each is seen
+ * waiting when one more runs than before it started. Answers both results and whether each was seen waiting.
  */
-export async function queueAtUserRow<A, B>(
+export async function queueAtRows<A, B>(
   databaseUrl: string,
-  userId: string,
+  lockingRead: string,
+  params: readonly unknown[],
   first: Contender<A>,
   second: Contender<B>,
 ): Promise<{ first: A; second: B; firstWaited: boolean; secondWaited: boolean }> {
   const holder = await rowHolder(databaseUrl);
   try {
-    await holder.holdUser(userId);
+    await holder.hold(lockingRead, params);
     const start = async <T>(contender: Contender<T>) => {
+      const before = await holder.running(contender.waitsOn);
       let done = false;
       const running = contender.run().finally(() => {
         done = true;
       });
       // Handled where it is awaited; kept from counting as unhandled meanwhile.
       running.catch(() => {});
-      await holder.waitingOn(contender.waitsOn, () => done);
-      return { running, waited: !done };
+      let queued = false;
+      for (let i = 0; i < 500 && !done && !queued; i++) {
+        queued = (await holder.running(contender.waitsOn)) > before;
+        if (!queued) await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      if (!done && !queued) throw new Error(`nothing waits on ${contender.waitsOn}`);
+      return { running, waited: queued };
     };
     const a = await start(first);
     const b = await start(second);
@@ -98,3 +106,7 @@ export async function queueAtUserRow<A, B>(
     await holder.end();
   }
 }
+
+/** queueAtRows at `userId`'s row. */
+export const queueAtUserRow = <A, B>(databaseUrl: string, userId: string, first: Contender<A>, second: Contender<B>) =>
+  queueAtRows(databaseUrl, 'SELECT id FROM users WHERE id = ? FOR UPDATE', [userId], first, second);
