@@ -7,13 +7,21 @@
 // to hold).
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AuditEvent, MfaTotp, Passkey, RecoveryCode, User } from '../src/db/entities.ts';
+import { AuditEvent, MfaTotp, Passkey, RecoveryCode, Session, User } from '../src/db/entities.ts';
 import type { Em } from '../src/db/orm.ts';
 import { signInAsAdmin } from './support/admin.ts';
 import { dialects, startTestApp, type TestApp } from './support/app.ts';
 import { expectUnauthenticated } from './support/expect.ts';
 import type { FakeGitHub } from './support/github.ts';
-import { type GraphQLResponse, loginUser, PAYLOAD, type Payload, registerUser, signIn } from './support/graphql.ts';
+import {
+  type GraphQLResponse,
+  loginUser,
+  PAYLOAD,
+  type Payload,
+  registerUser,
+  revokeSession,
+  signIn,
+} from './support/graphql.ts';
 import { CONFIRM_TOTP, START_TOTP, totpCode } from './support/mfa.ts';
 import { authorize, githubAccount, REDIRECT, startProviders, type TestProviders } from './support/oauth.ts';
 import type { TestOidcProvider } from './support/oidc.ts';
@@ -453,3 +461,234 @@ describe.each(mariadb)('an email verification racing the revocation of its sessi
     expect(waited).toBe(true);
   });
 });
+
+// Revocations asked for by a session that is itself being revoked (revokeSession, revokeOtherSessions, an admin's
+// revokeUserSessions): held at the session rows they revoke rather than at a user row, which they do not take.
+
+/** The app's locking read of session rows (Sessions.revokeIn, holdCallerSession). */
+const SESSIONS_LOCK = 'select%from `sessions`%for update%';
+const REVOKE_OTHER_SESSIONS = 'mutation { revokeOtherSessions }';
+const REVOKE_USER_SESSIONS = 'mutation($id: ID!) { revokeUserSessions(userId: $id) }';
+
+/** Which request's answer arrived: the racing change's, or that of the revocation of the session asking for it. */
+type Answered = 'change' | 'revocation';
+
+/**
+ * Resolves once one more statement like SESSIONS_LOCK runs on another connection than `before` (it queues behind
+ * a held row, as a rule), or once `ended()` is true (the request ended without waiting there).
+ */
+async function queuedAtSessions(holder: RowHolder, before: number, ended: () => boolean): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    if (ended() || (await holder.running(SESSIONS_LOCK)) > before) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`nothing waits on ${SESSIONS_LOCK}`);
+}
+
+/**
+ * Holds the session rows `held` from another connection, sends `change` and waits until it queues behind them at
+ * its locking read of sessions; then sends `revocation` (when given: the revocation of the session that asks for
+ * the change) and lets the rows go once that has been answered or queues too. Resolves to both answers and the
+ * order in which they arrived.
+ */
+async function raceAtSessions(
+  t: TestApp,
+  held: readonly string[],
+  change: () => Promise<GraphQLResponse>,
+  revocation?: () => Promise<GraphQLResponse>,
+): Promise<{ change: GraphQLResponse; revocation: GraphQLResponse | undefined; answered: Answered[] }> {
+  const holder = await rowHolder(t.databaseUrl);
+  const answered: Answered[] = [];
+  try {
+    await holder.hold('SELECT id FROM sessions WHERE id IN (?) FOR UPDATE', [held]);
+    const changing = change().finally(() => answered.push('change'));
+    // Handled where it is awaited; kept from counting as unhandled meanwhile.
+    changing.catch(() => {});
+    await queuedAtSessions(holder, 0, () => answered.includes('change'));
+    expect(answered, 'the change waits at the held sessions').toEqual([]);
+    let revoking: Promise<GraphQLResponse> | undefined;
+    if (revocation) {
+      const before = await holder.running(SESSIONS_LOCK);
+      revoking = revocation().finally(() => answered.push('revocation'));
+      revoking.catch(() => {});
+      // Answered, as a rule; it may wait instead for the change, which may hold the session it revokes already.
+      await queuedAtSessions(holder, before, () => answered.includes('revocation'));
+    }
+    await holder.release();
+    return { change: await changing, revocation: await revoking, answered };
+  } finally {
+    await holder.end();
+  }
+}
+
+/** Which of `ids` are still active sessions. */
+async function stillActive(t: TestApp, ids: readonly string[]): Promise<string[]> {
+  const rows = await (t.app.orm.em.fork() as Em).find(Session, { id: { $in: [...ids] }, revokedReason: null });
+  return rows.map((row) => row.id).sort();
+}
+
+/**
+ * The class's rule for a change racing the revocation of the session that asks for it: either the change is
+ * refused (SESSION_REVOKED) and `untouched` are still active, or it was answered before the revocation was.
+ */
+async function expectRefusedOrFirst(
+  t: TestApp,
+  race: { change: GraphQLResponse; answered: Answered[] },
+  untouched: readonly string[],
+  schedule: string,
+): Promise<void> {
+  if (race.answered[0] === 'change') {
+    expect(race.answered, schedule).toEqual(['change', 'revocation']);
+    return;
+  }
+  const outcome = { reason: race.change.errors?.[0]?.extensions?.reason, active: await stillActive(t, untouched) };
+  expect(outcome, `${schedule}: answered after the revocation of its session`).toEqual({
+    reason: 'SESSION_REVOKED',
+    active: [...untouched].sort(),
+  });
+  expectUnauthenticated(race.change, 'SESSION_REVOKED');
+}
+
+describe.each(mariadb)('a revocation asked for by a session that is itself being revoked, on %s', (dialect) => {
+  let t: TestApp;
+
+  beforeAll(async () => {
+    t = await startTestApp({ dialect });
+  });
+
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  /**
+   * One account signed in three times, given the roles of the race by where their session ids fall in the
+   * sessions' primary key (the order in which one statement locks them): 'target first' makes the owner's
+   * session O1, which the intruder revokes, the lowest id, so the intruder's request waits at it holding nothing;
+   * 'intruder first' makes the intruder's session I the lowest, so that request may hold I while it waits at O1.
+   * O2 is the owner's session that revokes I.
+   */
+  async function sessionsFor(schedule: 'target first' | 'intruder first') {
+    const account = await registerUser(t.gql);
+    const payloads = [
+      account,
+      await signIn(t.gql, account.user.email, account.password),
+      await signIn(t.gql, account.user.email, account.password),
+    ];
+    const sorted = await (t.app.orm.em.fork() as Em).find(
+      Session,
+      { user: account.user.id },
+      { orderBy: { id: 'asc' }, fields: ['id'] },
+    );
+    const [low, middle, high] = sorted.map(
+      ({ id }) => payloads.find((payload) => payload.session.id === id) as Payload,
+    ) as [Payload, Payload, Payload];
+    return schedule === 'target first'
+      ? { o1: low, intruder: middle, o2: high }
+      : { intruder: low, o1: middle, o2: high };
+  }
+
+  const SCHEDULES = ['target first', 'intruder first'] as const;
+
+  it("revokeSession of the owner's session is refused once the intruder's revocation has been answered", async () => {
+    for (const schedule of SCHEDULES) {
+      const { o1, intruder, o2 } = await sessionsFor(schedule);
+      const race = await raceAtSessions(
+        t,
+        [o1.session.id],
+        () => revokeSession(t.gql, o1.session.id, intruder.accessToken),
+        () => revokeSession(t.gql, intruder.session.id, o2.accessToken),
+      );
+      await expectRefusedOrFirst(t, race, [o1.session.id, o2.session.id], schedule);
+    }
+  });
+
+  it("revokeOtherSessions is refused once the intruder's revocation has been answered", async () => {
+    for (const schedule of SCHEDULES) {
+      const { o1, intruder, o2 } = await sessionsFor(schedule);
+      const race = await raceAtSessions(
+        t,
+        [o1.session.id],
+        () => t.gql(REVOKE_OTHER_SESSIONS, {}, { token: intruder.accessToken }),
+        () => revokeSession(t.gql, intruder.session.id, o2.accessToken),
+      );
+      await expectRefusedOrFirst(t, race, [o1.session.id, o2.session.id], schedule);
+    }
+  });
+
+  it('each lands when nothing revokes the asking session meanwhile (the controls)', async () => {
+    const one = await sessionsFor('target first');
+    const revoked = await raceAtSessions(t, [one.o1.session.id], () =>
+      revokeSession(t.gql, one.o1.session.id, one.intruder.accessToken),
+    );
+    expect(revoked.change.data).toEqual({ revokeSession: true });
+    expect(await stillActive(t, [one.o1.session.id, one.o2.session.id])).toEqual([one.o2.session.id]);
+
+    const all = await sessionsFor('target first');
+    const others = await raceAtSessions(t, [all.o1.session.id], () =>
+      t.gql(REVOKE_OTHER_SESSIONS, {}, { token: all.intruder.accessToken }),
+    );
+    expect(others.change.data).toEqual({ revokeOtherSessions: 2 });
+    const ids = [all.o1.session.id, all.o2.session.id, all.intruder.session.id];
+    expect(await stillActive(t, ids)).toEqual([all.intruder.session.id]);
+  });
+});
+
+describe.each(mariadb)(
+  "an admin's revokeUserSessions racing the revocation of the admin's session, on %s",
+  (dialect) => {
+    let t: TestApp;
+
+    beforeAll(async () => {
+      t = await startTestApp({ dialect });
+    });
+
+    afterAll(async () => {
+      await t?.close();
+    });
+
+    /**
+     * A user signed in twice, whose sessions are held while an admin's revokeUserSessions of them waits there; the
+     * revocation of the admin's session that `prepare` makes ready (signing in beforehand: a sign-in meanwhile could
+     * wait at the gap locks of the held request) runs meanwhile. The race, and the user's sessions.
+     */
+    async function revokeUserSessionsHeld(
+      prepare?: (admin: Payload) => Promise<() => Promise<GraphQLResponse>>,
+    ): Promise<{ race: Awaited<ReturnType<typeof raceAtSessions>>; sessions: string[] }> {
+      const admin = await signInAsAdmin(t);
+      const user = await registerUser(t.gql);
+      const again = await signIn(t.gql, user.user.email, user.password);
+      const sessions = [user.session.id, again.session.id];
+      const revocation = await prepare?.(admin);
+      const race = await raceAtSessions(
+        t,
+        sessions,
+        () => t.gql(REVOKE_USER_SESSIONS, { id: user.user.id }, { token: admin.accessToken }),
+        revocation,
+      );
+      return { race, sessions };
+    }
+
+    it("is refused once the revocation of the admin's session by the admin, from another session, is answered", async () => {
+      const { race, sessions } = await revokeUserSessionsHeld(async (admin) => {
+        const other = await signIn(t.gql, admin.user.email, 'correct horse battery');
+        return () => revokeSession(t.gql, admin.session.id, other.accessToken);
+      });
+      await expectRefusedOrFirst(t, race, sessions, 'revoked from its own other session');
+    });
+
+    it("is refused once another admin's revokeUserSessions of the admin has been answered", async () => {
+      const { race, sessions } = await revokeUserSessionsHeld(async (admin) => {
+        const other = await signInAsAdmin(t);
+        return () => t.gql(REVOKE_USER_SESSIONS, { id: admin.user.id }, { token: other.accessToken });
+      });
+      await expectRefusedOrFirst(t, race, sessions, 'revoked by another admin');
+    });
+
+    it("lands when nothing revokes the admin's session meanwhile (the control)", async () => {
+      const { race, sessions } = await revokeUserSessionsHeld();
+      expect(race.change.data).toEqual({ revokeUserSessions: 2 });
+      expect(await stillActive(t, sessions)).toEqual([]);
+      expect(race.answered).toEqual(['change']);
+    });
+  },
+);

@@ -272,18 +272,23 @@ export async function changeUserDisabled(
   return user;
 }
 
-/** Ends every session of a user (reason REVOKED_BY_ADMIN); returns how many were active. */
+/**
+ * Ends every session of a user (reason REVOKED_BY_ADMIN); returns how many were active. UNAUTHENTICATED
+ * SESSION_REVOKED, ending none, when the admin's own session was revoked while the request ran.
+ */
 export async function revokeUserSessions(deps: AdminDeps, call: Call, { userId }: { userId: string }): Promise<number> {
   const { em, meta } = call;
   const actorId = callerOf(call).sub;
   if ((await em.count(User, { id: userId })) === 0) throw new AuthError('NOT_FOUND', 'No such user');
-  return deps.sessions.revoke(em, {
-    userId,
-    sessionIds: 'all',
-    reason: 'REVOKED_BY_ADMIN',
-    meta,
-    extra: { type: 'USER_SESSIONS_REVOKED', userId, detail: { by: actorId } },
+  const revocation = await transactional(em, async (tx) => {
+    // The admin's session before the user's (the order of caller-session.ts): a revocation of it answered first
+    // is seen here, one still running waits until these sessions are ended.
+    await holdCallerSession(tx, call.caller);
+    const done = await deps.sessions.revokeIn(tx, { userId, sessionIds: 'all', reason: 'REVOKED_BY_ADMIN', meta });
+    audit(tx, meta, { type: 'USER_SESSIONS_REVOKED', userId, detail: { by: actorId } }, new Date(done.revokedAt));
+    return done;
   });
+  return deps.sessions.published(revocation);
 }
 
 /** A user by id, for admins; null when there is none. */

@@ -66,6 +66,14 @@ export interface RevocationOrder {
   readonly meta: RequestMeta;
   /** A session to leave alone (the caller's own, for "all other sessions"). */
   readonly except?: string;
+  /**
+   * The session of `userId`'s that asks for the revocation (a user's own request): locked by the same statement
+   * as the rows revoked, and UNAUTHENTICATED SESSION_REVOKED when it is no longer active, so that a session thrown
+   * out while its request ran revokes nothing once that was answered (src/sessions/caller-session.ts). Revoked
+   * itself only when it is one of `sessionIds` and not `except`. A request on behalf of another user's session
+   * (an admin's) holds that one with holdCallerSession instead.
+   */
+  readonly askedBy?: string;
 }
 
 export interface SessionSettings {
@@ -301,15 +309,22 @@ export class Sessions {
 
   /**
    * Marks active sessions of one user revoked inside the caller's transaction, with an audit row each.
-   * Returns the ids it revoked; the caller publishes them with `published` after commit.
+   * Returns the ids it revoked; the caller publishes them with `published` after commit. UNAUTHENTICATED
+   * SESSION_REVOKED, revoking nothing, when `askedBy` is no longer active.
    */
   async revokeIn(tx: Em, order: RevocationOrder): Promise<Revocation> {
-    const { userId, sessionIds, reason, meta, except } = order;
+    const { userId, sessionIds, reason, meta, except, askedBy } = order;
     const asOf = new Date(this.#clock.now());
     // `revokedReason` (set together with revokedAt, and not indexed) rather than `revokedAt` marks the active
     // rows here: a condition on the revoked-at index would let MySQL lock that index before the rows, the
     // opposite order to the refresh's UPDATE, and deadlock with it. Lock order everywhere: session rows
     // (by primary key or by user), then the indexes the UPDATE changes.
+    // The asking session (`askedBy`) is read by this same statement (for 'all' it is among the user's rows
+    // anyway): InnoDB locks what one statement reads in index order, so two such requests (an intruder's and the
+    // owner's, each revoking the other's session) cannot each hold a row the other waits for. A transaction that
+    // holds its caller's session first (holdCallerSession) and then revokes here can still meet one of these in a
+    // cycle; InnoDB then rolls one back and `transactional` runs it again, as for any deadlock.
+    const read = sessionIds === 'all' ? sessionIds : [...sessionIds, ...(askedBy === undefined ? [] : [askedBy])];
     // A session whose refresh token has expired is over already (its access tokens never outlive its refresh
     // token, see `issue`): nothing to revoke, count or announce. Expired as of before the read (`asOf`): the
     // condition must name a time before the rows are locked, and a session cannot come back to life, so none still
@@ -319,7 +334,7 @@ export class Sessions {
       user: userId,
       revokedReason: null,
       expiresAt: { $gt: asOf },
-      ...(sessionIds === 'all' ? {} : { id: { $in: [...sessionIds] } }),
+      ...(read === 'all' ? {} : { id: { $in: read } }),
     };
     // FOR UPDATE on MySQL: also keeps a racing sign-in from adding a session this revocation would miss.
     const rows = await tx.find(Session, where, {
@@ -327,8 +342,10 @@ export class Sessions {
       disableIdentityMap: true,
       lockMode: LockMode.PESSIMISTIC_WRITE,
     });
+    if (askedBy !== undefined && !rows.some((r) => r.id === askedBy)) throw unauthenticated('SESSION_REVOKED');
     const at = revocationTime(this.#clock);
-    const revoked = rows.filter((r) => r.id !== except);
+    const asked = (id: string) => sessionIds === 'all' || sessionIds.includes(id);
+    const revoked = rows.filter((r) => r.id !== except && asked(r.id));
     const ids = revoked.map((r) => r.id);
     if (ids.length > 0) {
       await tx.nativeUpdate(Session, { id: { $in: ids } }, { revokedAt: at, revokedReason: reason });
@@ -403,20 +420,19 @@ export class Sessions {
     return { row, refreshToken };
   }
 
-  /** Revokes one active session of `userId`'s; NOT_FOUND when it is not one (another's, revoked or expired). */
+  /**
+   * Revokes one active session of `userId`'s; NOT_FOUND when it is not one (another's, revoked or expired), as
+   * read under the lock of its revocation. With `askedBy`, UNAUTHENTICATED SESSION_REVOKED first when the asking
+   * session is no longer active (revokeIn).
+   */
   async revokeOwn(em: Em, order: Omit<RevocationOrder, 'sessionIds' | 'except'> & { sessionId: string }) {
-    const row = await em.findOne(
-      Session,
-      {
-        id: order.sessionId,
-        user: order.userId,
-        revokedReason: null,
-        expiresAt: { $gt: new Date(this.#clock.now()) },
-      },
-      { fields: ['id', 'revokedAt'] },
-    );
-    if (!row) throw new AuthError('NOT_FOUND', 'No such session');
-    await this.revoke(em, { ...order, sessionIds: [order.sessionId] });
+    const revocation = await transactional(em, async (tx) => {
+      const done = await this.revokeIn(tx, { ...order, sessionIds: [order.sessionId] });
+      // Nothing was written: the rollback undoes no more than the locks.
+      if (done.sessionIds.length === 0) throw new AuthError('NOT_FOUND', 'No such session');
+      return done;
+    });
+    await this.published(revocation);
   }
 
   /** Active sessions, newest first. */

@@ -36,14 +36,27 @@ export async function logout(deps: UserSessionsDeps, call: Call): Promise<true> 
   return true;
 }
 
-/** Revokes one of the caller's active sessions (REVOKED_BY_USER); NOT_FOUND for any other id. */
+/**
+ * Revokes one of the caller's active sessions (REVOKED_BY_USER); NOT_FOUND for any other id. UNAUTHENTICATED
+ * SESSION_REVOKED when the caller's own session was revoked while the request ran: a session thrown out by its
+ * owner signs nobody out once that has been answered.
+ */
 export async function revokeSession(deps: UserSessionsDeps, call: Call, { id }: { id: string }): Promise<true> {
-  const userId = callerOf(call).sub;
-  await deps.sessions.revokeOwn(call.em, { userId, sessionId: id, reason: 'REVOKED_BY_USER', meta: call.meta });
+  const { sub, sid } = callerOf(call);
+  await deps.sessions.revokeOwn(call.em, {
+    userId: sub,
+    sessionId: id,
+    reason: 'REVOKED_BY_USER',
+    meta: call.meta,
+    askedBy: sid,
+  });
   return true;
 }
 
-/** Revokes every active session of the caller's but the current one (REVOKED_BY_USER); returns how many. */
+/**
+ * Revokes every active session of the caller's but the current one (REVOKED_BY_USER); returns how many.
+ * UNAUTHENTICATED SESSION_REVOKED, revoking none, when the current one was revoked while the request ran.
+ */
 export function revokeOtherSessions(deps: UserSessionsDeps, call: Call): Promise<number> {
   const { sub, sid } = callerOf(call);
   return deps.sessions.revoke(call.em, {
@@ -52,5 +65,6 @@ export function revokeOtherSessions(deps: UserSessionsDeps, call: Call): Promise
     reason: 'REVOKED_BY_USER',
     meta: call.meta,
     except: sid,
+    askedBy: sid,
   });
 }
