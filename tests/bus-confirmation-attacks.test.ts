@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BUS_CONFIRMATION_TIMEOUT_MS, REVOCATION_CHANNEL } from '../src/events/redis.ts';
+import { BUS_CONFIRMATION_TIMEOUT_MS, confirmationChannel, REVOCATION_CHANNEL } from '../src/events/redis.ts';
 import { dialects, type TestApp } from './support/app.ts';
 import {
   holdSubscription,
@@ -104,7 +104,7 @@ describe.skipIf(!serviceAvailable('redis-server'))('bus confirmations under atta
       await until(() => a.app.bus.live() && b.app.bus.live(), 'both instances to be subscribed');
       const user = await registerUser(a.gql, { displayName: 'Before' });
       expect((await me(b.gql, user.accessToken, 'displayName')).data?.me).toEqual({ displayName: 'Before' });
-      const channels = async () => ((await admin.pubsub('CHANNELS', 'auth:confirmations:*')) as string[]).sort();
+      const channels = async () => ((await admin.pubsub('CHANNELS', confirmationChannel('*'))) as string[]).sort();
       const before = await channels();
       expect(before).toHaveLength(2);
       const port = subscriberPort(a);
@@ -170,7 +170,7 @@ describe.skipIf(!serviceAvailable('redis-server'))('bus confirmations under atta
         leaver.on('message', (channel: string, message: string) => {
           if (channel !== REVOCATION_CHANNEL || !message.includes(user.user.id)) return;
           const { from, id } = JSON.parse(message) as { from: string; id: string };
-          void confirmer.publish(`auth:confirmations:${from}`, `${id} ${third}`).then(() => {
+          void confirmer.publish(confirmationChannel(from), `${id} ${third}`).then(() => {
             confirmed = true;
             leaver.disconnect();
             resolve();
@@ -178,7 +178,7 @@ describe.skipIf(!serviceAvailable('redis-server'))('bus confirmations under atta
         });
       });
       const held = await leaver
-        .subscribe(REVOCATION_CHANNEL, `auth:confirmations:${third}`)
+        .subscribe(REVOCATION_CHANNEL, confirmationChannel(third))
         .then(() =>
           withSubscriptionHeld(
             b.app,
@@ -233,8 +233,8 @@ describe.skipIf(!serviceAvailable('redis-server'))('bus confirmations under atta
       await until(() => a.app.bus.live() && b.app.bus.live(), 'both instances to be subscribed');
       const user = await registerUser(a.gql, { displayName: 'Before' });
       expect((await me(b.gql, user.accessToken, 'displayName')).data?.me).toEqual({ displayName: 'Before' });
-      const confirmations = (await admin.pubsub('CHANNELS', 'auth:confirmations:*')) as string[];
-      const ids = confirmations.map((channel) => channel.slice('auth:confirmations:'.length));
+      const confirmations = (await admin.pubsub('CHANNELS', confirmationChannel('*'))) as string[];
+      const ids = confirmations.map((channel) => channel.slice(confirmationChannel('').length));
       const junk = [
         '',
         'x',

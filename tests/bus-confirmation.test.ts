@@ -2,6 +2,7 @@
 // every instance Redis handed the bus message to has applied it (a user's row, a revoked session, a disabled
 // client), even when the other instance is slow to read it. What else listens on the channel (an instance of a
 // version before confirmations, `redis-cli SUBSCRIBE`) is not waited for.
+import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUS_CONFIRMATION_TIMEOUT_MS, REVOCATION_CHANNEL } from '../src/events/redis.ts';
@@ -109,6 +110,42 @@ describe.skipIf(!serviceAvailable('redis-server'))('bus messages confirmed by ev
         expect((await me(b.gql, user.accessToken, 'displayName')).data?.me).toEqual({ displayName: 'After' });
       } finally {
         outsider.disconnect();
+      }
+    });
+
+    it('an instance of the version that confirmed with bare message ids (a rolling deploy): neither waits for the other', async () => {
+      // That version, as it is on the wire: subscribed to the bus and to `auth:confirmations:<its id>` in one
+      // SUBSCRIBE, it confirmed a message by publishing the bare message id on `auth:confirmations:<publisher>`, and
+      // a publish of its own waited for as many confirmations as `auth:confirmations:*` listed channels.
+      const old = randomUUID();
+      const oldSubscriber = new Redis(redis.url, { lazyConnect: true });
+      const oldCommands = new Redis(redis.url, { lazyConnect: true });
+      await Promise.all([oldSubscriber.connect(), oldCommands.connect()]);
+      try {
+        const user = await registerUser(a.gql, { displayName: 'Before' });
+        expect((await me(b.gql, user.accessToken, 'displayName')).data?.me).toEqual({ displayName: 'Before' });
+        const confirmedByOld = new Promise<void>((resolve) => {
+          oldSubscriber.on('message', (channel: string, message: string) => {
+            if (channel !== REVOCATION_CHANNEL || !message.includes(user.user.id)) return;
+            const { from, id } = JSON.parse(message) as { from: string; id: string };
+            void oldCommands.publish(`auth:confirmations:${from}`, id).then(() => resolve());
+          });
+        });
+        await oldSubscriber.subscribe(REVOCATION_CHANNEL, `auth:confirmations:${old}`);
+        // What an instance of that version counts as instances that confirm: itself only, not these (whose
+        // confirmations it could not read, so it would wait out its bound for them on every change).
+        expect(await oldCommands.pubsub('CHANNELS', 'auth:confirmations:*')).toEqual([`auth:confirmations:${old}`]);
+        warnings.length = 0;
+        const answer = await a.gql(UPDATE_PROFILE, { name: 'After' }, { token: user.accessToken });
+        expect(answer.data).toEqual({ updateProfile: { id: user.user.id, displayName: 'After' } });
+        // It did hear the change and confirm it, its way.
+        await confirmedByOld;
+        // A did not wait out the bound for a confirmation it cannot read.
+        expect(warnings.filter((line) => line.includes(UNCONFIRMED_WARNING))).toEqual([]);
+        expect((await me(b.gql, user.accessToken, 'displayName')).data?.me).toEqual({ displayName: 'After' });
+      } finally {
+        oldSubscriber.disconnect();
+        oldCommands.disconnect();
       }
     });
   });

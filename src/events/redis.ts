@@ -21,11 +21,14 @@ import {
 
 export const REVOCATION_CHANNEL = 'auth:revocations';
 /**
- * Where instance `id` hears the confirmations of what it published: `auth:confirmations:<id>`. Subscribed with the
+ * Where instance `id` hears the confirmations of what it published: `auth:confirmed:<id>`. Subscribed with the
  * bus's channel in one SUBSCRIBE, it also marks the connection as an instance that confirms: what else listens (an
  * instance of a version before confirmations during a rolling deploy, `redis-cli SUBSCRIBE`) is not waited for.
+ * Not `auth:confirmations:<id>`, where instances of the version that confirmed with a bare message id heard them
+ * and counted, by that pattern, whom to wait for: across a rolling deploy from it, neither version lists the
+ * other's instances, whose confirmations it could not read (each change would wait out the bound).
  */
-const confirmationChannel = (id: string) => `auth:confirmations:${id}`;
+export const confirmationChannel = (id: string) => `auth:confirmed:${id}`;
 const CONFIRMING_INSTANCES = confirmationChannel('*');
 /**
  * How long a publish waits for every receiver's confirmation (2.5 s). Past it the publish resolves anyway and logs
