@@ -24,7 +24,9 @@ export async function updateProfile(
 ): Promise<UserRow> {
   const caller = callerOf(call);
   const displayName = input.displayName === undefined ? undefined : normalizeDisplayName(input.displayName);
-  if (displayName === undefined) return callerAccount(call);
+  const current = await callerAccount(call);
+  // Nothing to write: no lock taken (a user's sign-ins wait for an exclusive lock on the user row).
+  if (displayName === undefined || displayName === (current.displayName ?? null)) return current;
   return transactional(call.em, async (tx) => {
     // Compared with and written from the row as it is under the lock, not a copy read before it.
     const user = await lockCallerAccount(tx, caller);
