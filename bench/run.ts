@@ -1,8 +1,9 @@
 // npm run bench: loads the service, a bare Yoga + jose floor, a bare SQLite + jose refresh floor and raw bcrypt in
-// one run, plus `me` and `refresh` spread over 10,000 accounts, and prints one table; the same rows on a throwaway
-// mariadbd (the service, its spread instance and the refresh floor on MariaDB; BENCH_MARIADB=0 skips them) in a
-// second table; then revocation latency over graphql-ws (same instance and across two sharing Redis) and memory per
-// idle subscription; then the verifier package's rows (bench/revocation.ts): revocation → refusal and verify()
+// one run, plus `me` and `refresh` spread over 10,000 accounts, and prints one table, with requestPasswordReset's
+// answer time for addresses with and without an account under it; the same rows on a throwaway mariadbd (the
+// service, its spread instance and the refresh floor on MariaDB; BENCH_MARIADB=0 skips them) in a second table;
+// then revocation latency over graphql-ws (same instance and across two sharing Redis) and memory per idle
+// subscription; then the verifier package's rows (bench/revocation.ts): revocation → refusal and verify()
 // throughput against jose.
 // BENCH_ONLY=revocation,verify (either or both) runs only those rows, on processes of their own.
 import { generateKeyPairSync } from 'node:crypto';
@@ -16,6 +17,7 @@ import { meterOtherCpu, meterThreads } from './cpu.ts';
 import { gql, type LoadResult, measure, type Scenario } from './load.ts';
 import { benchRealtime, printRealtime, type RealtimeResults, type Stoppable } from './realtime.ts';
 import type { SessionsRequest } from './refresh-floor.ts';
+import { measureResetAnswers, printResetAnswers } from './reset.ts';
 import { benchVerifierPackage, printVerifierPackage, VERIFIER_SECTIONS } from './revocation.ts';
 import type { BenchClient } from './service.ts';
 import {
@@ -52,6 +54,8 @@ const SPREAD_P99_OVER_P50 = 2;
  * measures active users, whose rows an instance has cached, rather than each account's first request.
  */
 const SPREAD_WARMUP_SECONDS = 8;
+/** requestPasswordReset's answer time: this many known addresses (spread accounts, each asked once) and unknown. */
+const RESET_SAMPLES = 500;
 
 // The token path: `me` answered from the verified claims, as DESIGN.md's hot path says (the target row).
 const ME_QUERY = '{ me { id roles } }';
@@ -324,6 +328,12 @@ try {
       CONNECTIONS,
     ),
   );
+  log(`requestPasswordReset: ${RESET_SAMPLES} addresses with an account and ${RESET_SAMPLES} without, one at a time`);
+  const resetAnswers = await measureResetAnswers(
+    spreadService.message.url,
+    RESET_SAMPLES,
+    (i) => `spread-${i}@example.com`,
+  );
   await Promise.all([stopped(refreshFloor), stopped(spreadService)]);
 
   log(`raw bcrypt.compare: ${SECONDS} s with ${BCRYPT_IN_FLIGHT} in flight`);
@@ -577,6 +587,7 @@ try {
     ['me { id email }', meReadService],
     ['refresh', refresh],
   ]);
+  printResetAnswers('', resetAnswers);
   if (mariadbRows) {
     console.log(
       '\nThe same rows on a throwaway mariadbd (the service, its spread instance and the refresh floor on MariaDB; the me ' +
