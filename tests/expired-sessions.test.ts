@@ -2,20 +2,24 @@
 // revocations, NOT_FOUND for revokeSession; and no access token of a session outlives its refresh token.
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { User } from '../src/db/entities.ts';
+import { Session, User } from '../src/db/entities.ts';
 import type { Em } from '../src/db/orm.ts';
 import type { SessionRevokedEvent } from '../src/events/revocation-bus.ts';
+import { signInAsAdmin } from './support/admin.ts';
 import { dialects, startTestApp, type TestApp } from './support/app.ts';
+import { createTestClient } from './support/client-credentials.ts';
 import { TestClock } from './support/clock.ts';
 import {
   errorCode,
   type Gql,
+  LOGIN_MUTATION,
   loginUser,
   type Payload,
   refreshToken,
   registerUser,
   revokeSession,
 } from './support/graphql.ts';
+import { rowHolder } from './support/row-locks.ts';
 
 const MINUTE = 60_000;
 const DAY = 24 * 60 * MINUTE;
@@ -96,3 +100,115 @@ describe.each(dialects())('expired sessions on %s', (dialect) => {
     }
   });
 });
+
+// MariaDB only: a connection of the test's holds the expiring session's row while the revocation's locking read
+// waits on it (SQLite runs one transaction at a time in the process: no wait to force). The session's refresh token
+// expires during the wait; the revocation must then treat it as it treats one expired before it started.
+describe.each(dialects().filter((dialect) => dialect === 'mysql'))(
+  'a session that expires while its revocation waits on its row, on %s',
+  (dialect) => {
+    let t: TestApp;
+    const clock = new TestClock();
+    const events: SessionRevokedEvent[] = [];
+    const gql: Gql = (query, variables, options) => t.gql(query, variables, options);
+
+    beforeAll(async () => {
+      t = await startTestApp({ dialect, clock, env: { REFRESH_TOKEN_TTL: '30d', SESSION_MAX_AGE: '90d' } });
+      t.app.bus.subscribe((event) => events.push(event));
+    });
+    afterAll(() => t?.close());
+
+    /**
+     * Runs `revocation` while the test holds `expiring`'s row, moves the clock past that session's end while the
+     * revocation waits on it, then lets it go; answers the revocation's response and the session ids announced.
+     */
+    async function revokedAcrossItsEnd<T>(expiring: Payload, revocation: () => Promise<T>) {
+      const holder = await rowHolder(t.databaseUrl);
+      try {
+        await holder.hold('SELECT id FROM sessions WHERE id = ? FOR UPDATE', [expiring.session.id]);
+        const before = events.length;
+        let ended = false;
+        const running = revocation().finally(() => {
+          ended = true;
+        });
+        // The revocation's read (it names the time; holdCallerSession's read of the asker's session does not).
+        await holder.waitingOn('select%from `sessions`%`expires_at` >%for update%', () => ended);
+        expect(ended).toBe(false);
+        clock.advance(2 * MINUTE);
+        expect(Date.parse(expiring.refreshTokenExpiresAt)).toBeLessThan(clock.now());
+        await holder.release();
+        const response = await running;
+        return { response, announced: events.slice(before).flatMap((event) => event.sessionIds) };
+      } finally {
+        await holder.end();
+      }
+    }
+
+    /** A user with a session a minute from its end (`expiring`) and one alive, with a fresh access token. */
+    async function expiringAndAlive(clientId?: string) {
+      const user = await registerUser(gql);
+      const expiring =
+        clientId === undefined
+          ? user
+          : ((
+              await gql<{ login: Payload }>(LOGIN_MUTATION, {
+                input: { email: user.user.email, password: user.password, clientId },
+              })
+            ).data?.login as Payload);
+      clock.advance(20 * DAY);
+      const alive = (await loginUser(gql, user.user.email, user.password)).data?.login as Payload;
+      clock.advance(10 * DAY - MINUTE);
+      const fresh = (await refreshToken(gql, alive.refreshToken)).data?.refresh as Payload;
+      expect(fresh.session.id).toBe(alive.session.id);
+      return { user, expiring, alive: fresh };
+    }
+
+    const stillUnrevoked = async (sessionId: string) => {
+      const row = await (t.app.orm.em.fork() as Em).findOneOrFail(Session, { id: sessionId });
+      expect(row.revokedAt).toBeNull();
+    };
+
+    it('revokeOtherSessions neither counts nor announces it', async () => {
+      const { expiring, alive } = await expiringAndAlive();
+      const { response, announced } = await revokedAcrossItsEnd(expiring, () =>
+        gql('mutation { revokeOtherSessions }', {}, { token: alive.accessToken }),
+      );
+      expect(response.errors).toBeUndefined();
+      expect(response.data).toEqual({ revokeOtherSessions: 0 });
+      expect(announced).toEqual([]);
+      await stillUnrevoked(expiring.session.id);
+    });
+
+    it('revokeSession of it is NOT_FOUND', async () => {
+      const { expiring, alive } = await expiringAndAlive();
+      const { response, announced } = await revokedAcrossItsEnd(expiring, () =>
+        revokeSession(gql, expiring.session.id, alive.accessToken),
+      );
+      expect(errorCode(response)).toBe('NOT_FOUND');
+      expect(announced).toEqual([]);
+      await stillUnrevoked(expiring.session.id);
+    });
+
+    it("disabling its client announces only the client's sessions still active", async () => {
+      const admin = await signInAsAdmin(t);
+      const client = await createTestClient(gql, admin.accessToken, { id: `expiring-${Date.now()}`, type: 'PUBLIC' });
+      const { expiring, alive } = await expiringAndAlive(client.id);
+      const other = await gql<{ login: Payload }>(LOGIN_MUTATION, {
+        input: { email: (await registerUser(gql)).user.email, password: 'correct horse battery', clientId: client.id },
+      });
+      const live = other.data?.login as Payload;
+      const adminNow = await signInAsAdmin(t);
+      const { response, announced } = await revokedAcrossItsEnd(expiring, () =>
+        gql(
+          'mutation($id: ID!) { setClientDisabled(id: $id, disabled: true) { disabled } }',
+          { id: client.id },
+          { token: adminNow.accessToken },
+        ),
+      );
+      expect(response.errors).toBeUndefined();
+      expect(announced).toEqual([live.session.id]);
+      expect(announced).not.toContain(alive.session.id);
+      await stillUnrevoked(expiring.session.id);
+    });
+  },
+);

@@ -91,6 +91,14 @@ export interface SessionSettings {
  */
 const revocationTime = (clock: Clock): Date => new Date(clock.now());
 
+/**
+ * The locked rows of a revocation still active at its stamp `at`: its locking read can only leave out the sessions
+ * expired before the read (API.md: an expired session is neither revoked, counted nor announced), so those that
+ * expired while it waited on their locks are dropped here.
+ */
+const activeAt = <T extends { readonly expiresAt: Date }>(rows: readonly T[], at: Date): T[] =>
+  rows.filter((row) => row.expiresAt.getTime() > at.getTime());
+
 export const rolesOf = (user: Pick<UserRow, 'roles'>): Role[] => user.roles.split(',') as Role[];
 
 /** The user's API scopes that the client declares: what a user token of that client carries (API.md). */
@@ -326,10 +334,9 @@ export class Sessions {
     // cycle; InnoDB then rolls one back and `transactional` runs it again, as for any deadlock.
     const read = sessionIds === 'all' ? sessionIds : [...sessionIds, ...(askedBy === undefined ? [] : [askedBy])];
     // A session whose refresh token has expired is over already (its access tokens never outlive its refresh
-    // token, see `issue`): nothing to revoke, count or announce. Expired as of before the read (`asOf`): the
-    // condition must name a time before the rows are locked, and a session cannot come back to life, so none still
-    // active at `at` (stamped below) is left out; one that expires while the read waits is revoked too, stamped
-    // after its end, which does no harm (its tokens ended with it).
+    // token, see `issue`): nothing to revoke, count or announce (API.md, Sessions). The condition can only name a
+    // time before the rows are locked (`asOf`); a session cannot come back to life, so it leaves out none still
+    // active at `at` (stamped after the read), and `activeAt` drops those that expired while the read waited.
     const where = {
       user: userId,
       revokedReason: null,
@@ -337,13 +344,14 @@ export class Sessions {
       ...(read === 'all' ? {} : { id: { $in: read } }),
     };
     // FOR UPDATE on MySQL: also keeps a racing sign-in from adding a session this revocation would miss.
-    const rows = await tx.find(Session, where, {
-      fields: ['id', 'clientId'],
+    const locked = await tx.find(Session, where, {
+      fields: ['id', 'clientId', 'expiresAt'],
       disableIdentityMap: true,
       lockMode: LockMode.PESSIMISTIC_WRITE,
     });
-    if (askedBy !== undefined && !rows.some((r) => r.id === askedBy)) throw unauthenticated('SESSION_REVOKED');
     const at = revocationTime(this.#clock);
+    const rows = activeAt(locked, at);
+    if (askedBy !== undefined && !rows.some((r) => r.id === askedBy)) throw unauthenticated('SESSION_REVOKED');
     const asked = (id: string) => sessionIds === 'all' || sessionIds.includes(id);
     const revoked = rows.filter((r) => r.id !== except && asked(r.id));
     const ids = revoked.map((r) => r.id);
@@ -367,20 +375,21 @@ export class Sessions {
   ): Promise<Revocation[]> {
     const { clientId, reason, meta } = order;
     const asOf = new Date(this.#clock.now());
-    // Active as in revokeIn (revokedReason, not the revoked-at index, for the same lock order; expired as of
-    // before the read). On MySQL the locking read by client_id also holds off a sign-in for this client from
-    // inserting a session meanwhile.
-    const rows = await tx.find(
+    // Active as in revokeIn (revokedReason, not the revoked-at index, for the same lock order; not expired before
+    // the read, nor at the stamp). On MySQL the locking read by client_id also holds off a sign-in for this client
+    // from inserting a session meanwhile.
+    const locked = await tx.find(
       Session,
       { clientId, revokedReason: null, expiresAt: { $gt: asOf } },
       {
-        fields: ['id', 'user'],
+        fields: ['id', 'user', 'expiresAt'],
         orderBy: { id: 'asc' },
         disableIdentityMap: true,
         lockMode: LockMode.PESSIMISTIC_WRITE,
       },
     );
     const at = revocationTime(this.#clock);
+    const rows = activeAt(locked, at);
     const byUser = new Map<string, string[]>();
     for (const row of rows) {
       const userId = row.user.id;
