@@ -213,3 +213,36 @@ describe.skipIf(!serviceAvailable('redis-server'))('the user cache across two in
     });
   });
 });
+
+describe.each(dialects())('the user cache at its bound, on %s', (dialect) => {
+  let t: TestApp;
+
+  beforeAll(async () => {
+    t = await startTestApp({ dialect, env: { USER_CACHE_SIZE: '2' } });
+  });
+  afterAll(() => t?.close());
+
+  /** Changes a display name behind the service's back (plain SQL): only a read of the database shows it. */
+  const renameBehindTheBack = (userId: string, name: string) =>
+    t.app.orm.em.getConnection().execute('update users set display_name = ? where id = ?', [name, userId]);
+
+  it('keeps at most USER_CACHE_SIZE rows, the least recently read going first', async () => {
+    const [first, second, third] = await Promise.all(
+      ['First', 'Second', 'Third'].map((displayName) => registerUser(t.gql, { displayName })),
+    );
+    if (!first || !second || !third) throw new Error('registration failed');
+    const name = async (user: Payload) => (await profile(t.gql, user.accessToken)).displayName;
+    // Read in this order, the first read again last: the second is now the least recently read.
+    expect(await name(first)).toBe('First');
+    expect(await name(second)).toBe('Second');
+    expect(await name(first)).toBe('First');
+    // A third row takes the second's place.
+    expect(await name(third)).toBe('Third');
+    for (const user of [first, second, third]) await renameBehindTheBack(user.user.id, 'Behind');
+    // Served from the cache: the first and the third (read in this order, so that neither read evicts the other).
+    expect(await name(first)).toBe('First');
+    expect(await name(third)).toBe('Third');
+    // Read again from the database: the second.
+    expect(await name(second)).toBe('Behind');
+  });
+});

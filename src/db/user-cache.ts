@@ -1,6 +1,7 @@
 // This instance's cache of users' rows for the hot reads (`me`, federation entities): a bounded LRU filled on
 // first read, emptied of a user on every committed change to its row on any instance (user-writes.ts, the bus),
 // neither read nor filled while the bus cannot deliver those changes, and re-read after a while in any case.
+import { LRUCache } from 'lru-cache';
 import type { Clock } from '../clock.ts';
 import type { RevocationBus, UserChangedEvent } from '../events/revocation-bus.ts';
 import type { UserRow } from './entities.ts';
@@ -11,8 +12,8 @@ import { findUsersByIds } from './user-reads.ts';
 export const USER_CACHE_MAX_AGE_MS = 60_000;
 
 export class UserCache {
-  /** In least- to most-recently used order (a Map keeps insertion order; a hit is moved to the end). */
-  readonly #rows = new Map<string, { readonly row: UserRow; readonly until: number }>();
+  /** Past `capacity` the least recently used row goes (a hit counts as a use). */
+  readonly #rows: LRUCache<string, { readonly row: UserRow; readonly until: number }>;
   readonly #capacity: number;
   readonly #clock: Clock;
   readonly #maxAgeMs: number;
@@ -34,6 +35,8 @@ export class UserCache {
    */
   constructor(capacity: number, bus: RevocationBus, clock: Clock, maxAgeMs: number, statements: Em) {
     this.#capacity = capacity;
+    // lru-cache needs a bound of at least 1; with capacity 0 nothing is ever read from or put in it.
+    this.#rows = new LRUCache({ max: Math.max(capacity, 1) });
     this.#statements = statements;
     this.#clock = clock;
     this.#maxAgeMs = maxAgeMs;
@@ -58,8 +61,6 @@ export class UserCache {
     for (const id of ids) {
       const entry = this.#rows.get(id);
       if (entry && entry.until > now) {
-        this.#rows.delete(id);
-        this.#rows.set(id, entry);
         // A copy per read: callers may add to what they get (Apollo's federation sets __typename on entities).
         found.push({ ...entry.row });
       } else {
@@ -73,9 +74,7 @@ export class UserCache {
     // there a read may see that transaction's uncommitted writes: never cache those.
     if (epoch === this.#epoch && this.#bus.live() && !this.#statements.isInTransaction()) {
       for (const row of loaded) {
-        this.#rows.delete(row.id);
         this.#rows.set(row.id, { row: { ...row }, until: now + this.#maxAgeMs });
-        if (this.#rows.size > this.#capacity) this.#rows.delete(this.#rows.keys().next().value as string);
       }
     }
     return found.concat(loaded);

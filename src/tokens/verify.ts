@@ -1,6 +1,7 @@
 // Verifies access tokens: pinned algorithms, known kid, typ at+jwt, iss/aud/exp, a lifetime no longer than we
 // issue, and the revocations (sessions, clients). No database or network: a signature check and in-memory lookups.
 import { type JWTHeaderParameters, jwtVerify } from 'jose';
+import { LRUCache } from 'lru-cache';
 import type { Clock } from '../clock.ts';
 import { ROLES, type Role } from '../db/entities.ts';
 import { type UnauthenticatedReason, unauthenticated } from '../errors.ts';
@@ -50,8 +51,9 @@ export function createAccessTokenVerifier(
 
   // Clients send the same token for its whole life: remember the tokens already verified (by their exact
   // text) so that each costs one signature check, not one per request. Expiry and revocation are still
-  // checked every time.
-  const verified = new Map<string, VerifiedClaims>();
+  // checked every time. Past VERIFIED_CACHE_SIZE the least recently used goes (lru-cache: O(1) per eviction, where
+  // a Map's first key, behind the holes its deletions leave, is not).
+  const verified = new LRUCache<string, VerifiedClaims>({ max: VERIFIED_CACHE_SIZE });
   const toleranceMs = options.clockTolerance * 1000;
   const maxLifetimeSeconds = Math.floor((settings.accessTokenTtlMs + toleranceMs) / 1000);
 
@@ -103,8 +105,6 @@ export function createAccessTokenVerifier(
         }) as unknown as AccessClaims);
     const refused = refusal(claims);
     if (refused) throw unauthenticated(refused);
-    // Bounded: past the limit the oldest entry goes (a Map iterates in insertion order).
-    if (verified.size >= VERIFIED_CACHE_SIZE) verified.delete(verified.keys().next().value as string);
     verified.set(token, claims);
     return claims;
   };
