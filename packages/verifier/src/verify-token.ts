@@ -50,6 +50,12 @@ export function createClaimsVerifier(check: ClaimsCheck): (token: string) => Pro
     requiredClaims: ['sub', 'client_id', 'jti', 'iat', 'exp', 'scope'],
   };
   const verified = new Map<string, VerifiedClaims>();
+  // The tokens in the order they were remembered, a ring of CACHE_SIZE slots: past the limit the oldest goes. Not
+  // the Map's first key: deletions leave holes at a Map's front that finding its first key walks over (thousands
+  // of them here, several microseconds a call); and no cache library, to keep the dependencies to jose and
+  // graphql-ws (API.md).
+  const order: string[] = [];
+  let next = 0;
 
   const decide = async (claims: VerifiedClaims): Promise<VerifiedClaims> => {
     await check.ready();
@@ -99,8 +105,10 @@ export function createClaimsVerifier(check: ClaimsCheck): (token: string) => Pro
           roles: Object.freeze([...(roles as string[])]),
           scopes,
         }) as UserClaims);
-    // Bounded: past the limit the oldest entry goes (a Map iterates in insertion order).
-    if (verified.size >= CACHE_SIZE) verified.delete(verified.keys().next().value as string);
+    const evicted = order[next];
+    if (evicted !== undefined) verified.delete(evicted);
+    order[next] = token;
+    next = (next + 1) % CACHE_SIZE;
     verified.set(token, claims);
     return decide(claims);
   };
