@@ -9,6 +9,7 @@ import { signInAsAdmin } from './support/admin.ts';
 import { dialects, startTestApp, type TestApp } from './support/app.ts';
 import { createTestClient } from './support/client-credentials.ts';
 import { TestClock } from './support/clock.ts';
+import { expectUnauthenticated } from './support/expect.ts';
 import {
   errorCode,
   type Gql,
@@ -113,19 +114,23 @@ describe.each(dialects().filter((dialect) => dialect === 'mysql'))(
     const gql: Gql = (query, variables, options) => t.gql(query, variables, options);
 
     beforeAll(async () => {
-      t = await startTestApp({ dialect, clock, env: { REFRESH_TOKEN_TTL: '30d', SESSION_MAX_AGE: '90d' } });
+      // Sessions end an hour after they open (SESSION_MAX_AGE), refreshed or not: a session's access token can be
+      // fresh a minute before its end.
+      const env = { ACCESS_TOKEN_TTL: '15m', REFRESH_TOKEN_TTL: '1h', SESSION_MAX_AGE: '1h' };
+      t = await startTestApp({ dialect, clock, env });
       t.app.bus.subscribe((event) => events.push(event));
     });
     afterAll(() => t?.close());
 
     /**
-     * Runs `revocation` while the test holds `expiring`'s row, moves the clock past that session's end while the
-     * revocation waits on it, then lets it go; answers the revocation's response and the session ids announced.
+     * Runs `revocation` while the test holds the row of the session `held` (default `expiring`), moves the clock
+     * past `expiring`'s end while the revocation waits on it, then lets it go; answers the revocation's response
+     * and the session ids announced.
      */
-    async function revokedAcrossItsEnd<T>(expiring: Payload, revocation: () => Promise<T>) {
+    async function revokedAcrossItsEnd<T>(expiring: Payload, revocation: () => Promise<T>, held = expiring) {
       const holder = await rowHolder(t.databaseUrl);
       try {
-        await holder.hold('SELECT id FROM sessions WHERE id = ? FOR UPDATE', [expiring.session.id]);
+        await holder.hold('SELECT id FROM sessions WHERE id = ? FOR UPDATE', [held.session.id]);
         const before = events.length;
         let ended = false;
         const running = revocation().finally(() => {
@@ -155,11 +160,12 @@ describe.each(dialects().filter((dialect) => dialect === 'mysql'))(
                 input: { email: user.user.email, password: user.password, clientId },
               })
             ).data?.login as Payload);
-      clock.advance(20 * DAY);
+      clock.advance(30 * MINUTE);
       const alive = (await loginUser(gql, user.user.email, user.password)).data?.login as Payload;
-      clock.advance(10 * DAY - MINUTE);
+      clock.advance(29 * MINUTE);
       const fresh = (await refreshToken(gql, alive.refreshToken)).data?.refresh as Payload;
       expect(fresh.session.id).toBe(alive.session.id);
+      expect(Date.parse(expiring.refreshTokenExpiresAt) - clock.now()).toBe(MINUTE);
       return { user, expiring, alive: fresh };
     }
 
@@ -209,6 +215,77 @@ describe.each(dialects().filter((dialect) => dialect === 'mysql'))(
       expect(announced).toEqual([live.session.id]);
       expect(announced).not.toContain(alive.session.id);
       await stillUnrevoked(expiring.session.id);
+    });
+
+    it('a revocation asked for by the session that ends as it waits still revokes the others', async () => {
+      const { expiring, alive } = await expiringAndAlive();
+      // The expiring session's own fresh access token (its end stays where the session's maximum age puts it).
+      const asker = (await refreshToken(gql, expiring.refreshToken)).data?.refresh as Payload;
+      expect(asker.refreshTokenExpiresAt).toBe(expiring.refreshTokenExpiresAt);
+      const { response, announced } = await revokedAcrossItsEnd(
+        asker,
+        () => gql('mutation { revokeOtherSessions }', {}, { token: asker.accessToken }),
+        alive,
+      );
+      expect(response.errors).toBeUndefined();
+      expect(response.data).toEqual({ revokeOtherSessions: 1 });
+      expect(announced).toEqual([alive.session.id]);
+      await stillUnrevoked(asker.session.id);
+    });
+
+    it("a refresh that waited on its row past the session's end, behind a revocation that left it out, does not extend it", async () => {
+      const { expiring, alive } = await expiringAndAlive();
+      // The revocation's one locking read takes the user's rows in primary-key order: with the expiring session's
+      // row first, it holds that row while it waits at the asker's, which the test holds.
+      const ids = [expiring.session.id, alive.session.id].sort();
+      const rows = await (t.app.orm.em.fork() as Em).find(
+        Session,
+        { id: { $in: ids } },
+        { orderBy: { id: 'asc' }, fields: ['id'] },
+      );
+      const asker =
+        rows[0]?.id === expiring.session.id
+          ? alive
+          : // The other way round: a new session of the user's sorts after the expiring one half the time.
+            await (async () => {
+              for (;;) {
+                const next = (await loginUser(gql, expiring.user.email, 'correct horse battery')).data
+                  ?.login as Payload;
+                const [first] = await (t.app.orm.em.fork() as Em).find(
+                  Session,
+                  { id: { $in: [expiring.session.id, next.session.id] } },
+                  { orderBy: { id: 'asc' }, fields: ['id'] },
+                );
+                if (first?.id === expiring.session.id) return next;
+              }
+            })();
+      const holder = await rowHolder(t.databaseUrl);
+      try {
+        await holder.hold('SELECT id FROM sessions WHERE id = ? FOR UPDATE', [asker.session.id]);
+        let revocationEnded = false;
+        const revocation = gql('mutation { revokeOtherSessions }', {}, { token: asker.accessToken }).finally(() => {
+          revocationEnded = true;
+        });
+        await holder.waitingOn('select%from `sessions`%`expires_at` >%for update%', () => revocationEnded);
+        expect(revocationEnded).toBe(false);
+        // Checked a minute before the session's end, then its UPDATE queues behind the revocation's lock.
+        let refreshEnded = false;
+        const refresh = refreshToken(gql, expiring.refreshToken).finally(() => {
+          refreshEnded = true;
+        });
+        await holder.waitingOn('update `sessions`%', () => refreshEnded);
+        expect(refreshEnded).toBe(false);
+        clock.advance(2 * MINUTE);
+        await holder.release();
+        expect((await revocation).errors).toBeUndefined();
+        expectUnauthenticated(await refresh, 'REFRESH_TOKEN_EXPIRED');
+      } finally {
+        await holder.end();
+      }
+      const row = await (t.app.orm.em.fork() as Em).findOneOrFail(Session, { id: expiring.session.id });
+      // Not extended, and not rotated: the token it presented is still the session's current one, and expired.
+      expect(row.expiresAt.toISOString()).toBe(expiring.refreshTokenExpiresAt);
+      expectUnauthenticated(await refreshToken(gql, expiring.refreshToken), 'REFRESH_TOKEN_EXPIRED');
     });
   },
 );

@@ -74,6 +74,13 @@ export interface RotationWrite {
   /** The generation and hash the presented token matched. */
   readonly fromGeneration: number;
   readonly fromHash: string;
+  /**
+   * The session's end before this rotation (ms since the epoch; unchanged while generation and hash match), and
+   * the clock to compare it with once the UPDATE holds the row: a rotation that waited on the row's lock past
+   * that end must not extend the session (a revocation that locked the row meanwhile left it out as expired).
+   */
+  readonly fromExpiresAt: number;
+  readonly now: () => number;
   readonly changes: Pick<
     SessionRow,
     'refreshGeneration' | 'refreshTokenHash' | 'rotatedAt' | 'lastUsedAt' | 'expiresAt' | 'ipAddress' | 'userAgent'
@@ -82,11 +89,6 @@ export interface RotationWrite {
   readonly audit: Omit<AuditEventRow, 'id'>;
 }
 
-/**
- * Rotates in one transaction: a conditional UPDATE (the arbiter between concurrent refreshes: exactly one
- * finds the row) and the audit row. Returns false when another refresh got there first (or the session was
- * revoked meanwhile). Re-run on transient conflicts.
- */
 // The conditional UPDATE in its four shapes: with or without the request's IP address, and its user agent (each
 // kept as it was when the request has none).
 const rotateStatement = (withIp: boolean, withUserAgent: boolean) =>
@@ -115,12 +117,19 @@ const ROTATE = [
   [rotateStatement(true, false), rotateStatement(true, true)],
 ] as const;
 
+/** Thrown inside a rotation's transaction to roll it back when the session has ended meanwhile. */
+class SessionEnded extends Error {}
+
+/** What became of a rotation: written, another refresh or a revocation got there first, or the session ended. */
+export type RotationOutcome = 'rotated' | 'overtaken' | 'expired';
+
 /**
  * Rotates in one transaction: a conditional UPDATE (the arbiter between concurrent refreshes: exactly one
- * finds the row) and the audit row. Returns false when another refresh got there first (or the session was
- * revoked meanwhile). Re-run on transient conflicts.
+ * finds the row) and the audit row. 'overtaken' when another refresh got there first (or the session was revoked
+ * meanwhile); 'expired', rolled back, when the session's end had passed once the UPDATE held the row. Re-run on
+ * transient conflicts.
  */
-export async function rotateRefreshToken(em: Em, write: RotationWrite): Promise<boolean> {
+export async function rotateRefreshToken(em: Em, write: RotationWrite): Promise<RotationOutcome> {
   const stamp = stampOf(em);
   const { changes } = write;
   const rotate = ROTATE[changes.ipAddress == null ? 0 : 1][changes.userAgent == null ? 0 : 1];
@@ -142,9 +151,16 @@ export async function rotateRefreshToken(em: Em, write: RotationWrite): Promise<
       .transaction()
       .execute(async (trx) => {
         const result = await rotate.execute(trx, values);
-        if (Number(result.numAffectedRows) !== 1) return false;
+        if (Number(result.numAffectedRows) !== 1) return 'overtaken';
+        // Decided under the row's lock, as revocations decide what is active (Sessions.revokeIn): the UPDATE is
+        // undone by the rollback the throw brings.
+        if (write.now() >= write.fromExpiresAt) throw new SessionEnded();
         await INSERT_AUDIT_EVENT.execute(trx, audit);
-        return true;
+        return 'rotated';
+      })
+      .catch((error: unknown) => {
+        if (error instanceof SessionEnded) return 'expired' as const;
+        throw error;
       }),
   );
 }

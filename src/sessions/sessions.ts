@@ -277,10 +277,13 @@ export class Sessions {
         sessionId: row.id,
         fromGeneration: current,
         fromHash: row.refreshTokenHash,
+        fromExpiresAt: row.expiresAt.getTime(),
+        now: () => this.#clock.now(),
         changes: { ...changes, ipAddress: meta.ipAddress, userAgent: meta.userAgent },
         audit: auditEvent(meta, { type: 'TOKEN_REFRESHED', userId: user.id, sessionId: row.id }, new Date(now)),
       });
-      if (!written) throw unauthenticated('REFRESH_TOKEN_ROTATED');
+      if (written === 'expired') throw unauthenticated('REFRESH_TOKEN_EXPIRED');
+      if (written === 'overtaken') throw unauthenticated('REFRESH_TOKEN_ROTATED');
       const rotated: SessionRow = {
         ...row,
         ...changes,
@@ -318,7 +321,7 @@ export class Sessions {
   /**
    * Marks active sessions of one user revoked inside the caller's transaction, with an audit row each.
    * Returns the ids it revoked; the caller publishes them with `published` after commit. UNAUTHENTICATED
-   * SESSION_REVOKED, revoking nothing, when `askedBy` is no longer active.
+   * SESSION_REVOKED, revoking nothing, when `askedBy` has been revoked (or had ended before the read).
    */
   async revokeIn(tx: Em, order: RevocationOrder): Promise<Revocation> {
     const { userId, sessionIds, reason, meta, except, askedBy } = order;
@@ -335,8 +338,11 @@ export class Sessions {
     const read = sessionIds === 'all' ? sessionIds : [...sessionIds, ...(askedBy === undefined ? [] : [askedBy])];
     // A session whose refresh token has expired is over already (its access tokens never outlive its refresh
     // token, see `issue`): nothing to revoke, count or announce (API.md, Sessions). The condition can only name a
-    // time before the rows are locked (`asOf`); a session cannot come back to life, so it leaves out none still
-    // active at `at` (stamped after the read), and `activeAt` drops those that expired while the read waited.
+    // time before the rows are locked (`asOf`); a session cannot come back to life (a refresh extends one only if
+    // it has not ended once its UPDATE holds the row: rotateRefreshToken), so it leaves out none still active at
+    // `at` (stamped after the read), and `activeAt` drops those that expired while the read waited. The asker is
+    // checked as holdCallerSession checks a caller, for a revocation only: one whose session ends as it asks still
+    // revokes the others (and revokeSession of its own expired session is NOT_FOUND).
     const where = {
       user: userId,
       revokedReason: null,
@@ -350,8 +356,8 @@ export class Sessions {
       lockMode: LockMode.PESSIMISTIC_WRITE,
     });
     const at = revocationTime(this.#clock);
+    if (askedBy !== undefined && !locked.some((r) => r.id === askedBy)) throw unauthenticated('SESSION_REVOKED');
     const rows = activeAt(locked, at);
-    if (askedBy !== undefined && !rows.some((r) => r.id === askedBy)) throw unauthenticated('SESSION_REVOKED');
     const asked = (id: string) => sessionIds === 'all' || sessionIds.includes(id);
     const revoked = rows.filter((r) => r.id !== except && asked(r.id));
     const ids = revoked.map((r) => r.id);
@@ -432,7 +438,7 @@ export class Sessions {
   /**
    * Revokes one active session of `userId`'s; NOT_FOUND when it is not one (another's, revoked or expired), as
    * read under the lock of its revocation. With `askedBy`, UNAUTHENTICATED SESSION_REVOKED first when the asking
-   * session is no longer active (revokeIn).
+   * session has been revoked (revokeIn).
    */
   async revokeOwn(em: Em, order: Omit<RevocationOrder, 'sessionIds' | 'except'> & { sessionId: string }) {
     const revocation = await transactional(em, async (tx) => {
