@@ -35,8 +35,10 @@ export class UserCache {
    */
   constructor(capacity: number, bus: RevocationBus, clock: Clock, maxAgeMs: number, statements: Em) {
     this.#capacity = capacity;
-    // lru-cache needs a bound of at least 1; with capacity 0 nothing is ever read from or put in it.
-    this.#rows = new LRUCache({ max: Math.max(capacity, 1) });
+    // Bounded by a size of 1 a row rather than by `max`, for which lru-cache allocates its arrays up front (hundreds
+    // of MB at the largest USER_CACHE_SIZE allowed, however few users come); at least 1, as it requires, and with
+    // capacity 0 nothing is ever read from or put in it.
+    this.#rows = new LRUCache({ maxSize: Math.max(capacity, 1), sizeCalculation: () => 1 });
     this.#statements = statements;
     this.#clock = clock;
     this.#maxAgeMs = maxAgeMs;
