@@ -105,10 +105,13 @@ export function createClaimsVerifier(check: ClaimsCheck): (token: string) => Pro
           roles: Object.freeze([...(roles as string[])]),
           scopes,
         }) as UserClaims);
-    const evicted = order[next];
-    if (evicted !== undefined) verified.delete(evicted);
-    order[next] = token;
-    next = (next + 1) % CACHE_SIZE;
+    // A token verified twice at once (both calls missed) takes one slot, or its older slot would evict it early.
+    if (!verified.has(token)) {
+      const evicted = order[next];
+      if (evicted !== undefined) verified.delete(evicted);
+      order[next] = token;
+      next = (next + 1) % CACHE_SIZE;
+    }
     verified.set(token, claims);
     return decide(claims);
   };
