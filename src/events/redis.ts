@@ -48,7 +48,8 @@ const MESSAGE_ID = /^[0-9]{1,16}$/;
  */
 const RECEIVERS_RECHECK_MS = 100;
 const MAX_UNSENT_REVOCATIONS = 10_000;
-const MAX_DELIVERED_REMEMBERED = 50_000;
+/** How many revoked sessions the bus remembers having delivered, so that a second delivery of one is not told again. */
+export const MAX_DELIVERED_REMEMBERED = 50_000;
 
 export async function createRedisRevocationBus(
   redis: RedisConnections,
