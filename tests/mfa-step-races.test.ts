@@ -12,7 +12,7 @@ import { dialects, startTestApp, type TestApp } from './support/app.ts';
 import { TestClock } from './support/clock.ts';
 import { errorCode, extensionsOf, loginUser, registerUser } from './support/graphql.ts';
 import { DISABLE_TOTP, enrollTotp, REGENERATE, TOTP_STEP_MS, totpCode, VERIFY_MFA } from './support/mfa.ts';
-import { type PasskeyBrowser, registerPasskey, startPasskeyBrowser } from './support/passkey-browser.ts';
+import { type PasskeyApp, type PasskeyBrowser, registerPasskey, startPasskeyApp } from './support/passkey-browser.ts';
 import { MFA_CHANGE_USER_LOCK, queueAtRows, queueAtUserRow, SIGN_IN_USER_LOCK } from './support/row-locks.ts';
 import { serviceAvailable } from './support/services.ts';
 
@@ -329,16 +329,14 @@ describe.skipIf(!serviceAvailable('chromium')).each(mariadb)(
   (dialect) => {
     let t: TestApp;
     let browser: PasskeyBrowser;
+    let app: PasskeyApp | undefined;
 
     beforeAll(async () => {
-      browser = await startPasskeyBrowser();
-      t = await startTestApp({ dialect, env: { WEBAUTHN_RP_ID: 'localhost', WEBAUTHN_ORIGINS: browser.origin } });
+      app = await startPasskeyApp(dialect);
+      ({ t, browser } = app);
     }, 120_000);
 
-    afterAll(async () => {
-      await browser?.close();
-      await t?.close();
-    });
+    afterAll(() => app?.close());
 
     /** An account whose one factor is a passkey, at its MFA step: the step's token and a valid assertion. */
     async function atPasskeyStep() {

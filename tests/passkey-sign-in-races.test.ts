@@ -5,9 +5,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditEvent, Session } from '../src/db/entities.ts';
 import type { Em } from '../src/db/orm.ts';
-import { dialects, startTestApp, type TestApp } from './support/app.ts';
+import { dialects, type TestApp } from './support/app.ts';
 import { errorCode, PAYLOAD, type Payload, registerUser } from './support/graphql.ts';
-import { type PasskeyBrowser, registerPasskey, startPasskeyBrowser } from './support/passkey-browser.ts';
+import { type PasskeyApp, type PasskeyBrowser, registerPasskey, startPasskeyApp } from './support/passkey-browser.ts';
 import { MFA_CHANGE_USER_LOCK, rowHolder, SIGN_IN_USER_LOCK } from './support/row-locks.ts';
 import { serviceAvailable } from './support/services.ts';
 
@@ -19,19 +19,14 @@ describe.skipIf(!serviceAvailable('chromium')).each(dialects().filter((dialect) 
   (dialect) => {
     let t: TestApp;
     let browser: PasskeyBrowser;
+    let app: PasskeyApp | undefined;
 
     beforeAll(async () => {
-      browser = await startPasskeyBrowser();
-      t = await startTestApp({
-        dialect,
-        env: { WEBAUTHN_RP_ID: 'localhost', WEBAUTHN_ORIGINS: browser.origin },
-      });
+      app = await startPasskeyApp(dialect);
+      ({ t, browser } = app);
     }, 120_000);
 
-    afterAll(async () => {
-      await browser?.close();
-      await t?.close();
-    });
+    afterAll(() => app?.close());
 
     const em = () => t.app.orm.em.fork() as Em;
 

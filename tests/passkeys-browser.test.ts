@@ -5,9 +5,9 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { AuditEvent, Passkey, Session } from '../src/db/entities.ts';
 import type { Em } from '../src/db/orm.ts';
 import { signInAsAdmin } from './support/admin.ts';
-import { dialects, startTestApp, type TestApp } from './support/app.ts';
+import { dialects, type TestApp } from './support/app.ts';
 import { errorCode, extensionsOf, PAYLOAD, type Payload, registerUser, signIn } from './support/graphql.ts';
-import { type PasskeyBrowser, startPasskeyBrowser } from './support/passkey-browser.ts';
+import { type PasskeyApp, type PasskeyBrowser, startPasskeyApp } from './support/passkey-browser.ts';
 import { type RunningService, serviceAvailable, startRedis } from './support/services.ts';
 
 const PASSKEY = 'id name createdAt lastUsedAt';
@@ -20,25 +20,20 @@ describe.skipIf(!serviceAvailable('chromium')).each(setups)(
   ({ dialect, redis: withRedis }) => {
     let t: TestApp;
     let browser: PasskeyBrowser;
+    let app: PasskeyApp | undefined;
     let redis: RunningService | undefined;
 
     beforeAll(async () => {
-      browser = await startPasskeyBrowser();
       redis = withRedis ? await startRedis() : undefined;
-      t = await startTestApp({
-        dialect,
-        env: {
-          WEBAUTHN_RP_ID: 'localhost',
-          WEBAUTHN_ORIGINS: browser.origin,
-          PRODUCT_NAME: 'Passkey Test',
-          ...(redis ? { REDIS_URL: redis.url } : {}),
-        },
+      app = await startPasskeyApp(dialect, {
+        PRODUCT_NAME: 'Passkey Test',
+        ...(redis ? { REDIS_URL: redis.url } : {}),
       });
+      ({ t, browser } = app);
     }, 120_000);
 
     afterAll(async () => {
-      await browser?.close();
-      await t?.close();
+      await app?.close();
       await redis?.stop();
     });
 

@@ -4,25 +4,23 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Passkey } from '../src/db/entities.ts';
 import type { Em } from '../src/db/orm.ts';
-import { dialects, startTestApp, type TestApp } from './support/app.ts';
+import { dialects, type TestApp } from './support/app.ts';
 import { errorCode, extensionsOf, loginUser, registerUser } from './support/graphql.ts';
 import { VERIFY_MFA } from './support/mfa.ts';
-import { type PasskeyBrowser, registerPasskey, startPasskeyBrowser } from './support/passkey-browser.ts';
+import { type PasskeyApp, type PasskeyBrowser, registerPasskey, startPasskeyApp } from './support/passkey-browser.ts';
 import { serviceAvailable } from './support/services.ts';
 
 describe.skipIf(!serviceAvailable('chromium')).each(dialects())('a passkey as the second factor (%s)', (dialect) => {
   let t: TestApp;
   let browser: PasskeyBrowser;
+  let app: PasskeyApp | undefined;
 
   beforeAll(async () => {
-    browser = await startPasskeyBrowser();
-    t = await startTestApp({ dialect, env: { WEBAUTHN_RP_ID: 'localhost', WEBAUTHN_ORIGINS: browser.origin } });
+    app = await startPasskeyApp(dialect);
+    ({ t, browser } = app);
   }, 120_000);
 
-  afterAll(async () => {
-    await browser?.close();
-    await t?.close();
-  });
+  afterAll(() => app?.close());
 
   it('answers MFA_REQUIRED with passkeyOptions after the password, and verifyMfa with the assertion signs in', async () => {
     await browser.clear();

@@ -25,7 +25,7 @@ import {
 import { CONFIRM_TOTP, START_TOTP, totpCode } from './support/mfa.ts';
 import { authorize, githubAccount, REDIRECT, startProviders, type TestProviders } from './support/oauth.ts';
 import type { TestOidcProvider } from './support/oidc.ts';
-import { type PasskeyBrowser, registerPasskey, startPasskeyBrowser } from './support/passkey-browser.ts';
+import { type PasskeyApp, type PasskeyBrowser, registerPasskey, startPasskeyApp } from './support/passkey-browser.ts';
 import { MFA_CHANGE_USER_LOCK, type RowHolder, rowHolder } from './support/row-locks.ts';
 import { serviceAvailable } from './support/services.ts';
 import { mailedCode, type SmtpCapture, startSmtpServer } from './support/smtp.ts';
@@ -331,16 +331,14 @@ describe.skipIf(!serviceAvailable('chromium')).each(mariadb)(
   (dialect) => {
     let t: TestApp;
     let browser: PasskeyBrowser;
+    let app: PasskeyApp | undefined;
 
     beforeAll(async () => {
-      browser = await startPasskeyBrowser();
-      t = await startTestApp({ dialect, env: { WEBAUTHN_RP_ID: 'localhost', WEBAUTHN_ORIGINS: browser.origin } });
+      app = await startPasskeyApp(dialect);
+      ({ t, browser } = app);
     }, 120_000);
 
-    afterAll(async () => {
-      await browser?.close();
-      await t?.close();
-    });
+    afterAll(() => app?.close());
 
     /**
      * An account with a passkey (registered from the owner's session) and a second session signed in with that

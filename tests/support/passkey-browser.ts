@@ -6,6 +6,7 @@ import { createServer, type Server } from 'node:http';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { CDPSession, Page } from 'playwright-core';
+import { type Dialect, startTestApp, type TestApp } from './app.ts';
 import { type Browser, launchChromium } from './chromium.ts';
 import type { Gql } from './graphql.ts';
 import { freePort } from './services.ts';
@@ -75,6 +76,39 @@ export async function addVirtualAuthenticator(cdp: CDPSession): Promise<string> 
     },
   });
   return authenticatorId;
+}
+
+/** A test app that trusts a passkey browser's page origin for WebAuthn, and that browser. */
+export interface PasskeyApp {
+  readonly t: TestApp;
+  readonly browser: PasskeyBrowser;
+  /** Closes the app, then the browser. */
+  close(): Promise<void>;
+}
+
+/**
+ * Launches a passkey browser, then a test app on `dialect` whose relying party is `localhost` and whose WebAuthn
+ * origin is the browser's trusted page (`env` adds to or overrides the app's environment).
+ */
+export async function startPasskeyApp(dialect: Dialect, env: Record<string, string> = {}): Promise<PasskeyApp> {
+  const browser = await startPasskeyBrowser();
+  try {
+    const t = await startTestApp({
+      dialect,
+      env: { WEBAUTHN_RP_ID: 'localhost', WEBAUTHN_ORIGINS: browser.origin, ...env },
+    });
+    return {
+      t,
+      browser,
+      async close() {
+        await t.close();
+        await browser.close();
+      },
+    };
+  } catch (error) {
+    await browser.close();
+    throw error;
+  }
 }
 
 /** Launches Chromium with a virtual authenticator and two page origins (see PasskeyBrowser). */
