@@ -15,15 +15,25 @@ import {
   type Gql,
   LOGIN_MUTATION,
   loginUser,
+  me,
+  PAYLOAD,
   type Payload,
   refreshToken,
   registerUser,
   revokeSession,
 } from './support/graphql.ts';
 import { rowHolder } from './support/row-locks.ts';
+import { eventually } from './support/subscriptions.ts';
 
 const MINUTE = 60_000;
 const DAY = 24 * 60 * MINUTE;
+const PASSWORD = 'correct horse battery';
+const CHANGE_PASSWORD = `mutation($input: ChangePasswordInput!) { changePassword(input: $input) { ${PAYLOAD} } }`;
+/**
+ * Sessions that end 10 minutes after their last refresh (each refresh moves the end), with access tokens as long:
+ * a session's access token is valid up to the session's end, which a refresh could push back.
+ */
+const SLIDING = { ACCESS_TOKEN_TTL: '10m', REFRESH_TOKEN_TTL: '10m', SESSION_MAX_AGE: '1d' };
 
 describe.each(dialects())('expired sessions on %s', (dialect) => {
   let t: TestApp;
@@ -114,10 +124,7 @@ describe.each(dialects().filter((dialect) => dialect === 'mysql'))(
     const gql: Gql = (query, variables, options) => t.gql(query, variables, options);
 
     beforeAll(async () => {
-      // Sessions end an hour after they open (SESSION_MAX_AGE), refreshed or not: a session's access token can be
-      // fresh a minute before its end.
-      const env = { ACCESS_TOKEN_TTL: '15m', REFRESH_TOKEN_TTL: '1h', SESSION_MAX_AGE: '1h' };
-      t = await startTestApp({ dialect, clock, env });
+      t = await startTestApp({ dialect, clock, env: SLIDING });
       t.app.bus.subscribe((event) => events.push(event));
     });
     afterAll(() => t?.close());
@@ -160,13 +167,30 @@ describe.each(dialects().filter((dialect) => dialect === 'mysql'))(
                 input: { email: user.user.email, password: user.password, clientId },
               })
             ).data?.login as Payload);
-      clock.advance(30 * MINUTE);
+      clock.advance(5 * MINUTE);
       const alive = (await loginUser(gql, user.user.email, user.password)).data?.login as Payload;
-      clock.advance(29 * MINUTE);
+      clock.advance(4 * MINUTE);
       const fresh = (await refreshToken(gql, alive.refreshToken)).data?.refresh as Payload;
       expect(fresh.session.id).toBe(alive.session.id);
       expect(Date.parse(expiring.refreshTokenExpiresAt) - clock.now()).toBe(MINUTE);
       return { user, expiring, alive: fresh };
+    }
+
+    /**
+     * A session of `expiring`'s user whose id sorts after `expiring`'s: `alive` if it does, else a new one. A
+     * revocation's one locking read takes the user's rows in primary-key order, so with the expiring session's row
+     * first it holds that row while it waits at the asker's, which the test holds.
+     */
+    async function sortedAfter(expiring: Payload, alive: Payload): Promise<Payload> {
+      for (let candidate = alive; ; ) {
+        const [first] = await (t.app.orm.em.fork() as Em).find(
+          Session,
+          { id: { $in: [expiring.session.id, candidate.session.id] } },
+          { orderBy: { id: 'asc' }, fields: ['id'] },
+        );
+        if (first?.id === expiring.session.id) return candidate;
+        candidate = (await loginUser(gql, expiring.user.email, PASSWORD)).data?.login as Payload;
+      }
     }
 
     const stillUnrevoked = async (sessionId: string) => {
@@ -219,9 +243,8 @@ describe.each(dialects().filter((dialect) => dialect === 'mysql'))(
 
     it('a revocation asked for by the session that ends as it waits still revokes the others', async () => {
       const { expiring, alive } = await expiringAndAlive();
-      // The expiring session's own fresh access token (its end stays where the session's maximum age puts it).
-      const asker = (await refreshToken(gql, expiring.refreshToken)).data?.refresh as Payload;
-      expect(asker.refreshTokenExpiresAt).toBe(expiring.refreshTokenExpiresAt);
+      // The expiring session's own access token, valid until the session's end.
+      const asker = expiring;
       const { response, announced } = await revokedAcrossItsEnd(
         asker,
         () => gql('mutation { revokeOtherSessions }', {}, { token: asker.accessToken }),
@@ -235,30 +258,7 @@ describe.each(dialects().filter((dialect) => dialect === 'mysql'))(
 
     it("a refresh that waited on its row past the session's end, behind a revocation that left it out, does not extend it", async () => {
       const { expiring, alive } = await expiringAndAlive();
-      // The revocation's one locking read takes the user's rows in primary-key order: with the expiring session's
-      // row first, it holds that row while it waits at the asker's, which the test holds.
-      const ids = [expiring.session.id, alive.session.id].sort();
-      const rows = await (t.app.orm.em.fork() as Em).find(
-        Session,
-        { id: { $in: ids } },
-        { orderBy: { id: 'asc' }, fields: ['id'] },
-      );
-      const asker =
-        rows[0]?.id === expiring.session.id
-          ? alive
-          : // The other way round: a new session of the user's sorts after the expiring one half the time.
-            await (async () => {
-              for (;;) {
-                const next = (await loginUser(gql, expiring.user.email, 'correct horse battery')).data
-                  ?.login as Payload;
-                const [first] = await (t.app.orm.em.fork() as Em).find(
-                  Session,
-                  { id: { $in: [expiring.session.id, next.session.id] } },
-                  { orderBy: { id: 'asc' }, fields: ['id'] },
-                );
-                if (first?.id === expiring.session.id) return next;
-              }
-            })();
+      const asker = await sortedAfter(expiring, alive);
       const holder = await rowHolder(t.databaseUrl);
       try {
         await holder.hold('SELECT id FROM sessions WHERE id = ? FOR UPDATE', [asker.session.id]);
@@ -287,5 +287,86 @@ describe.each(dialects().filter((dialect) => dialect === 'mysql'))(
       expect(row.expiresAt.toISOString()).toBe(expiring.refreshTokenExpiresAt);
       expectUnauthenticated(await refreshToken(gql, expiring.refreshToken), 'REFRESH_TOKEN_EXPIRED');
     });
+
+    it('a password change by a session that ended while it queued behind a revocation brings it back to nothing', async () => {
+      const { expiring, alive } = await expiringAndAlive();
+      const owner = await sortedAfter(expiring, alive);
+      const others =
+        (await (t.app.orm.em.fork() as Em).count(Session, { user: expiring.user.id, revokedAt: null })) - 2;
+      const holder = await rowHolder(t.databaseUrl);
+      try {
+        await holder.hold('SELECT id FROM sessions WHERE id = ? FOR UPDATE', [owner.session.id]);
+        let revocationEnded = false;
+        const revocation = gql('mutation { revokeOtherSessions }', {}, { token: owner.accessToken }).finally(() => {
+          revocationEnded = true;
+        });
+        await holder.waitingOn('select%from `sessions`%`expires_at` >%for update%', () => revocationEnded);
+        let changeEnded = false;
+        const change = gql(
+          CHANGE_PASSWORD,
+          { input: { currentPassword: PASSWORD, newPassword: 'a new password 1' } },
+          { token: expiring.accessToken },
+        ).finally(() => {
+          changeEnded = true;
+        });
+        // Its locking read of its own session, queued behind the revocation's.
+        await eventually(async () => changeEnded || (await holder.running('select%from `sessions`%for update%')) >= 2);
+        expect(changeEnded).toBe(false);
+        expect(revocationEnded).toBe(false);
+        clock.advance(2 * MINUTE);
+        await holder.release();
+        // The user's other sessions (alive, and any opened by sortedAfter), not the one that ended.
+        expect((await revocation).data).toEqual({ revokeOtherSessions: others });
+        expectUnauthenticated(await change, 'TOKEN_EXPIRED');
+      } finally {
+        await holder.end();
+      }
+      // Nothing changed: the owner's session lives, the password is the old one, the ended session stays ended.
+      await stillUnrevoked(owner.session.id);
+      await stillUnrevoked(expiring.session.id);
+      const row = await (t.app.orm.em.fork() as Em).findOneOrFail(Session, { id: expiring.session.id });
+      expect(row.expiresAt.toISOString()).toBe(expiring.refreshTokenExpiresAt);
+      expect((await loginUser(gql, expiring.user.email, PASSWORD)).data?.login).toBeTruthy();
+    });
   },
 );
+
+describe.each(dialects())('a session used within the clock tolerance past its end, on %s', (dialect) => {
+  let t: TestApp;
+  const clock = new TestClock();
+  const gql: Gql = (query, variables, options) => t.gql(query, variables, options);
+
+  beforeAll(async () => {
+    t = await startTestApp({ dialect, clock, env: SLIDING });
+  });
+  afterAll(() => t?.close());
+
+  it('cannot change the password: TOKEN_EXPIRED, the session not brought back, the password unchanged', async () => {
+    const user = await registerUser(gql, { password: PASSWORD });
+    // Its access token ends with the session; it is still accepted 2 s later (the tolerance is 5 s).
+    expect(decodeJwt(user.accessToken).exp).toBe(Math.floor(Date.parse(user.refreshTokenExpiresAt) / 1000));
+    clock.advance(10 * MINUTE + 2_000);
+    expect((await me(gql, user.accessToken)).data?.me).toEqual({ id: user.user.id });
+    const change = await gql(
+      CHANGE_PASSWORD,
+      { input: { currentPassword: PASSWORD, newPassword: 'a new password 1' } },
+      { token: user.accessToken },
+    );
+    expectUnauthenticated(change, 'TOKEN_EXPIRED');
+    const row = await (t.app.orm.em.fork() as Em).findOneOrFail(Session, { id: user.session.id });
+    expect(row.expiresAt.toISOString()).toBe(user.refreshTokenExpiresAt);
+    expect((await loginUser(gql, user.user.email, PASSWORD)).data?.login).toBeTruthy();
+  });
+
+  it('revokeOtherSessions still revokes the others; revokeSession of itself is NOT_FOUND', async () => {
+    const user = await registerUser(gql, { password: PASSWORD });
+    clock.advance(5 * MINUTE);
+    const other = (await loginUser(gql, user.user.email, PASSWORD)).data?.login as Payload;
+    clock.advance(5 * MINUTE + 2_000);
+    expect(errorCode(await revokeSession(gql, user.session.id, user.accessToken))).toBe('NOT_FOUND');
+    const response = await gql('mutation { revokeOtherSessions }', {}, { token: user.accessToken });
+    expect(response.data).toEqual({ revokeOtherSessions: 1 });
+    const row = await (t.app.orm.em.fork() as Em).findOneOrFail(Session, { id: other.session.id });
+    expect(row.revokedReason).toBe('REVOKED_BY_USER');
+  });
+});

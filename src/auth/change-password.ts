@@ -76,11 +76,12 @@ export async function changePassword(
       { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true },
     );
     if (!current || current.revokedAt) throw unauthenticated('SESSION_REVOKED');
+    // The current session goes on with a new refresh token (TOKEN_EXPIRED, changing nothing, if it has ended);
+    // every other one ends.
+    const rotated = deps.sessions.rotateInPlace(current);
     user.passwordHash = passwordHash;
     user.updatedAt = now;
     audit(tx, meta, { type: 'PASSWORD_CHANGED', userId: user.id, sessionId: session.id }, now);
-    // The current session goes on with a new refresh token; every other one ends.
-    const rotated = deps.sessions.rotateInPlace(current);
     const revocation = await deps.sessions.revokeIn(tx, {
       userId: user.id,
       sessionIds: 'all',

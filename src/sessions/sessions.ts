@@ -338,15 +338,17 @@ export class Sessions {
     const read = sessionIds === 'all' ? sessionIds : [...sessionIds, ...(askedBy === undefined ? [] : [askedBy])];
     // A session whose refresh token has expired is over already (its access tokens never outlive its refresh
     // token, see `issue`): nothing to revoke, count or announce (API.md, Sessions). The condition can only name a
-    // time before the rows are locked (`asOf`); a session cannot come back to life (a refresh extends one only if
-    // it has not ended once its UPDATE holds the row: rotateRefreshToken), so it leaves out none still active at
+    // time before the rows are locked (`asOf`); a session cannot come back to life (a rotation extends one only if
+    // it has not ended once it holds the row: rotateRefreshToken, rotateInPlace), so it leaves out none active at
     // `at` (stamped after the read), and `activeAt` drops those that expired while the read waited. The asker is
-    // checked as holdCallerSession checks a caller, for a revocation only: one whose session ends as it asks still
-    // revokes the others (and revokeSession of its own expired session is NOT_FOUND).
+    // read whatever its end and checked as holdCallerSession checks a caller, for a revocation only: one whose
+    // session has ended (its access token is accepted up to the clock tolerance past that) still revokes the
+    // others, and revokeSession of its own ended session is NOT_FOUND.
+    const active = { expiresAt: { $gt: asOf } };
     const where = {
       user: userId,
       revokedReason: null,
-      expiresAt: { $gt: asOf },
+      ...(askedBy === undefined ? active : { $or: [active, { id: askedBy }] }),
       ...(read === 'all' ? {} : { id: { $in: read } }),
     };
     // FOR UPDATE on MySQL: also keeps a racing sign-in from adding a session this revocation would miss.
@@ -428,9 +430,16 @@ export class Sessions {
     return this.published(revocation);
   }
 
-  /** Gives a live session a new refresh token; the old one counts as spent (reuse after the grace revokes). */
+  /**
+   * Gives a live session (its row read under the caller's lock) a new refresh token; the old one counts as spent
+   * (reuse after the grace revokes). UNAUTHENTICATED TOKEN_EXPIRED when the session has ended: a rotation must not
+   * bring it back (a revocation that locked it meanwhile left it out as ended, and an access token is accepted
+   * up to the clock tolerance past its session's end).
+   */
   rotateInPlace(row: SessionRow): { row: SessionRow; refreshToken: string } {
-    const { refreshToken, changes } = rotate(row, this.#clock.now(), this.#settings.refreshTokenTtlMs);
+    const now = this.#clock.now();
+    if (row.expiresAt.getTime() <= now) throw unauthenticated('TOKEN_EXPIRED');
+    const { refreshToken, changes } = rotate(row, now, this.#settings.refreshTokenTtlMs);
     Object.assign(row, changes);
     return { row, refreshToken };
   }
