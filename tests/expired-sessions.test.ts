@@ -33,6 +33,11 @@ const CHANGE_PASSWORD = `mutation($input: ChangePasswordInput!) { changePassword
  * Sessions that end 10 minutes after their last refresh (each refresh moves the end), with access tokens as long:
  * a session's access token is valid up to the session's end, which a refresh could push back.
  */
+/**
+ * A revocation's locking read of the sessions (revokeIn, revokeByClientIn): it reads their ends, which
+ * holdCallerSession's read of the caller's session does not.
+ */
+const REVOCATION_READ = 'select%`expires_at`%from `sessions`%for update%';
 const SLIDING = { ACCESS_TOKEN_TTL: '10m', REFRESH_TOKEN_TTL: '10m', SESSION_MAX_AGE: '1d' };
 
 describe.each(dialects())('expired sessions on %s', (dialect) => {
@@ -143,8 +148,7 @@ describe.each(dialects().filter((dialect) => dialect === 'mysql'))(
         const running = revocation().finally(() => {
           ended = true;
         });
-        // The revocation's read (it names the time; holdCallerSession's read of the asker's session does not).
-        await holder.waitingOn('select%from `sessions`%`expires_at` >%for update%', () => ended);
+        await holder.waitingOn(REVOCATION_READ, () => ended);
         expect(ended).toBe(false);
         clock.advance(2 * MINUTE);
         expect(Date.parse(expiring.refreshTokenExpiresAt)).toBeLessThan(clock.now());
@@ -266,7 +270,7 @@ describe.each(dialects().filter((dialect) => dialect === 'mysql'))(
         const revocation = gql('mutation { revokeOtherSessions }', {}, { token: asker.accessToken }).finally(() => {
           revocationEnded = true;
         });
-        await holder.waitingOn('select%from `sessions`%`expires_at` >%for update%', () => revocationEnded);
+        await holder.waitingOn(REVOCATION_READ, () => revocationEnded);
         expect(revocationEnded).toBe(false);
         // Checked a minute before the session's end, then its UPDATE queues behind the revocation's lock.
         let refreshEnded = false;
@@ -300,7 +304,7 @@ describe.each(dialects().filter((dialect) => dialect === 'mysql'))(
         const revocation = gql('mutation { revokeOtherSessions }', {}, { token: owner.accessToken }).finally(() => {
           revocationEnded = true;
         });
-        await holder.waitingOn('select%from `sessions`%`expires_at` >%for update%', () => revocationEnded);
+        await holder.waitingOn(REVOCATION_READ, () => revocationEnded);
         let changeEnded = false;
         const change = gql(
           CHANGE_PASSWORD,

@@ -321,11 +321,10 @@ export class Sessions {
   /**
    * Marks active sessions of one user revoked inside the caller's transaction, with an audit row each.
    * Returns the ids it revoked; the caller publishes them with `published` after commit. UNAUTHENTICATED
-   * SESSION_REVOKED, revoking nothing, when `askedBy` has been revoked (or had ended before the read).
+   * SESSION_REVOKED, revoking nothing, when `askedBy` has been revoked.
    */
   async revokeIn(tx: Em, order: RevocationOrder): Promise<Revocation> {
     const { userId, sessionIds, reason, meta, except, askedBy } = order;
-    const asOf = new Date(this.#clock.now());
     // `revokedReason` (set together with revokedAt, and not indexed) rather than `revokedAt` marks the active
     // rows here: a condition on the revoked-at index would let MySQL lock that index before the rows, the
     // opposite order to the refresh's UPDATE, and deadlock with it. Lock order everywhere: session rows
@@ -337,18 +336,17 @@ export class Sessions {
     // cycle; InnoDB then rolls one back and `transactional` runs it again, as for any deadlock.
     const read = sessionIds === 'all' ? sessionIds : [...sessionIds, ...(askedBy === undefined ? [] : [askedBy])];
     // A session whose refresh token has expired is over already (its access tokens never outlive its refresh
-    // token, see `issue`): nothing to revoke, count or announce (API.md, Sessions). The condition can only name a
-    // time before the rows are locked (`asOf`); a session cannot come back to life (a rotation extends one only if
-    // it has not ended once it holds the row: rotateRefreshToken, rotateInPlace), so it leaves out none active at
-    // `at` (stamped after the read), and `activeAt` drops those that expired while the read waited. The asker is
-    // read whatever its end and checked as holdCallerSession checks a caller, for a revocation only: one whose
-    // session has ended (its access token is accepted up to the clock tolerance past that) still revokes the
-    // others, and revokeSession of its own ended session is NOT_FOUND.
-    const active = { expiresAt: { $gt: asOf } };
+    // token, see `issue`): nothing to revoke, count or announce (API.md, Sessions). Which are, is decided at `at`,
+    // stamped once the rows are locked (`activeAt`), not by the read: a condition could only name a time before the
+    // lock waits; and the asker is read whatever its end, to be checked as holdCallerSession checks a caller, for a
+    // revocation only (one whose session has ended, its access token accepted up to the clock tolerance past that,
+    // still revokes the others; revokeSession of its own ended session is NOT_FOUND). No condition on the end
+    // changes what is locked: InnoDB locks every row of the user's it reads by the index, matching or not. A
+    // session cannot come back to life once `at` has passed its end: a rotation extends one only if it has not
+    // ended once it holds the row (rotateRefreshToken, rotateInPlace).
     const where = {
       user: userId,
       revokedReason: null,
-      ...(askedBy === undefined ? active : { $or: [active, { id: askedBy }] }),
       ...(read === 'all' ? {} : { id: { $in: read } }),
     };
     // FOR UPDATE on MySQL: also keeps a racing sign-in from adding a session this revocation would miss.
