@@ -526,14 +526,22 @@ async function stillActive(t: TestApp, ids: readonly string[]): Promise<string[]
   return rows.map((row) => row.id).sort();
 }
 
+/** When each of `ids` was revoked (ms since the epoch), for those revoked. */
+async function revokedAt(t: TestApp, ids: readonly string[]): Promise<Map<string, number>> {
+  const rows = await (t.app.orm.em.fork() as Em).find(Session, { id: { $in: [...ids] }, revokedAt: { $ne: null } });
+  return new Map(rows.map((row) => [row.id, (row.revokedAt as Date).getTime()]));
+}
+
 /**
- * The class's rule for a change racing the revocation of the session that asks for it: either the change is
- * refused (SESSION_REVOKED) and `untouched` are still active, or it was answered before the revocation was.
+ * The class's rule for a change racing the revocation of the session that asks for it (`asker`): either the change
+ * is refused (SESSION_REVOKED) and `untouched` are still active, or it committed before the revocation was
+ * answered.
  */
 async function expectRefusedOrFirst(
   t: TestApp,
   race: { change: GraphQLResponse; revocation?: GraphQLResponse | undefined; answered: Answered[] },
   untouched: readonly string[],
+  asker: string,
   schedule: string,
 ): Promise<void> {
   if (race.answered[0] === 'change') {
@@ -546,6 +554,15 @@ async function expectRefusedOrFirst(
   if (race.revocation && extensionsOf(race.revocation)?.reason === 'SESSION_REVOKED') {
     expect(race.change.errors, `${schedule}: the revocation was refused, so the change went first`).toBeUndefined();
     return;
+  }
+  // Both went through, the revocation's answer first: the change still went first if it stamped what it revoked no
+  // later than the revocation stamped the asker's session. Each stamps once it holds its rows, and the revocation
+  // can take the asker's row only once the change has let it go.
+  if (race.change.errors === undefined && race.revocation?.errors === undefined) {
+    const stamps = await revokedAt(t, [...untouched, asker]);
+    const byChange = untouched.flatMap((id) => stamps.get(id) ?? []);
+    const askerAt = stamps.get(asker);
+    if (askerAt !== undefined && byChange.length > 0 && Math.max(...byChange) <= askerAt) return;
   }
   const outcome = { reason: race.change.errors?.[0]?.extensions?.reason, active: await stillActive(t, untouched) };
   expect(outcome, `${schedule}: answered after the revocation of its session`).toEqual({
@@ -604,7 +621,7 @@ describe.each(mariadb)('a revocation asked for by a session that is itself being
         () => revokeSession(t.gql, o1.session.id, intruder.accessToken),
         () => revokeSession(t.gql, intruder.session.id, o2.accessToken),
       );
-      await expectRefusedOrFirst(t, race, [o1.session.id, o2.session.id], schedule);
+      await expectRefusedOrFirst(t, race, [o1.session.id, o2.session.id], intruder.session.id, schedule);
     }
   });
 
@@ -617,7 +634,7 @@ describe.each(mariadb)('a revocation asked for by a session that is itself being
         () => t.gql(REVOKE_OTHER_SESSIONS, {}, { token: intruder.accessToken }),
         () => revokeSession(t.gql, intruder.session.id, o2.accessToken),
       );
-      await expectRefusedOrFirst(t, race, [o1.session.id, o2.session.id], schedule);
+      await expectRefusedOrFirst(t, race, [o1.session.id, o2.session.id], intruder.session.id, schedule);
     }
   });
 
@@ -659,7 +676,7 @@ describe.each(mariadb)(
      */
     async function revokeUserSessionsHeld(
       prepare?: (admin: Payload) => Promise<() => Promise<GraphQLResponse>>,
-    ): Promise<{ race: Awaited<ReturnType<typeof raceAtSessions>>; sessions: string[] }> {
+    ): Promise<{ race: Awaited<ReturnType<typeof raceAtSessions>>; sessions: string[]; admin: Payload }> {
       const admin = await signInAsAdmin(t);
       const user = await registerUser(t.gql);
       const again = await signIn(t.gql, user.user.email, user.password);
@@ -671,23 +688,23 @@ describe.each(mariadb)(
         () => t.gql(REVOKE_USER_SESSIONS, { id: user.user.id }, { token: admin.accessToken }),
         revocation,
       );
-      return { race, sessions };
+      return { race, sessions, admin };
     }
 
     it("is refused once the revocation of the admin's session by the admin, from another session, is answered", async () => {
-      const { race, sessions } = await revokeUserSessionsHeld(async (admin) => {
+      const { race, sessions, admin } = await revokeUserSessionsHeld(async (admin) => {
         const other = await signIn(t.gql, admin.user.email, 'correct horse battery');
         return () => revokeSession(t.gql, admin.session.id, other.accessToken);
       });
-      await expectRefusedOrFirst(t, race, sessions, 'revoked from its own other session');
+      await expectRefusedOrFirst(t, race, sessions, admin.session.id, 'revoked from its own other session');
     });
 
     it("is refused once another admin's revokeUserSessions of the admin has been answered", async () => {
-      const { race, sessions } = await revokeUserSessionsHeld(async (admin) => {
+      const { race, sessions, admin } = await revokeUserSessionsHeld(async (admin) => {
         const other = await signInAsAdmin(t);
         return () => t.gql(REVOKE_USER_SESSIONS, { id: admin.user.id }, { token: other.accessToken });
       });
-      await expectRefusedOrFirst(t, race, sessions, 'revoked by another admin');
+      await expectRefusedOrFirst(t, race, sessions, admin.session.id, 'revoked by another admin');
     });
 
     it("lands when nothing revokes the admin's session meanwhile (the control)", async () => {
