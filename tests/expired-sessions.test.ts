@@ -13,6 +13,7 @@ import { expectUnauthenticated } from './support/expect.ts';
 import {
   errorCode,
   type Gql,
+  type GraphQLResponse,
   LOGIN_MUTATION,
   loginUser,
   me,
@@ -22,7 +23,7 @@ import {
   registerUser,
   revokeSession,
 } from './support/graphql.ts';
-import { rowHolder } from './support/row-locks.ts';
+import { type RowHolder, rowHolder } from './support/row-locks.ts';
 import { eventually } from './support/subscriptions.ts';
 
 const MINUTE = 60_000;
@@ -197,6 +198,41 @@ describe.each(dialects().filter((dialect) => dialect === 'mysql'))(
       }
     }
 
+    /**
+     * Holds `asker`'s row and sends its revokeOtherSessions, whose one locking read takes the user's rows up to that
+     * one (the expiring session's first: sortedAfter) and waits there; then sends `request`, waits until `waits`
+     * sees it queue behind the revocation, moves the clock past the expiring session's end and lets both go. Both
+     * answers.
+     */
+    async function queuedBehindARevocation(
+      asker: Payload,
+      request: () => Promise<GraphQLResponse>,
+      waits: (holder: RowHolder, ended: () => boolean) => Promise<unknown>,
+    ): Promise<{ revocation: GraphQLResponse; queued: GraphQLResponse }> {
+      const holder = await rowHolder(t.databaseUrl);
+      try {
+        await holder.hold('SELECT id FROM sessions WHERE id = ? FOR UPDATE', [asker.session.id]);
+        let revocationEnded = false;
+        const revocation = gql('mutation { revokeOtherSessions }', {}, { token: asker.accessToken }).finally(() => {
+          revocationEnded = true;
+        });
+        await holder.waitingOn(REVOCATION_READ, () => revocationEnded);
+        expect(revocationEnded).toBe(false);
+        let requestEnded = false;
+        const queued = request().finally(() => {
+          requestEnded = true;
+        });
+        await waits(holder, () => requestEnded);
+        expect(requestEnded).toBe(false);
+        expect(revocationEnded).toBe(false);
+        clock.advance(2 * MINUTE);
+        await holder.release();
+        return { revocation: await revocation, queued: await queued };
+      } finally {
+        await holder.end();
+      }
+    }
+
     const stillUnrevoked = async (sessionId: string) => {
       const row = await (t.app.orm.em.fork() as Em).findOneOrFail(Session, { id: sessionId });
       expect(row.revokedAt).toBeNull();
@@ -263,29 +299,14 @@ describe.each(dialects().filter((dialect) => dialect === 'mysql'))(
     it("a refresh that waited on its row past the session's end, behind a revocation that left it out, does not extend it", async () => {
       const { expiring, alive } = await expiringAndAlive();
       const asker = await sortedAfter(expiring, alive);
-      const holder = await rowHolder(t.databaseUrl);
-      try {
-        await holder.hold('SELECT id FROM sessions WHERE id = ? FOR UPDATE', [asker.session.id]);
-        let revocationEnded = false;
-        const revocation = gql('mutation { revokeOtherSessions }', {}, { token: asker.accessToken }).finally(() => {
-          revocationEnded = true;
-        });
-        await holder.waitingOn(REVOCATION_READ, () => revocationEnded);
-        expect(revocationEnded).toBe(false);
-        // Checked a minute before the session's end, then its UPDATE queues behind the revocation's lock.
-        let refreshEnded = false;
-        const refresh = refreshToken(gql, expiring.refreshToken).finally(() => {
-          refreshEnded = true;
-        });
-        await holder.waitingOn('update `sessions`%', () => refreshEnded);
-        expect(refreshEnded).toBe(false);
-        clock.advance(2 * MINUTE);
-        await holder.release();
-        expect((await revocation).errors).toBeUndefined();
-        expectUnauthenticated(await refresh, 'REFRESH_TOKEN_EXPIRED');
-      } finally {
-        await holder.end();
-      }
+      // Checked a minute before the session's end, then its UPDATE queues behind the revocation's lock.
+      const { revocation, queued } = await queuedBehindARevocation(
+        asker,
+        () => refreshToken(gql, expiring.refreshToken),
+        (holder, ended) => holder.waitingOn('update `sessions`%', ended),
+      );
+      expect(revocation.errors).toBeUndefined();
+      expectUnauthenticated(queued, 'REFRESH_TOKEN_EXPIRED');
       const row = await (t.app.orm.em.fork() as Em).findOneOrFail(Session, { id: expiring.session.id });
       // Not extended, and not rotated: the token it presented is still the session's current one, and expired.
       expect(row.expiresAt.toISOString()).toBe(expiring.refreshTokenExpiresAt);
@@ -297,34 +318,21 @@ describe.each(dialects().filter((dialect) => dialect === 'mysql'))(
       const owner = await sortedAfter(expiring, alive);
       const others =
         (await (t.app.orm.em.fork() as Em).count(Session, { user: expiring.user.id, revokedAt: null })) - 2;
-      const holder = await rowHolder(t.databaseUrl);
-      try {
-        await holder.hold('SELECT id FROM sessions WHERE id = ? FOR UPDATE', [owner.session.id]);
-        let revocationEnded = false;
-        const revocation = gql('mutation { revokeOtherSessions }', {}, { token: owner.accessToken }).finally(() => {
-          revocationEnded = true;
-        });
-        await holder.waitingOn(REVOCATION_READ, () => revocationEnded);
-        let changeEnded = false;
-        const change = gql(
-          CHANGE_PASSWORD,
-          { input: { currentPassword: PASSWORD, newPassword: 'a new password 1' } },
-          { token: expiring.accessToken },
-        ).finally(() => {
-          changeEnded = true;
-        });
+      const { revocation, queued } = await queuedBehindARevocation(
+        owner,
+        () =>
+          gql(
+            CHANGE_PASSWORD,
+            { input: { currentPassword: PASSWORD, newPassword: 'a new password 1' } },
+            { token: expiring.accessToken },
+          ),
         // Its locking read of its own session, queued behind the revocation's.
-        await eventually(async () => changeEnded || (await holder.running('select%from `sessions`%for update%')) >= 2);
-        expect(changeEnded).toBe(false);
-        expect(revocationEnded).toBe(false);
-        clock.advance(2 * MINUTE);
-        await holder.release();
-        // The user's other sessions (alive, and any opened by sortedAfter), not the one that ended.
-        expect((await revocation).data).toEqual({ revokeOtherSessions: others });
-        expectUnauthenticated(await change, 'TOKEN_EXPIRED');
-      } finally {
-        await holder.end();
-      }
+        (holder, ended) =>
+          eventually(async () => ended() || (await holder.running('select%from `sessions`%for update%')) >= 2),
+      );
+      // The user's other sessions (alive, and any opened by sortedAfter), not the one that ended.
+      expect(revocation.data).toEqual({ revokeOtherSessions: others });
+      expectUnauthenticated(queued, 'TOKEN_EXPIRED');
       // Nothing changed: the owner's session lives, the password is the old one, the ended session stays ended.
       await stillUnrevoked(owner.session.id);
       await stillUnrevoked(expiring.session.id);
