@@ -2,7 +2,7 @@
 // revocation answers success, neither side answers INTERNAL_SERVER_ERROR, and the session ends revoked
 // whichever side won (a refreshed token pair of a revoked session is refused too).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { User } from '../src/db/entities.ts';
+import { Session, User } from '../src/db/entities.ts';
 import type { Em } from '../src/db/orm.ts';
 import { dialects, startTestApp, type TestApp } from './support/app.ts';
 import { expectUnauthenticated } from './support/expect.ts';
@@ -159,4 +159,27 @@ describe.each(dialects())('revocation racing refresh on %s', (dialect) => {
     },
     120_000,
   );
+
+  it('a password change against 30 refreshes of the other sessions in flight: every other session ends revoked', async () => {
+    const user = await newAccount();
+    const others = await Promise.all(Array.from({ length: 30 }, () => signIn(gql, user.email, PASSWORD)));
+    const [changed, ...refreshed] = await Promise.all([
+      gql(
+        'mutation($input: ChangePasswordInput!) { changePassword(input: $input) { session { id } } }',
+        { input: { currentPassword: PASSWORD, newPassword: 'a new password 1' } },
+        { token: user.accessToken },
+      ),
+      ...others.map((other) => refreshToken(gql, other.refreshToken)),
+    ]);
+    expect(changed.errors, JSON.stringify(changed.errors)).toBeUndefined();
+    // Each refresh either went first (and its session was revoked after it) or was refused; none failed inside.
+    for (const response of refreshed) if (response.errors) expect(errorCode(response)).toBe('UNAUTHENTICATED');
+    const ids = others.map((other) => other.session.id);
+    const sessions = await (t.app.orm.em.fork() as Em).find(Session, { id: { $in: ids } });
+    expect(sessions.filter((session) => session.revokedReason !== 'PASSWORD_CHANGED').map((s) => s.id)).toEqual([]);
+    for (const response of refreshed) {
+      const rotated = response.data?.refresh as Payload | undefined;
+      if (rotated) expectUnauthenticated(await refreshToken(gql, rotated.refreshToken), 'SESSION_REVOKED');
+    }
+  }, 60_000);
 });
