@@ -3,9 +3,12 @@
 // on a node:sqlite file with the service's settings (WAL, synchronous=NORMAL, busy_timeout), or with
 // FLOOR_MYSQL_URL on MariaDB/MySQL through a mysql2 pool of prepared statements (the service's pool size), signs
 // one EdDSA access token with jose and answers JSON shaped like the service's. Sessions are made over IPC.
+// FLOOR_YOGA=1 serves the same rotation as the resolver of a bare graphql-yoga schema instead.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { DatabaseSync } from 'node:sqlite';
+import { GraphQLError } from 'graphql';
+import { createSchema, createYoga } from 'graphql-yoga';
 import { importPKCS8, SignJWT } from 'jose';
 import { serveUntilStopped } from './children.ts';
 
@@ -242,28 +245,35 @@ const key = await importPKCS8(env('JWT_PRIVATE_KEY'), 'EdDSA');
 const issuer = env('ISSUER');
 const audience = env('AUDIENCE');
 
-/** One rotation; the response body as the service would give it, or a GraphQL-style error. */
-async function refresh(body: string, request: IncomingMessage): Promise<unknown> {
-  const token = (JSON.parse(body) as { variables?: { t?: unknown } }).variables?.t;
+/** What a rotation answers: the fields of the service's `RefreshPayload` the bench asks for. */
+interface RefreshPayload {
+  readonly accessToken: string;
+  readonly refreshToken: string;
+  readonly refreshTokenExpiresAt: string;
+}
+
+/** One rotation of `token` (`<session id>.<secret>`); undefined when it is not the session's current token. */
+async function rotateToken(
+  token: unknown,
+  ip: string | null,
+  userAgent: string | null,
+): Promise<RefreshPayload | undefined> {
   const [sessionId, secret] = typeof token === 'string' ? token.split('.') : [];
-  const invalid = { errors: [{ message: 'invalid refresh token' }] };
-  if (!sessionId || !secret) return invalid;
+  if (!sessionId || !secret) return undefined;
   const hash = sha256(secret);
   const session = await store.read(sessionId);
   const now = Date.now();
   if (!session || session.revoked_at !== null || session.expires_at <= now || session.refresh_token_hash !== hash) {
-    return invalid;
+    return undefined;
   }
   const next = newSecret();
   const expiresAt = now + REFRESH_TOKEN_MS;
-  const ip = request.socket.remoteAddress ?? null;
-  const userAgent = request.headers['user-agent'] ?? null;
   const generation = session.refresh_generation;
   const rotated = await store.rotate(
     [sha256(next), generation + 1, now, now, expiresAt, ip, userAgent, sessionId, generation, hash],
     ['SESSION_REFRESHED', session.user_id, sessionId, ip, userAgent, null, now],
   );
-  if (!rotated) return invalid;
+  if (!rotated) return undefined;
   const accessToken = await new SignJWT({ sid: sessionId, roles: session.roles.split(',') })
     .setProtectedHeader({ alg: 'EdDSA', typ: 'at+jwt' })
     .setIssuer(issuer)
@@ -273,18 +283,25 @@ async function refresh(body: string, request: IncomingMessage): Promise<unknown>
     .setIssuedAt(Math.floor(now / 1000))
     .setExpirationTime(Math.floor(now / 1000) + ACCESS_TOKEN_SECONDS)
     .sign(key);
-  const refreshTokenExpiresAt = new Date(expiresAt).toISOString();
-  return { data: { refresh: { accessToken, refreshToken: `${sessionId}.${next}`, refreshTokenExpiresAt } } };
+  return {
+    accessToken,
+    refreshToken: `${sessionId}.${next}`,
+    refreshTokenExpiresAt: new Date(expiresAt).toISOString(),
+  };
 }
 
+const INVALID = 'invalid refresh token';
+
+/** The bare floor: the GraphQL request body read by hand, the answer written as the service would give it. */
 function handle(request: IncomingMessage, response: ServerResponse): void {
   const chunks: Buffer[] = [];
   request.on('data', (chunk: Buffer) => chunks.push(chunk));
   request.on('end', () => {
-    refresh(Buffer.concat(chunks).toString('utf8'), request).then(
-      (result) => {
+    const token = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { variables?: { t?: unknown } }).variables?.t;
+    rotateToken(token, request.socket.remoteAddress ?? null, request.headers['user-agent'] ?? null).then(
+      (refresh) => {
         response.writeHead(200, { 'content-type': 'application/json' });
-        response.end(JSON.stringify(result));
+        response.end(JSON.stringify(refresh ? { data: { refresh } } : { errors: [{ message: INVALID }] }));
       },
       (error: unknown) => {
         response.writeHead(500, { 'content-type': 'application/json' });
@@ -294,13 +311,39 @@ function handle(request: IncomingMessage, response: ServerResponse): void {
   });
 }
 
+/**
+ * FLOOR_YOGA=1: the same rotation as the resolver of a bare graphql-yoga schema (no plugins, no ORM), so the bench
+ * can show how much of refresh's cost is GraphQL over HTTP, which every request through Yoga pays.
+ */
+function yogaHandler() {
+  return createYoga<{ req: IncomingMessage }>({
+    landingPage: false,
+    graphiql: false,
+    schema: createSchema<{ req: IncomingMessage }>({
+      typeDefs: `type Query { ok: Boolean }
+        type Mutation { refresh(refreshToken: String!): RefreshPayload! }
+        type RefreshPayload { accessToken: String! refreshToken: String! refreshTokenExpiresAt: String! }`,
+      resolvers: {
+        Mutation: {
+          refresh: async (_root, { refreshToken }: { refreshToken: string }, { req }) => {
+            const userAgent = req.headers['user-agent'] ?? null;
+            const payload = await rotateToken(refreshToken, req.socket.remoteAddress ?? null, userAgent);
+            if (!payload) throw new GraphQLError(INVALID);
+            return payload;
+          },
+        },
+      },
+    }),
+  });
+}
+
 process.on('message', (message: Partial<SessionsRequest>) => {
   if (message?.type === 'sessions' && typeof message.count === 'number') {
     void store.makeSessions(message.count).then((tokens) => process.send?.(tokens));
   }
 });
 
-const server = createServer(handle);
+const server = createServer(process.env.FLOOR_YOGA === '1' ? yogaHandler() : handle);
 await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
 const address = server.address();
 serveUntilStopped(`http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`, async () => {

@@ -153,6 +153,22 @@ function spreadRow(operation: string, result: Measured, single: Measured): Row {
   };
 }
 
+/**
+ * Refresh beside the refresh floor's own rotation served as a bare Yoga resolver: the share of refresh's floor
+ * that is left once GraphQL over HTTP is paid, which is what the service's own code (rules, ORM, plugins) can move.
+ * For reading only, with no target of its own.
+ */
+function yogaShareRow(result: Measured, yogaFloor: Measured): Row {
+  return {
+    operation: 'refresh, beside its floor through Yoga',
+    result,
+    reference: { name: 'Yoga floor', result: yogaFloor },
+  };
+}
+
+/** A floor row read against the bare floor it adds one layer to. */
+const floorOf = (result: Measured): Row['reference'] => ({ name: 'floor', result });
+
 function printTable(rows: Row[]): void {
   const header = ['operation', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'other CPU', 'reference', 'ratio', 'target'];
   const cells = rows.map(({ operation, result, reference, target }) => [
@@ -250,6 +266,12 @@ try {
     FLOOR_DATABASE: join(dir, 'refresh-floor.sqlite'),
     JWT_PRIVATE_KEY: serviceEnv.JWT_PRIVATE_KEY,
   };
+  // The same rotation as a bare Yoga resolver: what GraphQL over HTTP alone costs a refresh (not a target's floor).
+  const yogaRefreshFloorEnv = {
+    ...refreshFloorEnv,
+    FLOOR_DATABASE: join(dir, 'refresh-floor-yoga.sqlite'),
+    FLOOR_YOGA: '1',
+  };
   const spreadDir = join(dir, 'spread');
   mkdirSync(spreadDir, { mode: 0o700 });
   const spreadEnv = {
@@ -262,10 +284,11 @@ try {
   const profileDir = process.env.BENCH_CPU_PROF;
   const execArgv = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
   log('starting the service, a second one for the spread rows, and the floors');
-  const [service, floor, refreshFloor, spreadService] = await Promise.all([
+  const [service, floor, refreshFloor, yogaRefreshFloor, spreadService] = await Promise.all([
     started(startChild<{ url: string }>(join(import.meta.dirname, 'service.ts'), serviceEnv, { execArgv })),
     started(startChild<{ url: string }>(join(import.meta.dirname, 'floor.ts'), floorEnv)),
     started(startChild<{ url: string }>(join(import.meta.dirname, 'refresh-floor.ts'), refreshFloorEnv)),
+    started(startChild<{ url: string }>(join(import.meta.dirname, 'refresh-floor.ts'), yogaRefreshFloorEnv)),
     started(startChild<{ url: string }>(join(import.meta.dirname, 'service.ts'), spreadEnv)),
   ]);
 
@@ -286,6 +309,10 @@ try {
   });
   log(`registered them in ${((performance.now() - seeding) / 1000).toFixed(1)} s`);
   const floorTokens = await refreshFloor.ask<string[]>({ type: 'sessions', count: SESSIONS } satisfies SessionsRequest);
+  const yogaFloorTokens = await yogaRefreshFloor.ask<string[]>({
+    type: 'sessions',
+    count: SESSIONS,
+  } satisfies SessionsRequest);
   const [first] = accounts as [Tokens];
   const authorization = { authorization: `Bearer ${first.accessToken}` };
   const me: Scenario = { connections: CONNECTIONS, body: ME, headers: authorization };
@@ -314,6 +341,11 @@ try {
     refreshFloor.message.url,
     hotRefreshScenario(floorTokens, CONNECTIONS),
   );
+  const yogaRefreshFloorResult = await warmAndMeasure(
+    'refresh on its floor through bare Yoga',
+    yogaRefreshFloor.message.url,
+    hotRefreshScenario(yogaFloorTokens, CONNECTIONS),
+  );
   const meReadSpread = await warmAndMeasure(
     `me { id email } over ${SPREAD_ACCOUNTS} accounts`,
     spreadService.message.url,
@@ -334,7 +366,7 @@ try {
     RESET_SAMPLES,
     (i) => `spread-${i}@example.com`,
   );
-  await Promise.all([stopped(refreshFloor), stopped(spreadService)]);
+  await Promise.all([stopped(refreshFloor), stopped(yogaRefreshFloor), stopped(spreadService)]);
 
   log(`raw bcrypt.compare: ${SECONDS} s with ${BCRYPT_IN_FLIGHT} in flight`);
   const bcryptEnv = {
@@ -387,12 +419,13 @@ try {
   async function benchMariaDb(): Promise<Row[]> {
     log('starting a throwaway mariadbd');
     const mariadb = await started(startMariaDb());
-    const [serviceUrl, floorUrl, spreadUrl] = await Promise.all([
+    const [serviceUrl, floorUrl, yogaFloorUrl, spreadUrl] = await Promise.all([
       createDatabase(mariadb, 'bench_service'),
       createDatabase(mariadb, 'bench_floor'),
+      createDatabase(mariadb, 'bench_floor_yoga'),
       createDatabase(mariadb, 'bench_spread'),
     ]);
-    const [onMariaDb, floorOnMariaDb, spreadOnMariaDb] = await Promise.all([
+    const [onMariaDb, floorOnMariaDb, yogaFloorOnMariaDb, spreadOnMariaDb] = await Promise.all([
       started(
         startChild<{ url: string }>(
           join(import.meta.dirname, 'service.ts'),
@@ -404,6 +437,12 @@ try {
         startChild<{ url: string }>(join(import.meta.dirname, 'refresh-floor.ts'), {
           ...refreshFloorEnv,
           FLOOR_MYSQL_URL: floorUrl,
+        }),
+      ),
+      started(
+        startChild<{ url: string }>(join(import.meta.dirname, 'refresh-floor.ts'), {
+          ...yogaRefreshFloorEnv,
+          FLOOR_MYSQL_URL: yogaFloorUrl,
         }),
       ),
       started(
@@ -427,6 +466,10 @@ try {
     });
     log(`registered them in ${((performance.now() - mariaSeeding) / 1000).toFixed(1)} s`);
     const mariaFloorTokens = await floorOnMariaDb.ask<string[]>({
+      type: 'sessions',
+      count: SESSIONS,
+    } satisfies SessionsRequest);
+    const mariaYogaFloorTokens = await yogaFloorOnMariaDb.ask<string[]>({
       type: 'sessions',
       count: SESSIONS,
     } satisfies SessionsRequest);
@@ -455,6 +498,11 @@ try {
       floorOnMariaDb.message.url,
       hotRefreshScenario(mariaFloorTokens, CONNECTIONS),
     );
+    const rotateYogaFloor = await warmAndMeasure(
+      'MariaDB: refresh on its floor through bare Yoga',
+      yogaFloorOnMariaDb.message.url,
+      hotRefreshScenario(mariaYogaFloorTokens, CONNECTIONS),
+    );
     const readSpread = await warmAndMeasure(
       `MariaDB: me { id email } over ${SPREAD_ACCOUNTS} accounts`,
       spreadOnMariaDb.message.url,
@@ -469,7 +517,7 @@ try {
         CONNECTIONS,
       ),
     );
-    await Promise.all([stopped(floorOnMariaDb), stopped(spreadOnMariaDb)]);
+    await Promise.all([stopped(floorOnMariaDb), stopped(yogaFloorOnMariaDb), stopped(spreadOnMariaDb)]);
     const signIn = await warmAndMeasure(
       'MariaDB: login',
       onMariaDb.message.url,
@@ -483,6 +531,7 @@ try {
     mariadbRuns['MariaDB: me { id email }'] = read;
     mariadbRuns['MariaDB: refresh'] = rotate;
     mariadbRuns['MariaDB: refresh (floor)'] = rotateFloor;
+    mariadbRuns['MariaDB: refresh (floor through Yoga)'] = rotateYogaFloor;
     mariadbRuns['MariaDB: me { id email } (spread)'] = readSpread;
     mariadbRuns['MariaDB: refresh (spread)'] = rotateSpread;
     mariadbRuns['MariaDB: login'] = signIn;
@@ -505,6 +554,7 @@ try {
         reference: { name: 'floor', result: rotateFloor },
         target: { text: '≥ 70% of floor', met: rotate.rps >= 0.7 * rotateFloor.rps },
       },
+      yogaShareRow(rotate, rotateYogaFloor),
       spreadRow(`me { id email }, ${count(SPREAD_ACCOUNTS)} active users`, readSpread, read),
       spreadRow(`refresh, ${count(SPREAD_ACCOUNTS)} sessions`, rotateSpread, rotate),
       {
@@ -514,6 +564,7 @@ try {
         target: { text: '≥ 95% of raw bcrypt', met: signIn.rps >= 0.95 * bcrypt.rps },
       },
       { operation: 'floor: refresh (MariaDB + jose)', result: rotateFloor },
+      { operation: 'the same, as a bare Yoga resolver', result: rotateYogaFloor, reference: floorOf(rotateFloor) },
     ];
   }
 
@@ -564,6 +615,7 @@ try {
       reference: { name: 'floor', result: refreshFloorResult },
       target: { text: '≥ 70% of floor', met: refresh.rps >= 0.7 * refreshFloorResult.rps },
     },
+    yogaShareRow(refresh, yogaRefreshFloorResult),
     spreadRow(`me { id email }, ${count(SPREAD_ACCOUNTS)} active users`, meReadSpread, meReadService),
     spreadRow(`refresh, ${count(SPREAD_ACCOUNTS)} sessions`, refreshSpread, refresh),
     { operation: 'client_credentials (POST /oauth/token, basic)', result: clientCredentials },
@@ -576,6 +628,11 @@ try {
     { operation: 'floor: me { id roles } (Yoga + jose)', result: meFloor },
     { operation: 'floor: me { id email }', result: meReadFloor },
     { operation: 'floor: refresh (SQLite + jose)', result: refreshFloorResult },
+    {
+      operation: 'the same, as a bare Yoga resolver',
+      result: yogaRefreshFloorResult,
+      reference: floorOf(refreshFloorResult),
+    },
     { operation: `raw bcrypt.compare (${BCRYPT_IN_FLIGHT} in flight)`, result: bcrypt },
   ]);
   printCpuSplit('', login, raw.cpuPerCompare);
@@ -583,6 +640,7 @@ try {
     ['floor me { id roles }', meFloor],
     ['floor me { id email }', meReadFloor],
     ['floor refresh', refreshFloorResult],
+    ['floor refresh through Yoga', yogaRefreshFloorResult],
     ['me { id roles }', meService],
     ['me { id email }', meReadService],
     ['refresh', refresh],
@@ -608,6 +666,7 @@ try {
     'me { id email } (service)': meReadService,
     refresh,
     'refresh (floor)': refreshFloorResult,
+    'refresh (floor through Yoga)': yogaRefreshFloorResult,
     'me { id email } (spread)': meReadSpread,
     'refresh (spread)': refreshSpread,
     login,
