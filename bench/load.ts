@@ -22,10 +22,41 @@ export interface LoadResult {
   readonly ok: number;
   /** Responses that were not 200 or carried `errors`, plus connection errors and timeouts. */
   readonly errors: number;
+  /** Response times (ms) of every response, good or not, at the median and the 99th percentile. */
   readonly p50: number;
   readonly p99: number;
   /** The first failed response, to say why. */
   readonly firstError?: string;
+  /** How long the load ran (s). */
+  readonly seconds: number;
+  /** Every response's time (ms), in arrival order: what `combine` takes the percentiles of. */
+  readonly latencies: readonly number[];
+}
+
+/** The value below which a share `q` (0 to 1) of the sorted `values` fall (0 when there are none). */
+const percentile = (sorted: readonly number[], q: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+
+/**
+ * One result from several runs of the same scenario (e.g. the slices of an alternating measurement): the counts and
+ * times added up, the rate over the total time, the percentiles over every response of every run.
+ */
+export function combine(results: readonly LoadResult[]): LoadResult {
+  const latencies = results.flatMap((result) => result.latencies);
+  const sorted = latencies.toSorted((a, b) => a - b);
+  const ok = results.reduce((sum, result) => sum + result.ok, 0);
+  const seconds = results.reduce((sum, result) => sum + result.seconds, 0);
+  const firstError = results.find((result) => result.firstError !== undefined)?.firstError;
+  return {
+    rps: seconds > 0 ? ok / seconds : 0,
+    ok,
+    errors: results.reduce((sum, result) => sum + result.errors, 0),
+    p50: percentile(sorted, 0.5),
+    p99: percentile(sorted, 0.99),
+    ...(firstError === undefined ? {} : { firstError }),
+    seconds,
+    latencies,
+  };
 }
 
 /** Runs `scenario` against `${url}${scenario.path ?? '/graphql'}` for `seconds` and summarises it. */
@@ -35,7 +66,8 @@ export async function measure(url: string, scenario: Scenario, seconds: number):
   let firstError: string | undefined;
   const { body, headers } = scenario;
   const perRequest = typeof body !== 'string' || typeof headers === 'function';
-  const result = await autocannon({
+  const latencies: number[] = [];
+  const options: autocannon.Options = {
     url: `${url}${scenario.path ?? '/graphql'}`,
     connections: scenario.connections,
     duration: seconds,
@@ -66,14 +98,21 @@ export async function measure(url: string, scenario: Scenario, seconds: number):
         },
       },
     ],
+  };
+  const result = await new Promise<autocannon.Result>((resolve, reject) => {
+    const instance = autocannon(options, (error, done) => (error ? reject(error) : resolve(done)));
+    instance.on('response', (_client, _status, _bytes, responseTime) => latencies.push(responseTime));
   });
+  const sorted = latencies.toSorted((a, b) => a - b);
   return {
     rps: ok / result.duration,
     ok,
     errors: failed + result.errors,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
+    p50: percentile(sorted, 0.5),
+    p99: percentile(sorted, 0.99),
     ...(firstError === undefined ? {} : { firstError }),
+    seconds: result.duration,
+    latencies,
   };
 }
 

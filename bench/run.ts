@@ -14,7 +14,7 @@ import { createDatabase, findBinary, startMariaDb } from '../tools/services.ts';
 import type { BcryptResult } from './bcrypt.ts';
 import { startChild } from './children.ts';
 import { meterOtherCpu, meterThreads } from './cpu.ts';
-import { gql, type LoadResult, measure, type Scenario } from './load.ts';
+import { combine, gql, type LoadResult, measure, type Scenario } from './load.ts';
 import { benchRealtime, printRealtime, type RealtimeResults, type Stoppable } from './realtime.ts';
 import type { SessionsRequest } from './refresh-floor.ts';
 import { measureResetAnswers, printResetAnswers } from './reset.ts';
@@ -37,8 +37,17 @@ const BCRYPT_COST = 10;
 const PASSWORD = 'correct horse battery';
 /** Above this share of the CPUs used by other processes during a row, its verdict is marked skewed. */
 const SKEWED_OTHER_CPU = 0.1;
-/** Each refresh run strands one token per connection (its response arrives after the run stops): two runs, plus spares. */
-const SESSIONS = 2 * CONNECTIONS + 50;
+/**
+ * A row and its floors are measured side by side in this many alternating slices of SECONDS / SLICES each, so that
+ * the machine's drift over a run (a noisy neighbour, CPU boost) falls on all of them alike: one after the other, two
+ * identical floors differed by up to 20% in one run.
+ */
+const SLICES = 4;
+/**
+ * Each refresh run strands one token per connection (its response arrives after the run stops): a warm-up and
+ * SLICES slices, plus spares.
+ */
+const SESSIONS = (SLICES + 1) * CONNECTIONS + 50;
 /** The spread rows: this many distinct accounts, each with its own session, on a second instance of the service. */
 const SPREAD_ACCOUNTS = 10_000;
 /**
@@ -97,6 +106,37 @@ async function warmAndMeasure(
       ? { cpuPerRequest: Object.fromEntries([...used].map(([group, ms]) => [group, ms / requests])) }
       : {}),
   };
+}
+
+/** One row of a side-by-side measurement: what it is called in the log, where it is served, and its load. */
+interface SideBySide {
+  readonly name: string;
+  readonly url: string;
+  readonly scenario: Scenario;
+}
+
+/**
+ * Measures `rows` side by side: each warmed up for `warmupSeconds` in turn, then SLICES rounds in which each runs
+ * SECONDS / SLICES s. Each row's result adds up its slices (rate over their total time, percentiles over all their
+ * responses); other CPU is metered over the whole block, for every row alike.
+ */
+async function measureSideBySide<const Rows extends readonly SideBySide[]>(
+  rows: Rows,
+  warmupSeconds = WARMUP_SECONDS,
+): Promise<{ [K in keyof Rows]: LoadResult & Measured }> {
+  log(
+    `${rows.map((row) => row.name).join(' | ')}: ${warmupSeconds} s warm-up each, then ${SECONDS} s each in ` +
+      `${SLICES} alternating slices with ${rows[0]?.scenario.connections} connections`,
+  );
+  for (const { url, scenario } of rows) await measure(url, scenario, warmupSeconds);
+  const otherCpu = meterOtherCpu(ownPids);
+  const slices = rows.map((): LoadResult[] => []);
+  for (let slice = 0; slice < SLICES; slice++) {
+    for (const [i, { url, scenario }] of rows.entries())
+      slices[i]?.push(await measure(url, scenario, SECONDS / SLICES));
+  }
+  const other = otherCpu();
+  return slices.map((runs) => ({ ...combine(runs), otherCpu: other })) as { [K in keyof Rows]: LoadResult & Measured };
 }
 
 /**
@@ -324,28 +364,34 @@ try {
     }
   }
 
-  const meFloor = await warmAndMeasure('me on the floor', floor.message.url, me);
-  const meService = await warmAndMeasure('me on the service', service.message.url, me);
-  const meReadFloor = await warmAndMeasure('me { id email } on the floor', floor.message.url, meRead);
-  const meReadService = await warmAndMeasure('me { id email } on the service', service.message.url, meRead);
-  const refresh = await warmAndMeasure(
-    'refresh',
-    service.message.url,
-    hotRefreshScenario(
-      accounts.map((a) => a.refreshToken),
-      CONNECTIONS,
-    ),
-  );
-  const refreshFloorResult = await warmAndMeasure(
-    'refresh on its floor',
-    refreshFloor.message.url,
-    hotRefreshScenario(floorTokens, CONNECTIONS),
-  );
-  const yogaRefreshFloorResult = await warmAndMeasure(
-    'refresh on its floor through bare Yoga',
-    yogaRefreshFloor.message.url,
-    hotRefreshScenario(yogaFloorTokens, CONNECTIONS),
-  );
+  const [meFloor, meService] = await measureSideBySide([
+    { name: 'me on the floor', url: floor.message.url, scenario: me },
+    { name: 'me on the service', url: service.message.url, scenario: me },
+  ]);
+  const [meReadFloor, meReadService] = await measureSideBySide([
+    { name: 'me { id email } on the floor', url: floor.message.url, scenario: meRead },
+    { name: 'me { id email } on the service', url: service.message.url, scenario: meRead },
+  ]);
+  const [refresh, refreshFloorResult, yogaRefreshFloorResult] = await measureSideBySide([
+    {
+      name: 'refresh',
+      url: service.message.url,
+      scenario: hotRefreshScenario(
+        accounts.map((a) => a.refreshToken),
+        CONNECTIONS,
+      ),
+    },
+    {
+      name: 'refresh on its floor',
+      url: refreshFloor.message.url,
+      scenario: hotRefreshScenario(floorTokens, CONNECTIONS),
+    },
+    {
+      name: 'refresh on its floor through bare Yoga',
+      url: yogaRefreshFloor.message.url,
+      scenario: hotRefreshScenario(yogaFloorTokens, CONNECTIONS),
+    },
+  ]);
   const meReadSpread = await warmAndMeasure(
     `me { id email } over ${SPREAD_ACCOUNTS} accounts`,
     spreadService.message.url,
@@ -413,8 +459,8 @@ try {
 
   /**
    * The whole table again with the service and the refresh floor on a throwaway mariadbd: the token path, `me { id
-   * email }`, refresh, login, and the spread rows on a second instance with its own database (the `me` floor and raw
-   * bcrypt have no database: their SQLite-run figures are the references).
+   * email }`, refresh, login, and the spread rows on a second instance with its own database (the `me` floor has no
+   * database and is measured again beside each `me` row; raw bcrypt's SQLite-run figure is login's reference).
    */
   async function benchMariaDb(): Promise<Row[]> {
     log('starting a throwaway mariadbd');
@@ -475,34 +521,43 @@ try {
     } satisfies SessionsRequest);
     const [head] = mariaAccounts as [Tokens];
     const headAuthorization = { authorization: `Bearer ${head.accessToken}` };
-    const token = await warmAndMeasure('MariaDB: me on the service', onMariaDb.message.url, {
-      connections: CONNECTIONS,
-      body: ME,
-      headers: headAuthorization,
-    });
-    const read = await warmAndMeasure('MariaDB: me { id email } on the service', onMariaDb.message.url, {
-      connections: CONNECTIONS,
-      body: ME_READ,
-      headers: headAuthorization,
-    });
-    const rotate = await warmAndMeasure(
-      'MariaDB: refresh',
-      onMariaDb.message.url,
-      hotRefreshScenario(
-        mariaAccounts.map((a) => a.refreshToken),
-        CONNECTIONS,
-      ),
-    );
-    const rotateFloor = await warmAndMeasure(
-      'MariaDB: refresh on its floor',
-      floorOnMariaDb.message.url,
-      hotRefreshScenario(mariaFloorTokens, CONNECTIONS),
-    );
-    const rotateYogaFloor = await warmAndMeasure(
-      'MariaDB: refresh on its floor through bare Yoga',
-      yogaFloorOnMariaDb.message.url,
-      hotRefreshScenario(mariaYogaFloorTokens, CONNECTIONS),
-    );
+    // The `me` floor has no database: it is measured again here, beside the service on MariaDB.
+    const [tokenFloor, token] = await measureSideBySide([
+      { name: 'MariaDB: me on the floor', url: floor.message.url, scenario: me },
+      {
+        name: 'MariaDB: me on the service',
+        url: onMariaDb.message.url,
+        scenario: { connections: CONNECTIONS, body: ME, headers: headAuthorization },
+      },
+    ]);
+    const [readFloor, read] = await measureSideBySide([
+      { name: 'MariaDB: me { id email } on the floor', url: floor.message.url, scenario: meRead },
+      {
+        name: 'MariaDB: me { id email } on the service',
+        url: onMariaDb.message.url,
+        scenario: { connections: CONNECTIONS, body: ME_READ, headers: headAuthorization },
+      },
+    ]);
+    const [rotate, rotateFloor, rotateYogaFloor] = await measureSideBySide([
+      {
+        name: 'MariaDB: refresh',
+        url: onMariaDb.message.url,
+        scenario: hotRefreshScenario(
+          mariaAccounts.map((a) => a.refreshToken),
+          CONNECTIONS,
+        ),
+      },
+      {
+        name: 'MariaDB: refresh on its floor',
+        url: floorOnMariaDb.message.url,
+        scenario: hotRefreshScenario(mariaFloorTokens, CONNECTIONS),
+      },
+      {
+        name: 'MariaDB: refresh on its floor through bare Yoga',
+        url: yogaFloorOnMariaDb.message.url,
+        scenario: hotRefreshScenario(mariaYogaFloorTokens, CONNECTIONS),
+      },
+    ]);
     const readSpread = await warmAndMeasure(
       `MariaDB: me { id email } over ${SPREAD_ACCOUNTS} accounts`,
       spreadOnMariaDb.message.url,
@@ -539,14 +594,14 @@ try {
       {
         operation: 'me { id roles } (token path)',
         result: token,
-        reference: { name: 'floor', result: meFloor },
-        target: { text: '≥ 100% of floor', met: token.rps >= meFloor.rps },
+        reference: { name: 'floor', result: tokenFloor },
+        target: { text: '≥ 100% of floor', met: token.rps >= tokenFloor.rps },
       },
       {
         operation: 'me { id email } (one row read)',
         result: read,
-        reference: { name: 'floor', result: meReadFloor },
-        target: { text: '≥ 90% of floor', met: read.rps >= 0.9 * meReadFloor.rps },
+        reference: { name: 'floor', result: readFloor },
+        target: { text: '≥ 90% of floor', met: read.rps >= 0.9 * readFloor.rps },
       },
       {
         operation: 'refresh (one hot session set)',
@@ -593,7 +648,8 @@ try {
   console.log(`Node ${process.version}, ${availableParallelism()} CPUs (${cpu}), UV_THREADPOOL_SIZE=${pool}`);
   console.log(
     `${SECONDS} s per row after ${WARMUP_SECONDS} s warm-up, ${CONNECTIONS} connections (login: ${BCRYPT_IN_FLIGHT}), ` +
-      `SQLite, bcrypt cost ${BCRYPT_COST} (the spread rows: a second instance, bcrypt cost ${SPREAD_BCRYPT_COST}; ` +
+      `each row with a floor measured beside it in ${SLICES} alternating slices (the spread rows and login after ` +
+      `it), SQLite, bcrypt cost ${BCRYPT_COST} (the spread rows: a second instance, bcrypt cost ${SPREAD_BCRYPT_COST}; ` +
       `the \`me\` one after ${SPREAD_WARMUP_SECONDS} s of warm-up, about one request per account)\n`,
   );
   printTable([
@@ -648,8 +704,8 @@ try {
   printResetAnswers('', resetAnswers);
   if (mariadbRows) {
     console.log(
-      '\nThe same rows on a throwaway mariadbd (the service, its spread instance and the refresh floor on MariaDB; the me ' +
-        'floor and raw bcrypt have no database, their figures above are the references):\n',
+      '\nThe same rows on a throwaway mariadbd (the service, its spread instance and the refresh floors on MariaDB; the ' +
+        'me floor, which has no database, measured again beside each me row; raw bcrypt as above):\n',
     );
     printTable(mariadbRows);
     printCpuSplit('MariaDB: ', mariadbRuns['MariaDB: login'] as Measured, raw.cpuPerCompare);
