@@ -68,6 +68,15 @@ function threadsMs(pid: number): Map<string, number> {
 }
 
 /**
+ * Starts metering a whole process (every thread; e.g. a database server); the returned function gives the CPU time
+ * (ms) it used since the start, at tick resolution (10 ms), or 0 off Linux.
+ */
+export function meterProcess(pid: number): () => number {
+  const start = processMs(pid);
+  return () => processMs(pid) - start;
+}
+
+/**
  * Starts metering `pid`'s threads; the returned function gives the CPU time (ms) each group of threads (`main`,
  * `libuv pool`, `V8 workers`, `other`) used since the start. Tick resolution (10 ms): meter seconds, not requests.
  */

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { createDatabase, findBinary, startMariaDb } from '../tools/services.ts';
 import type { BcryptResult } from './bcrypt.ts';
 import { startChild } from './children.ts';
-import { meterOtherCpu, meterThreads } from './cpu.ts';
+import { meterOtherCpu, meterProcess, meterThreads } from './cpu.ts';
 import { combine, gql, type LoadResult, measure, type Scenario } from './load.ts';
 import { benchRealtime, printRealtime, type RealtimeResults, type Stoppable } from './realtime.ts';
 import type { SessionsRequest } from './refresh-floor.ts';
@@ -83,6 +83,8 @@ interface Measured extends Pick<LoadResult, 'rps' | 'p50' | 'p99'> {
   readonly otherCpu: number | undefined;
   /** With `threadsOf`: the CPU time (ms) per request each group of that process's threads used. */
   readonly cpuPerRequest?: Record<string, number>;
+  /** With `alsoOf`: the CPU time (ms) per request that process (a database server) used, all threads together. */
+  readonly alsoCpuPerRequest?: { readonly name: string; readonly ms: number };
 }
 
 async function warmAndMeasure(
@@ -91,19 +93,25 @@ async function warmAndMeasure(
   scenario: Scenario,
   warmupSeconds = WARMUP_SECONDS,
   threadsOf?: number,
+  alsoOf?: { readonly name: string; readonly pid: number },
 ): Promise<LoadResult & Measured> {
   log(`${name}: ${warmupSeconds} s warm-up, then ${SECONDS} s with ${scenario.connections} connections`);
   await measure(url, scenario, warmupSeconds);
   const otherCpu = meterOtherCpu(ownPids);
   const threads = threadsOf === undefined ? undefined : meterThreads(threadsOf);
+  const also = alsoOf && meterProcess(alsoOf.pid);
   const result = await measure(url, scenario, SECONDS);
   const used = threads?.();
+  const alsoUsed = also?.();
   const requests = result.rps * SECONDS;
   return {
     ...result,
     otherCpu: otherCpu(),
     ...(used && requests > 0
       ? { cpuPerRequest: Object.fromEntries([...used].map(([group, ms]) => [group, ms / requests])) }
+      : {}),
+    ...(alsoOf && alsoUsed !== undefined && requests > 0
+      ? { alsoCpuPerRequest: { name: alsoOf.name, ms: alsoUsed / requests } }
       : {}),
   };
 }
@@ -152,9 +160,11 @@ function printCpuSplit(label: string, login: Measured, raw: Record<string, numbe
       .join(', ');
   if (!login.cpuPerRequest) return;
   const total = (cpu: Record<string, number>) => Object.values(cpu).reduce((sum, ms) => sum + ms, 0);
+  const also = login.alsoCpuPerRequest;
   console.log(
     `${label}CPU ms per login in the service: ${split(login.cpuPerRequest)} (${total(login.cpuPerRequest).toFixed(1)} ` +
-      `in all); raw bcrypt per compare: ${split(raw)} (${total(raw).toFixed(1)} in all).`,
+      `in all)${also ? `, and ${also.ms.toFixed(1)} in ${also.name}, on the same CPUs` : ''}; raw bcrypt per ` +
+      `compare: ${split(raw)} (${total(raw).toFixed(1)} in all).`,
   );
 }
 
@@ -579,6 +589,7 @@ try {
       { connections: BCRYPT_IN_FLIGHT, body: loginBody },
       WARMUP_SECONDS,
       onMariaDb.pid,
+      { name: 'mariadbd', pid: mariadb.pid },
     );
     await stopped(onMariaDb);
     await stopped(mariadb);
