@@ -92,12 +92,15 @@ export interface SessionSettings {
 const revocationTime = (clock: Clock): Date => new Date(clock.now());
 
 /**
- * The locked rows of a revocation still active at its stamp `at`: its locking read can only leave out the sessions
- * expired before the read (API.md: an expired session is neither revoked, counted nor announced), so those that
- * expired while it waited on their locks are dropped here.
+/** Whether a session has ended at `at` (ms since the epoch): its refresh token's expiry has come. */
+const hasEnded = (row: { readonly expiresAt: Date }, at: number): boolean => row.expiresAt.getTime() <= at;
+
+/**
+ * The locked rows of a revocation still active at its stamp `at`, taken once the rows are locked: its locking read
+ * names no time (API.md: an expired session is neither revoked, counted nor announced).
  */
 const activeAt = <T extends { readonly expiresAt: Date }>(rows: readonly T[], at: Date): T[] =>
-  rows.filter((row) => row.expiresAt.getTime() > at.getTime());
+  rows.filter((row) => !hasEnded(row, at.getTime()));
 
 export const rolesOf = (user: Pick<UserRow, 'roles'>): Role[] => user.roles.split(',') as Role[];
 
@@ -271,7 +274,7 @@ export class Sessions {
 
     if (parts.generation === current && sameHash(row.refreshTokenHash, hashSecret(parts.secret))) {
       if (row.revokedAt) throw unauthenticated('SESSION_REVOKED');
-      if (row.expiresAt.getTime() <= now) throw unauthenticated('REFRESH_TOKEN_EXPIRED');
+      if (hasEnded(row, now)) throw unauthenticated('REFRESH_TOKEN_EXPIRED');
       const { refreshToken, changes } = rotate(row, now, this.#settings.refreshTokenTtlMs, tagKey);
       const written = await rotateRefreshToken(this.#statements, {
         sessionId: row.id,
@@ -436,7 +439,7 @@ export class Sessions {
    */
   rotateInPlace(row: SessionRow): { row: SessionRow; refreshToken: string } {
     const now = this.#clock.now();
-    if (row.expiresAt.getTime() <= now) throw unauthenticated('TOKEN_EXPIRED');
+    if (hasEnded(row, now)) throw unauthenticated('TOKEN_EXPIRED');
     const { refreshToken, changes } = rotate(row, now, this.#settings.refreshTokenTtlMs);
     Object.assign(row, changes);
     return { row, refreshToken };
