@@ -42,15 +42,23 @@ const percentile = (sorted: readonly number[], q: number) =>
  * times added up, the rate over the total time, the percentiles over every response of every run.
  */
 export function combine(results: readonly LoadResult[]): LoadResult {
-  const latencies = results.flatMap((result) => result.latencies);
+  return summarise({
+    ok: results.reduce((sum, result) => sum + result.ok, 0),
+    errors: results.reduce((sum, result) => sum + result.errors, 0),
+    seconds: results.reduce((sum, result) => sum + result.seconds, 0),
+    latencies: results.flatMap((result) => result.latencies),
+    firstError: results.find((result) => result.firstError !== undefined)?.firstError,
+  });
+}
+
+/** A result from its counts, time and response times: the rate over the time, the percentiles over the times. */
+function summarise(counted: Pick<LoadResult, 'ok' | 'errors' | 'seconds' | 'latencies' | 'firstError'>): LoadResult {
+  const { ok, errors, seconds, latencies, firstError } = counted;
   const sorted = latencies.toSorted((a, b) => a - b);
-  const ok = results.reduce((sum, result) => sum + result.ok, 0);
-  const seconds = results.reduce((sum, result) => sum + result.seconds, 0);
-  const firstError = results.find((result) => result.firstError !== undefined)?.firstError;
   return {
     rps: seconds > 0 ? ok / seconds : 0,
     ok,
-    errors: results.reduce((sum, result) => sum + result.errors, 0),
+    errors,
     p50: percentile(sorted, 0.5),
     p99: percentile(sorted, 0.99),
     ...(firstError === undefined ? {} : { firstError }),
@@ -103,17 +111,7 @@ export async function measure(url: string, scenario: Scenario, seconds: number):
     const instance = autocannon(options, (error, done) => (error ? reject(error) : resolve(done)));
     instance.on('response', (_client, _status, _bytes, responseTime) => latencies.push(responseTime));
   });
-  const sorted = latencies.toSorted((a, b) => a - b);
-  return {
-    rps: ok / result.duration,
-    ok,
-    errors: failed + result.errors,
-    p50: percentile(sorted, 0.5),
-    p99: percentile(sorted, 0.99),
-    ...(firstError === undefined ? {} : { firstError }),
-    seconds: result.duration,
-    latencies,
-  };
+  return summarise({ ok, errors: failed + result.errors, seconds: result.duration, latencies, firstError });
 }
 
 /** One GraphQL request with fetch; throws on HTTP or GraphQL errors. */

@@ -147,6 +147,26 @@ async function measureSideBySide<const Rows extends readonly SideBySide[]>(
   return slices.map((runs) => ({ ...combine(runs), otherCpu: other })) as { [K in keyof Rows]: LoadResult & Measured };
 }
 
+/** Where refresh is served, and the refresh tokens it hands out there (one pool, spent and refilled as it runs). */
+interface RefreshTarget {
+  readonly url: string;
+  readonly tokens: string[];
+}
+
+/** Refresh on the service, its floor and the floor through bare Yoga, side by side; `label` prefixes the log. */
+function measureRefreshes(label: string, service: RefreshTarget, floor: RefreshTarget, yogaFloor: RefreshTarget) {
+  const row = (name: string, { url, tokens }: RefreshTarget) => ({
+    name: `${label}${name}`,
+    url,
+    scenario: hotRefreshScenario(tokens, CONNECTIONS),
+  });
+  return measureSideBySide([
+    row('refresh', service),
+    row('refresh on its floor', floor),
+    row('refresh on its floor through bare Yoga', yogaFloor),
+  ]);
+}
+
 /**
  * Where a sign-in's CPU went, beside raw bcrypt's per compare: login can reach raw bcrypt's rate only as far as the
  * service's other threads leave bcrypt's pool the CPUs.
@@ -215,9 +235,6 @@ function yogaShareRow(result: Measured, yogaFloor: Measured): Row {
     reference: { name: 'Yoga floor', result: yogaFloor },
   };
 }
-
-/** A floor row read against the bare floor it adds one layer to. */
-const floorOf = (result: Measured): Row['reference'] => ({ name: 'floor', result });
 
 function printTable(rows: Row[]): void {
   const header = ['operation', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'other CPU', 'reference', 'ratio', 'target'];
@@ -382,26 +399,12 @@ try {
     { name: 'me { id email } on the floor', url: floor.message.url, scenario: meRead },
     { name: 'me { id email } on the service', url: service.message.url, scenario: meRead },
   ]);
-  const [refresh, refreshFloorResult, yogaRefreshFloorResult] = await measureSideBySide([
-    {
-      name: 'refresh',
-      url: service.message.url,
-      scenario: hotRefreshScenario(
-        accounts.map((a) => a.refreshToken),
-        CONNECTIONS,
-      ),
-    },
-    {
-      name: 'refresh on its floor',
-      url: refreshFloor.message.url,
-      scenario: hotRefreshScenario(floorTokens, CONNECTIONS),
-    },
-    {
-      name: 'refresh on its floor through bare Yoga',
-      url: yogaRefreshFloor.message.url,
-      scenario: hotRefreshScenario(yogaFloorTokens, CONNECTIONS),
-    },
-  ]);
+  const [refresh, refreshFloorResult, yogaRefreshFloorResult] = await measureRefreshes(
+    '',
+    { url: service.message.url, tokens: accounts.map((a) => a.refreshToken) },
+    { url: refreshFloor.message.url, tokens: floorTokens },
+    { url: yogaRefreshFloor.message.url, tokens: yogaFloorTokens },
+  );
   const meReadSpread = await warmAndMeasure(
     `me { id email } over ${SPREAD_ACCOUNTS} accounts`,
     spreadService.message.url,
@@ -548,26 +551,12 @@ try {
         scenario: { connections: CONNECTIONS, body: ME_READ, headers: headAuthorization },
       },
     ]);
-    const [rotate, rotateFloor, rotateYogaFloor] = await measureSideBySide([
-      {
-        name: 'MariaDB: refresh',
-        url: onMariaDb.message.url,
-        scenario: hotRefreshScenario(
-          mariaAccounts.map((a) => a.refreshToken),
-          CONNECTIONS,
-        ),
-      },
-      {
-        name: 'MariaDB: refresh on its floor',
-        url: floorOnMariaDb.message.url,
-        scenario: hotRefreshScenario(mariaFloorTokens, CONNECTIONS),
-      },
-      {
-        name: 'MariaDB: refresh on its floor through bare Yoga',
-        url: yogaFloorOnMariaDb.message.url,
-        scenario: hotRefreshScenario(mariaYogaFloorTokens, CONNECTIONS),
-      },
-    ]);
+    const [rotate, rotateFloor, rotateYogaFloor] = await measureRefreshes(
+      'MariaDB: ',
+      { url: onMariaDb.message.url, tokens: mariaAccounts.map((a) => a.refreshToken) },
+      { url: floorOnMariaDb.message.url, tokens: mariaFloorTokens },
+      { url: yogaFloorOnMariaDb.message.url, tokens: mariaYogaFloorTokens },
+    );
     const readSpread = await warmAndMeasure(
       `MariaDB: me { id email } over ${SPREAD_ACCOUNTS} accounts`,
       spreadOnMariaDb.message.url,
@@ -630,7 +619,11 @@ try {
         target: { text: '≥ 95% of raw bcrypt', met: signIn.rps >= 0.95 * bcrypt.rps },
       },
       { operation: 'floor: refresh (MariaDB + jose)', result: rotateFloor },
-      { operation: 'the same, as a bare Yoga resolver', result: rotateYogaFloor, reference: floorOf(rotateFloor) },
+      {
+        operation: 'the same, as a bare Yoga resolver',
+        result: rotateYogaFloor,
+        reference: { name: 'floor', result: rotateFloor },
+      },
     ];
   }
 
@@ -698,7 +691,7 @@ try {
     {
       operation: 'the same, as a bare Yoga resolver',
       result: yogaRefreshFloorResult,
-      reference: floorOf(refreshFloorResult),
+      reference: { name: 'floor', result: refreshFloorResult },
     },
     { operation: `raw bcrypt.compare (${BCRYPT_IN_FLIGHT} in flight)`, result: bcrypt },
   ]);
