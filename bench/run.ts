@@ -1,5 +1,6 @@
 // npm run bench: loads the service, a bare Yoga + jose floor, a bare SQLite + jose refresh floor and raw bcrypt in
-// one run, plus `me` and `refresh` spread over 10,000 accounts, and prints one table, with requestPasswordReset's
+// one run, plus `me` and `refresh` spread over 10,000 accounts (and node:http answering a fixed body, for the
+// machine's own latency tail), and prints one table, with requestPasswordReset's
 // answer time for addresses with and without an account under it; the same rows on a throwaway mariadbd (the
 // service, its spread instance and the refresh floor on MariaDB; BENCH_MARIADB=0 skips them) in a second table;
 // then revocation latency over graphql-ws (same instance and across two sharing Redis) and memory per idle
@@ -190,11 +191,13 @@ function printCpuSplit(label: string, login: Measured, raw: Record<string, numbe
 
 /**
  * The tail of the rows at one user or session, floors included, as p99 ÷ p50: the spread bar (a spread row's p99
- * within SPREAD_P99_OVER_P50 × its single-user row's p50) read against what a bare server shows at this load.
+ * within SPREAD_P99_OVER_P50 × its single-user row's p50) read against what a bare server shows at this load, and
+ * against what the machine shows: node:http answering a fixed body (bench/fixed-answer.ts).
  */
 function printTails(rows: [string, Measured][]): void {
   console.log(
-    `p99 ÷ p50 at one user or session (the spread bar allows ${SPREAD_P99_OVER_P50} against the single-user p50): ` +
+    `p99 ÷ p50 at one user or session, the machine's own first (the spread bar allows ${SPREAD_P99_OVER_P50} against ` +
+      'the single-user p50): ' +
       `${rows.map(([name, result]) => `${name} ${(result.p99 / result.p50).toFixed(1)}`).join(', ')}.`,
   );
 }
@@ -351,12 +354,13 @@ try {
   const profileDir = process.env.BENCH_CPU_PROF;
   const execArgv = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
   log('starting the service, a second one for the spread rows, and the floors');
-  const [service, floor, refreshFloor, yogaRefreshFloor, spreadService] = await Promise.all([
+  const [service, floor, refreshFloor, yogaRefreshFloor, spreadService, fixedAnswer] = await Promise.all([
     started(startChild<{ url: string }>(join(import.meta.dirname, 'service.ts'), serviceEnv, { execArgv })),
     started(startChild<{ url: string }>(join(import.meta.dirname, 'floor.ts'), floorEnv)),
     started(startChild<{ url: string }>(join(import.meta.dirname, 'refresh-floor.ts'), refreshFloorEnv)),
     started(startChild<{ url: string }>(join(import.meta.dirname, 'refresh-floor.ts'), yogaRefreshFloorEnv)),
     started(startChild<{ url: string }>(join(import.meta.dirname, 'service.ts'), spreadEnv)),
+    started(startChild<{ url: string }>(join(import.meta.dirname, 'fixed-answer.ts'), common)),
   ]);
 
   log(`registering ${SESSIONS} accounts (bcrypt cost ${BCRYPT_COST})`);
@@ -425,7 +429,9 @@ try {
     RESET_SAMPLES,
     (i) => `spread-${i}@example.com`,
   );
-  await Promise.all([stopped(refreshFloor), stopped(yogaRefreshFloor), stopped(spreadService)]);
+  // Measured as the spread rows are (one run after its warm-up): the tail no server goes below at this load.
+  const fixed = await warmAndMeasure('a fixed answer from node:http', fixedAnswer.message.url, meRead);
+  await Promise.all([stopped(refreshFloor), stopped(yogaRefreshFloor), stopped(spreadService), stopped(fixedAnswer)]);
 
   log(`raw bcrypt.compare: ${SECONDS} s with ${BCRYPT_IN_FLIGHT} in flight`);
   const bcryptEnv = {
@@ -697,6 +703,7 @@ try {
   ]);
   printCpuSplit('', login, raw.cpuPerCompare);
   printTails([
+    ['node:http with a fixed answer', fixed],
     ['floor me { id roles }', meFloor],
     ['floor me { id email }', meReadFloor],
     ['floor refresh', refreshFloorResult],
