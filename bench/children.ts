@@ -1,5 +1,6 @@
 // Child processes of the bench: started by the parent, each prints one JSON line; servers run until told to stop.
 import { type ChildProcess, spawn } from 'node:child_process';
+import type { Server } from 'node:http';
 import { createInterface } from 'node:readline';
 
 export interface Child<T> {
@@ -101,4 +102,18 @@ export function serveUntilStopped(url: string, close: () => Promise<void>): void
     );
   };
   for (const event of ['SIGTERM', 'SIGINT', 'disconnect'] as const) process.once(event, stop);
+}
+
+/**
+ * In a server child: listens with `server` on a free port of 127.0.0.1, then serves it as serveUntilStopped does,
+ * closing its connections and itself (then `alsoClose`, e.g. a database) when told to stop.
+ */
+export async function listenUntilStopped(server: Server, alsoClose?: () => Promise<void>): Promise<void> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  serveUntilStopped(`http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`, async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    await alsoClose?.();
+  });
 }

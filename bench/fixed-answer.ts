@@ -2,7 +2,7 @@
 // token, no database: what is left of a row's latency tail (p99 ÷ p50) under the bench's load is the machine's
 // (the load generator on the same CPUs, the scheduler), which no server can go below.
 import { createServer } from 'node:http';
-import { serveUntilStopped } from './children.ts';
+import { listenUntilStopped } from './children.ts';
 
 const ANSWER = JSON.stringify({ data: { me: { id: 'fixed', email: 'fixed@example.com' } } });
 
@@ -13,9 +13,4 @@ const server = createServer((request, response) => {
     response.end(ANSWER);
   });
 });
-await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-const address = server.address();
-serveUntilStopped(`http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`, async () => {
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
-});
+await listenUntilStopped(server);

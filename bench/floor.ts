@@ -2,7 +2,7 @@
 import { createServer } from 'node:http';
 import { createSchema, createYoga } from 'graphql-yoga';
 import { importSPKI, type JWTPayload, jwtVerify } from 'jose';
-import { serveUntilStopped } from './children.ts';
+import { listenUntilStopped } from './children.ts';
 
 function env(name: string): string {
   const value = process.env[name];
@@ -38,9 +38,4 @@ const yoga = createYoga<object, { claims: JWTPayload | null }>({
 });
 
 const server = createServer(yoga);
-await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-const address = server.address();
-serveUntilStopped(`http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`, async () => {
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
-});
+await listenUntilStopped(server);

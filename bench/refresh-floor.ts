@@ -10,7 +10,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { GraphQLError } from 'graphql';
 import { createSchema, createYoga } from 'graphql-yoga';
 import { importPKCS8, SignJWT } from 'jose';
-import { serveUntilStopped } from './children.ts';
+import { listenUntilStopped } from './children.ts';
 
 /** The question the parent asks over IPC; the answer is that many fresh refresh tokens, one session each. */
 export interface SessionsRequest {
@@ -344,10 +344,4 @@ process.on('message', (message: Partial<SessionsRequest>) => {
 });
 
 const server = createServer(process.env.FLOOR_YOGA === '1' ? yogaHandler() : handle);
-await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-const address = server.address();
-serveUntilStopped(`http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`, async () => {
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
-  await store.close();
-});
+await listenUntilStopped(server, () => store.close());

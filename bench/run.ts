@@ -1,8 +1,8 @@
-// npm run bench: loads the service, a bare Yoga + jose floor, a bare SQLite + jose refresh floor and raw bcrypt in
-// one run, plus `me` and `refresh` spread over 10,000 accounts (and node:http answering a fixed body, for the
-// machine's own latency tail), and prints one table, with requestPasswordReset's
+// npm run bench: loads the service, a bare Yoga + jose floor, a bare SQLite + jose refresh floor (and its rotation
+// as a bare Yoga resolver), node:http answering a fixed body (the machine's own latency tail) and raw bcrypt in one
+// run, plus `me` and `refresh` spread over 10,000 accounts, and prints one table, with requestPasswordReset's
 // answer time for addresses with and without an account under it; the same rows on a throwaway mariadbd (the
-// service, its spread instance and the refresh floor on MariaDB; BENCH_MARIADB=0 skips them) in a second table;
+// service, its spread instance and the refresh floors on MariaDB; BENCH_MARIADB=0 skips them) in a second table;
 // then revocation latency over graphql-ws (same instance and across two sharing Redis) and memory per idle
 // subscription; then the verifier package's rows (bench/revocation.ts): revocation → refusal and verify()
 // throughput against jose.
